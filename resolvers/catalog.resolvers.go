@@ -7,114 +7,193 @@ package resolvers
 
 import (
 	"context"
-	"fmt"
+	"errors"
 
 	"github.com/homegoods/storefront/graph"
 	"github.com/homegoods/storefront/graph/model"
 )
 
 func (r *brandResolver) ID(ctx context.Context, obj *model.Brand) (string, error) {
-	panic(fmt.Errorf("not implemented: ID - id"))
+	return globalID(typeBrand, obj.ID), nil
 }
 
 func (r *categoryResolver) ID(ctx context.Context, obj *model.Category) (string, error) {
-	panic(fmt.Errorf("not implemented: ID - id"))
+	return globalID(typeCategory, obj.ID), nil
 }
 
 func (r *categoryResolver) Parent(ctx context.Context, obj *model.Category) (*model.Category, error) {
-	panic(fmt.Errorf("not implemented: Parent - parent"))
+	if obj.ParentID == nil {
+		return nil, nil
+	}
+	return loaders(ctx).Category.Load(ctx, *obj.ParentID)()
 }
 
 func (r *categoryResolver) Children(ctx context.Context, obj *model.Category) ([]*model.Category, error) {
-	panic(fmt.Errorf("not implemented: Children - children"))
+	return loaders(ctx).Children.Load(ctx, obj.ID)()
 }
 
 func (r *categoryResolver) Ancestors(ctx context.Context, obj *model.Category) ([]*model.Category, error) {
-	panic(fmt.Errorf("not implemented: Ancestors - ancestors"))
+	ancestors, errs := loaders(ctx).Category.LoadMany(ctx, obj.Path[:len(obj.Path)-1])()
+	return ancestors, errors.Join(errs...)
 }
 
 func (r *categoryResolver) ProductCount(ctx context.Context, obj *model.Category) (int, error) {
-	panic(fmt.Errorf("not implemented: ProductCount - productCount"))
+	return loaders(ctx).ProductCount.Load(ctx, obj.ID)()
 }
 
 func (r *mutationResolver) CreateProduct(ctx context.Context, input model.CreateProductInput) (*model.Product, error) {
-	panic(fmt.Errorf("not implemented: CreateProduct - createProduct"))
+	var err error
+	if input.CategoryID, err = decodeID("input.categoryId", typeCategory, input.CategoryID); err != nil {
+		return nil, err
+	}
+	if input.BrandID, err = decodeOptionalID("input.brandId", typeBrand, input.BrandID); err != nil {
+		return nil, err
+	}
+	input.Normalize()
+	if err := input.Validate(); err != nil {
+		return nil, err
+	}
+	return r.Catalog.CreateProduct(ctx, input)
 }
 
 func (r *mutationResolver) UpdateProduct(ctx context.Context, id string, input model.UpdateProductInput) (*model.Product, error) {
-	panic(fmt.Errorf("not implemented: UpdateProduct - updateProduct"))
+	productID, err := decodeID("id", typeProduct, id)
+	if err != nil {
+		return nil, err
+	}
+	if input.CategoryID, err = decodeOptionalID("input.categoryId", typeCategory, input.CategoryID); err != nil {
+		return nil, err
+	}
+	if input.BrandID, err = decodeOptionalID("input.brandId", typeBrand, input.BrandID); err != nil {
+		return nil, err
+	}
+	if err := input.Validate(); err != nil {
+		return nil, err
+	}
+	return r.Catalog.UpdateProduct(ctx, productID, input)
 }
 
 func (r *mutationResolver) ArchiveProduct(ctx context.Context, id string) (*model.Product, error) {
-	panic(fmt.Errorf("not implemented: ArchiveProduct - archiveProduct"))
+	productID, err := decodeID("id", typeProduct, id)
+	if err != nil {
+		return nil, err
+	}
+	return r.Catalog.ArchiveProduct(ctx, productID)
 }
 
 func (r *mutationResolver) CreateCategory(ctx context.Context, input model.CreateCategoryInput) (*model.Category, error) {
-	panic(fmt.Errorf("not implemented: CreateCategory - createCategory"))
+	var err error
+	if input.ParentID, err = decodeOptionalID("input.parentId", typeCategory, input.ParentID); err != nil {
+		return nil, err
+	}
+	input.Normalize()
+	if err := input.Validate(); err != nil {
+		return nil, err
+	}
+	return r.Catalog.CreateCategory(ctx, input)
 }
 
 func (r *mutationResolver) UpdateCategory(ctx context.Context, id string, input model.UpdateCategoryInput) (*model.Category, error) {
-	panic(fmt.Errorf("not implemented: UpdateCategory - updateCategory"))
+	categoryID, err := decodeID("id", typeCategory, id)
+	if err != nil {
+		return nil, err
+	}
+	if input.ParentID, err = decodeOptionalID("input.parentId", typeCategory, input.ParentID); err != nil {
+		return nil, err
+	}
+	if err := input.Validate(); err != nil {
+		return nil, err
+	}
+	return r.Catalog.UpdateCategory(ctx, categoryID, input)
 }
 
 func (r *mutationResolver) CreateBrand(ctx context.Context, input model.BrandInput) (*model.Brand, error) {
-	panic(fmt.Errorf("not implemented: CreateBrand - createBrand"))
+	input.Normalize()
+	if err := input.Validate(); err != nil {
+		return nil, err
+	}
+	return r.Catalog.CreateBrand(ctx, input)
 }
 
 func (r *mutationResolver) UpdateBrand(ctx context.Context, id string, input model.UpdateBrandInput) (*model.Brand, error) {
-	panic(fmt.Errorf("not implemented: UpdateBrand - updateBrand"))
+	brandID, err := decodeID("id", typeBrand, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := input.Validate(); err != nil {
+		return nil, err
+	}
+	return r.Catalog.UpdateBrand(ctx, brandID, input)
 }
 
 func (r *productResolver) ID(ctx context.Context, obj *model.Product) (string, error) {
-	panic(fmt.Errorf("not implemented: ID - id"))
+	return globalID(typeProduct, obj.ID), nil
 }
 
 func (r *productResolver) Category(ctx context.Context, obj *model.Product) (*model.Category, error) {
-	panic(fmt.Errorf("not implemented: Category - category"))
+	return loaders(ctx).Category.Load(ctx, obj.CategoryID)()
 }
 
 func (r *productResolver) Brand(ctx context.Context, obj *model.Product) (*model.Brand, error) {
-	panic(fmt.Errorf("not implemented: Brand - brand"))
+	if obj.BrandID == nil {
+		return nil, nil
+	}
+	return loaders(ctx).Brand.Load(ctx, *obj.BrandID)()
 }
 
 func (r *productResolver) Availability(ctx context.Context, obj *model.Product) (*model.Availability, error) {
-	panic(fmt.Errorf("not implemented: Availability - availability"))
+	return loaders(ctx).Availability.Load(ctx, obj.ID)()
 }
 
 func (r *productResolver) Inventory(ctx context.Context, obj *model.Product) ([]*model.InventoryLevel, error) {
-	panic(fmt.Errorf("not implemented: Inventory - inventory"))
+	return loaders(ctx).Inventory.Load(ctx, obj.ID)()
 }
 
 func (r *productConnectionResolver) TotalCount(ctx context.Context, obj *model.ProductConnection) (int, error) {
-	panic(fmt.Errorf("not implemented: TotalCount - totalCount"))
+	return r.Catalog.CountProducts(ctx, obj.Filter)
 }
 
 func (r *queryResolver) Product(ctx context.Context, id *string, sku *string, slug *string) (*model.Product, error) {
-	panic(fmt.Errorf("not implemented: Product - product"))
+	p, err := r.findProduct(ctx, id, sku, slug)
+	if err != nil {
+		return nil, err
+	}
+	if !visible(ctx, p) {
+		return nil, model.NotFound("product")
+	}
+	return p, nil
 }
 
 func (r *queryResolver) Products(ctx context.Context, first *int, after *string, last *int, before *string, filter *model.ProductFilter, sort *model.ProductSort) (*model.ProductConnection, error) {
-	panic(fmt.Errorf("not implemented: Products - products"))
+	page, err := pageArgs(first, after, last, before)
+	if err != nil {
+		return nil, err
+	}
+	f, err := storeFilter(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	return r.Catalog.ListProducts(ctx, f, *sort, page)
 }
 
 func (r *queryResolver) Categories(ctx context.Context) ([]*model.Category, error) {
-	panic(fmt.Errorf("not implemented: Categories - categories"))
+	return r.Catalog.RootCategories(ctx)
 }
 
 func (r *queryResolver) Category(ctx context.Context, slug string) (*model.Category, error) {
-	panic(fmt.Errorf("not implemented: Category - category"))
+	return r.Catalog.CategoryBySlug(ctx, slug)
 }
 
 func (r *queryResolver) Brands(ctx context.Context) ([]*model.Brand, error) {
-	panic(fmt.Errorf("not implemented: Brands - brands"))
+	return r.Catalog.Brands(ctx)
 }
 
 func (r *queryResolver) Warehouses(ctx context.Context) ([]*model.Warehouse, error) {
-	panic(fmt.Errorf("not implemented: Warehouses - warehouses"))
+	return r.Catalog.Warehouses(ctx)
 }
 
 func (r *warehouseResolver) ID(ctx context.Context, obj *model.Warehouse) (string, error) {
-	panic(fmt.Errorf("not implemented: ID - id"))
+	return globalID(typeWarehouse, obj.ID), nil
 }
 
 func (r *Resolver) Brand() graph.BrandResolver { return &brandResolver{r} }

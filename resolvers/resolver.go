@@ -1,4 +1,46 @@
+// Package resolvers implements the GraphQL schema: thin resolvers over the store, per-request
+// dataloaders, authorization, error presentation and the HTTP handler that serves it all.
 package resolvers
 
+import (
+	"context"
+	"log/slog"
+
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// Catalog is what the resolvers need from the catalog store.
+type Catalog interface {
+	ProductsByIDs(ctx context.Context, ids []string) ([]*model.Product, error)
+	ProductBySKU(ctx context.Context, sku string) (*model.Product, error)
+	ProductBySlug(ctx context.Context, slug string) (*model.Product, error)
+	ListProducts(ctx context.Context, f model.ProductFilter, sort model.ProductSort, page model.Page) (*model.ProductConnection, error)
+	CountProducts(ctx context.Context, f model.ProductFilter) (int, error)
+	CreateProduct(ctx context.Context, in model.CreateProductInput) (*model.Product, error)
+	UpdateProduct(ctx context.Context, id string, in model.UpdateProductInput) (*model.Product, error)
+	ArchiveProduct(ctx context.Context, id string) (*model.Product, error)
+
+	CategoriesByIDs(ctx context.Context, ids []string) ([]*model.Category, error)
+	RootCategories(ctx context.Context) ([]*model.Category, error)
+	CategoryBySlug(ctx context.Context, slug string) (*model.Category, error)
+	ChildrenOf(ctx context.Context, parentIDs []string) (map[string][]*model.Category, error)
+	ProductCounts(ctx context.Context, ids []string) (map[string]int, error)
+	CreateCategory(ctx context.Context, in model.CreateCategoryInput) (*model.Category, error)
+	UpdateCategory(ctx context.Context, id string, in model.UpdateCategoryInput) (*model.Category, error)
+
+	BrandsByIDs(ctx context.Context, ids []string) ([]*model.Brand, error)
+	Brands(ctx context.Context) ([]*model.Brand, error)
+	CreateBrand(ctx context.Context, in model.BrandInput) (*model.Brand, error)
+	UpdateBrand(ctx context.Context, id string, in model.UpdateBrandInput) (*model.Brand, error)
+
+	Availability(ctx context.Context, productIDs []string) (map[string]*model.Availability, error)
+	Inventory(ctx context.Context, productIDs []string) (map[string][]*model.InventoryLevel, error)
+	Warehouses(ctx context.Context) ([]*model.Warehouse, error)
+	WarehousesByIDs(ctx context.Context, ids []string) ([]*model.Warehouse, error)
+}
+
 // Resolver holds the dependencies of every resolver. gqlgen never regenerates this file.
-type Resolver struct{}
+type Resolver struct {
+	Catalog Catalog
+	Log     *slog.Logger
+}

@@ -7,18 +7,28 @@ package resolvers
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/homegoods/storefront/graph"
 	"github.com/homegoods/storefront/graph/model"
 )
 
 func (r *queryResolver) Node(ctx context.Context, id string) (model.Node, error) {
-	panic(fmt.Errorf("not implemented: Node - node"))
+	return r.node(ctx, "id", id)
 }
 
 func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]model.Node, error) {
-	panic(fmt.Errorf("not implemented: Nodes - nodes"))
+	nodes := make([]model.Node, len(ids))
+	for i, id := range ids {
+		n, err := r.node(ctx, "ids", id)
+		if model.ErrorCodeOf(err) == model.CodeNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		nodes[i] = n
+	}
+	return nodes, nil
 }
 
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }

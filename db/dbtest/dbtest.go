@@ -47,6 +47,17 @@ func AdminURL(tb testing.TB) string {
 // returns its URL.
 func NewURL(tb testing.TB) string {
 	tb.Helper()
+	return newDatabase(tb, true)
+}
+
+// NewEmptyURL creates an empty database (no migrations) for tb, dropped when tb ends.
+func NewEmptyURL(tb testing.TB) string {
+	tb.Helper()
+	return newDatabase(tb, false)
+}
+
+func newDatabase(tb testing.TB, migrated bool) string {
+	tb.Helper()
 	admin := AdminURL(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -55,13 +66,21 @@ func NewURL(tb testing.TB) string {
 		tb.Fatalf("connect to test server: %v", err)
 	}
 	defer conn.Close(ctx)
-
-	template, err := ensureTemplate(ctx, conn, admin)
-	if err != nil {
-		tb.Fatalf("prepare template database: %v", err)
+	options := ""
+	if migrated {
+		template, err := ensureTemplate(ctx, conn, admin)
+		if err != nil {
+			tb.Fatalf("prepare template database: %v", err)
+		}
+		options = " TEMPLATE " + template
 	}
+	return createDatabase(ctx, tb, conn, admin, options)
+}
+
+func createDatabase(ctx context.Context, tb testing.TB, conn *pgx.Conn, admin, options string) string {
+	tb.Helper()
 	name := fmt.Sprintf("t_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9, counter.Add(1))
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s TEMPLATE %s`, name, template)); err != nil {
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name+options); err != nil {
 		tb.Fatalf("create test database: %v", err)
 	}
 	tb.Cleanup(func() { dropDatabase(tb, admin, name) })

@@ -116,3 +116,22 @@ func (Product) IsNode()   {}
 func (Category) IsNode()  {}
 func (Brand) IsNode()     {}
 func (Warehouse) IsNode() {}
+
+// IsUUID reports whether s is a UUID in its canonical textual form.
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case '0' <= r && r <= '9', 'a' <= r && r <= 'f', 'A' <= r && r <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
+}

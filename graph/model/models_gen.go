@@ -29,7 +29,7 @@ type CreateCategoryInput struct {
 
 type CreateProductInput struct {
 	Sku string `json:"sku"`
-	// Derived from the name when omitted.
+	// Derived from the name and the sku when omitted.
 	Slug        *string        `json:"slug,omitempty"`
 	Name        string         `json:"name"`
 	Description *string        `json:"description,omitempty"`

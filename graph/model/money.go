@@ -49,7 +49,7 @@ func (c Cents) MarshalGQL(w io.Writer) {
 	_, _ = io.WriteString(w, strconv.Quote(c.String()))
 }
 
-// UnmarshalGQL accepts a decimal string, or an integer (whole currency units).
+// UnmarshalGQL accepts a decimal string, or a number literal read as its decimal text.
 func (c *Cents) UnmarshalGQL(v any) error {
 	var s string
 	switch v := v.(type) {
@@ -61,6 +61,10 @@ func (c *Cents) UnmarshalGQL(v any) error {
 		s = strconv.Itoa(v)
 	case json.Number:
 		s = v.String()
+	case float64:
+		// The shortest text that reads back as v: 5.5 stays "5.5", and a value with more
+		// than two decimals is refused below rather than rounded.
+		s = strconv.FormatFloat(v, 'f', -1, 64)
 	default:
 		return &Error{Code: CodeBadUserInput, Message: fmt.Sprintf("a Decimal must be a string such as \"129.99\", not %T", v)}
 	}

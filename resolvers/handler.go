@@ -1,0 +1,79 @@
+package resolvers
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/homegoods/storefront/graph"
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// Config is what the GraphQL handler is built from.
+type Config struct {
+	Catalog Catalog
+	Auth    *Auth
+	Log     *slog.Logger
+	// Metrics records operations when set.
+	Metrics *Metrics
+	// Introspection serves the schema to tools such as the playground.
+	Introspection   bool
+	ComplexityLimit int
+	DepthLimit      int
+	// LoaderWait is how long a dataloader collects keys before it runs a batch.
+	LoaderWait time.Duration
+}
+
+// NewHandler returns the /graphql endpoint: POST and GET, authorization, per-request
+// dataloaders, limits, error presentation and metrics.
+func NewHandler(cfg Config) http.Handler {
+	c := graph.Config{
+		Resolvers:  &Resolver{Catalog: cfg.Catalog, Log: cfg.Log},
+		Directives: graph.DirectiveRoot{HasRole: hasRole},
+	}
+	c.Complexity.Query.Products = func(child int, first *int, _ *string, last *int, _ *string, _ *model.ProductFilter, _ *model.ProductSort) int {
+		return pageComplexity(first, last, child)
+	}
+
+	srv := handler.New(graph.NewExecutableSchema(c))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.SetDisableSuggestion(true)
+	srv.SetErrorPresenter(errorPresenter(cfg.Log))
+	srv.SetRecoverFunc(recoverFunc(cfg.Log))
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
+	srv.Use(depthLimit{max: cfg.DepthLimit})
+	if cfg.Metrics != nil {
+		srv.Use(cfg.Metrics)
+	}
+
+	return cfg.Auth.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := withLoaders(r.Context(), newLoaders(cfg.Catalog, cfg.LoaderWait))
+		srv.ServeHTTP(w, r.WithContext(ctx))
+	}))
+}
+
+// pageComplexity charges a connection for every row it may return. Sizes above the maximum
+// are charged at the maximum: the resolver refuses them with a clearer error.
+func pageComplexity(first, last *int, child int) int {
+	n := model.DefaultPageSize
+	switch {
+	case first != nil:
+		n = *first
+	case last != nil:
+		n = *last
+	}
+	n = min(max(n, 1), model.MaxPageSize)
+	return 1 + n*child
+}

@@ -1,0 +1,98 @@
+package resolvers
+
+import (
+	"context"
+	"time"
+
+	"github.com/graph-gophers/dataloader/v7"
+
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// Loaders batch the loads of one request: every edge of the graph is one SQL statement per
+// batch, whatever the number of parents.
+type Loaders struct {
+	Product      *dataloader.Loader[string, *model.Product]
+	Category     *dataloader.Loader[string, *model.Category]
+	Brand        *dataloader.Loader[string, *model.Brand]
+	Warehouse    *dataloader.Loader[string, *model.Warehouse]
+	Children     *dataloader.Loader[string, []*model.Category]
+	ProductCount *dataloader.Loader[string, int]
+	Availability *dataloader.Loader[string, *model.Availability]
+	Inventory    *dataloader.Loader[string, []*model.InventoryLevel]
+}
+
+// newLoaders builds the loaders of one request. wait is how long a loader collects keys
+// before it runs its batch.
+func newLoaders(c Catalog, wait time.Duration) *Loaders {
+	return &Loaders{
+		Product:      newLoader(wait, byID(c.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product")),
+		Category:     newLoader(wait, byID(c.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category")),
+		Brand:        newLoader(wait, byID(c.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand")),
+		Warehouse:    newLoader(wait, byID(c.WarehousesByIDs, func(w *model.Warehouse) string { return w.ID }, "warehouse")),
+		Children:     newLoader(wait, grouped(c.ChildrenOf, func() []*model.Category { return []*model.Category{} })),
+		ProductCount: newLoader(wait, grouped(c.ProductCounts, func() int { return 0 })),
+		Availability: newLoader(wait, grouped(c.Availability, func() *model.Availability { return &model.Availability{} })),
+		Inventory:    newLoader(wait, grouped(c.Inventory, func() []*model.InventoryLevel { return []*model.InventoryLevel{} })),
+	}
+}
+
+func newLoader[V any](wait time.Duration, fn dataloader.BatchFunc[string, V]) *dataloader.Loader[string, V] {
+	return dataloader.NewBatchedLoader(fn, dataloader.WithWait[string, V](wait), dataloader.WithBatchCapacity[string, V](500))
+}
+
+// byID adapts a store method that returns the objects found for some ids into a batch
+// function: results in key order, NOT_FOUND for a key without an object.
+func byID[V any](fetch func(context.Context, []string) ([]V, error), idOf func(V) string, kind string) dataloader.BatchFunc[string, V] {
+	return func(ctx context.Context, keys []string) []*dataloader.Result[V] {
+		found, err := fetch(ctx, keys)
+		results := make([]*dataloader.Result[V], len(keys))
+		if err != nil {
+			for i := range results {
+				results[i] = &dataloader.Result[V]{Error: err}
+			}
+			return results
+		}
+		byKey := make(map[string]V, len(found))
+		for _, v := range found {
+			byKey[idOf(v)] = v
+		}
+		for i, k := range keys {
+			if v, ok := byKey[k]; ok {
+				results[i] = &dataloader.Result[V]{Data: v}
+			} else {
+				results[i] = &dataloader.Result[V]{Error: model.NotFound(kind)}
+			}
+		}
+		return results
+	}
+}
+
+// grouped adapts a store method that returns a value per key into a batch function in key
+// order; keys without a value get empty().
+func grouped[V any](fetch func(context.Context, []string) (map[string]V, error), empty func() V) dataloader.BatchFunc[string, V] {
+	return func(ctx context.Context, keys []string) []*dataloader.Result[V] {
+		found, err := fetch(ctx, keys)
+		results := make([]*dataloader.Result[V], len(keys))
+		for i, k := range keys {
+			v, ok := found[k]
+			if !ok {
+				v = empty()
+			}
+			results[i] = &dataloader.Result[V]{Data: v, Error: err}
+		}
+		return results
+	}
+}
+
+type loadersKey struct{}
+
+// withLoaders returns ctx carrying the request's loaders.
+func withLoaders(ctx context.Context, l *Loaders) context.Context {
+	return context.WithValue(ctx, loadersKey{}, l)
+}
+
+// loaders returns the loaders of the request in ctx.
+func loaders(ctx context.Context) *Loaders {
+	return ctx.Value(loadersKey{}).(*Loaders)
+}

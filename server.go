@@ -1,0 +1,293 @@
+// Command storefront is the GraphQL storefront API server and its operating commands:
+// serve (the default), migrate, seed and token.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/homegoods/storefront/db"
+	"github.com/homegoods/storefront/resolvers"
+	"github.com/homegoods/storefront/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "storefront:", err)
+		os.Exit(1)
+	}
+}
+
+// run executes one command with the given arguments and environment; main and the
+// end-to-end tests both call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, log)
+	case "migrate":
+		return migrate(ctx, cfg, log)
+	case "seed":
+		return seedCatalog(ctx, cfg, log, args, stderr)
+	case "token":
+		return printToken(cfg, args, stdout)
+	case "help", "-h", "--help":
+		_, err := fmt.Fprint(stdout, usage)
+		return err
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+const usage = `usage: storefront [command] [flags]
+
+commands:
+  serve     serve the GraphQL API (the default)
+  migrate   apply the database migrations
+  seed      load a demo catalog: --products N --seed S [--if-empty]
+  token     print a development token: --role merchandiser|customer [--customer ID] [--ttl 24h]
+
+configuration comes from the environment; see README.md.
+`
+
+// config is the server's configuration, read from environment variables with defaults.
+type config struct {
+	DatabaseURL     string
+	DBMaxConns      int32
+	HTTPAddr        string
+	JWTSecret       string
+	Playground      bool
+	AutoMigrate     bool
+	ComplexityLimit int
+	DepthLimit      int
+	MaxBodyBytes    int64
+	LoaderWait      time.Duration
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+	LogFormat       string
+}
+
+// devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
+const devJWTSecret = "storefront-development-secret-do-not-use-in-production"
+
+func loadConfig(getenv func(string) string) (config, error) {
+	e := env{getenv: getenv}
+	cfg := config{
+		DatabaseURL:     e.str("DATABASE_URL", "postgres://storefront@127.0.0.1:5433/storefront?sslmode=disable"),
+		DBMaxConns:      int32(e.int("DB_MAX_CONNS", 16)),
+		HTTPAddr:        e.str("HTTP_ADDR", "127.0.0.1:8080"),
+		JWTSecret:       e.str("JWT_SECRET", devJWTSecret),
+		Playground:      e.bool("PLAYGROUND", true),
+		AutoMigrate:     e.bool("AUTO_MIGRATE", true),
+		ComplexityLimit: e.int("COMPLEXITY_LIMIT", 5000),
+		DepthLimit:      e.int("DEPTH_LIMIT", 12),
+		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20)),
+		LoaderWait:      e.duration("LOADER_WAIT", time.Millisecond),
+		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+		LogFormat:       e.str("LOG_FORMAT", "text"),
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
+		e.errs = append(e.errs, fmt.Errorf("LOG_LEVEL: %w", err))
+	}
+	return cfg, errors.Join(e.errs...)
+}
+
+// env reads typed environment variables and collects every malformed one.
+type env struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (e *env) str(key, def string) string {
+	if v := e.getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *env) int(key string, def int) int {
+	v, err := strconv.Atoi(e.str(key, strconv.Itoa(def)))
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %w", key, err))
+	}
+	return v
+}
+
+func (e *env) bool(key string, def bool) bool {
+	v, err := strconv.ParseBool(e.str(key, strconv.FormatBool(def)))
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %w", key, err))
+	}
+	return v
+}
+
+func (e *env) duration(key string, def time.Duration) time.Duration {
+	v, err := time.ParseDuration(e.str(key, def.String()))
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %w", key, err))
+	}
+	return v
+}
+
+// logValue lists the configuration with secrets masked.
+func (c config) logValue() []any {
+	secret := "set"
+	if c.JWTSecret == devJWTSecret {
+		secret = "development default"
+	}
+	return []any{"database", maskURL(c.DatabaseURL), "addr", c.HTTPAddr, "jwt_secret", secret,
+		"playground", c.Playground, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait}
+}
+
+// maskURL hides the password of a database URL.
+func maskURL(raw string) string {
+	cfg, err := pgxpool.ParseConfig(raw)
+	if err != nil || cfg.ConnConfig.Password == "" {
+		return raw
+	}
+	return strings.Replace(raw, ":"+cfg.ConnConfig.Password+"@", ":****@", 1)
+}
+
+func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
+	return db.Open(ctx, cfg.DatabaseURL, func(pc *pgxpool.Config) {
+		if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+			pc.MaxConns = cfg.DBMaxConns
+		}
+	})
+}
+
+// serve runs the API until ctx ends, then drains in-flight requests.
+func serve(ctx context.Context, cfg config, log *slog.Logger) error {
+	log.Info("starting", cfg.logValue()...)
+	if cfg.JWTSecret == devJWTSecret {
+		log.Warn("JWT_SECRET is unset: tokens are signed with the development secret")
+	}
+	pool, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if cfg.AutoMigrate {
+		if err := applyMigrations(ctx, pool, log); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           routes(cfg, pool, log),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "playground", cfg.Playground)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// routes wires the HTTP endpoints.
+func routes(cfg config, pool *pgxpool.Pool, log *slog.Logger) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerPoolMetrics(reg, pool)
+
+	api := resolvers.NewHandler(resolvers.Config{
+		Catalog:         store.New(pool),
+		Auth:            resolvers.NewAuth([]byte(cfg.JWTSecret)),
+		Log:             log,
+		Metrics:         resolvers.NewMetrics(reg),
+		Introspection:   cfg.Playground,
+		ComplexityLimit: cfg.ComplexityLimit,
+		DepthLimit:      cfg.DepthLimit,
+		LoaderWait:      cfg.LoaderWait,
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", limitBody(cfg.MaxBodyBytes, api))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", readiness(pool))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if cfg.Playground {
+		mux.Handle("GET /{$}", playground.Handler("Storefront API", "/graphql"))
+	}
+	return withRequestID(logRequests(log, mux))
+}
+
+// readiness answers 200 while PostgreSQL answers, 503 otherwise.
+func readiness(pool *pgxpool.Pool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := pool.Ping(ctx); err != nil {
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	}
+}
+
+// registerPoolMetrics exposes the connection pool's figures.
+func registerPoolMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) {
+	gauge := func(name, help string, f func(*pgxpool.Stat) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "storefront_db_pool_" + name, Help: help},
+			func() float64 { return f(pool.Stat()) })
+	}
+	counter := func(name, help string, f func(*pgxpool.Stat) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "storefront_db_pool_" + name, Help: help},
+			func() float64 { return f(pool.Stat()) })
+	}
+	reg.MustRegister(
+		gauge("acquired_conns", "Connections in use.", func(s *pgxpool.Stat) float64 { return float64(s.AcquiredConns()) }),
+		gauge("idle_conns", "Idle connections.", func(s *pgxpool.Stat) float64 { return float64(s.IdleConns()) }),
+		gauge("total_conns", "Open connections.", func(s *pgxpool.Stat) float64 { return float64(s.TotalConns()) }),
+		gauge("max_conns", "Pool size limit.", func(s *pgxpool.Stat) float64 { return float64(s.MaxConns()) }),
+		counter("acquires_total", "Connections acquired.", func(s *pgxpool.Stat) float64 { return float64(s.AcquireCount()) }),
+		counter("empty_acquires_total", "Acquires that had to wait for a connection.", func(s *pgxpool.Stat) float64 { return float64(s.EmptyAcquireCount()) }),
+		counter("acquire_wait_seconds_total", "Time spent waiting for a connection.", func(s *pgxpool.Stat) float64 { return s.AcquireDuration().Seconds() }),
+	)
+}

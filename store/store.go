@@ -1,0 +1,104 @@
+// Package store is the PostgreSQL data access of the storefront. Every method that changes
+// data owns its transaction and writes its outbox rows in it.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// Store reads and writes the catalog in PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store on pool.
+func New(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool}
+}
+
+// constraintErrors maps constraint names to the client error they stand for, so that the
+// database stays the last line of defence and its refusals still read well.
+var constraintErrors = map[string]*model.Error{
+	"products_sku_key":                  {Code: model.CodeConflict, Message: "a product with this sku exists", Argument: "input.sku"},
+	"products_slug_key":                 {Code: model.CodeConflict, Message: "a product with this slug exists", Argument: "input.slug"},
+	"products_category_id_fkey":         {Code: model.CodeBadUserInput, Message: "unknown category", Argument: "input.categoryId"},
+	"products_brand_id_fkey":            {Code: model.CodeBadUserInput, Message: "unknown brand", Argument: "input.brandId"},
+	"products_price_cents_check":        {Code: model.CodeBadUserInput, Message: "price must not be negative", Argument: "input.price"},
+	"products_cost_cents_check":         {Code: model.CodeBadUserInput, Message: "cost must not be negative", Argument: "input.cost"},
+	"products_sku_check":                {Code: model.CodeBadUserInput, Message: "sku may hold letters, digits, '.', '_' and '-' only", Argument: "input.sku"},
+	"products_slug_check":               {Code: model.CodeBadUserInput, Message: "slug may hold lowercase letters, digits and single dashes only", Argument: "input.slug"},
+	"categories_slug_key":               {Code: model.CodeConflict, Message: "a category with this slug exists", Argument: "input.slug"},
+	"categories_parent_id_fkey":         {Code: model.CodeBadUserInput, Message: "unknown parent category", Argument: "input.parentId"},
+	"categories_slug_check":             {Code: model.CodeBadUserInput, Message: "slug may hold lowercase letters, digits and single dashes only", Argument: "input.slug"},
+	"brands_slug_key":                   {Code: model.CodeConflict, Message: "a brand with this slug exists", Argument: "input.slug"},
+	"brands_slug_check":                 {Code: model.CodeBadUserInput, Message: "slug may hold lowercase letters, digits and single dashes only", Argument: "input.slug"},
+	"inventory_quantity_check":          {Code: model.CodeBadUserInput, Message: "stock must not go negative"},
+	"inventory_check":                   {Code: model.CodeOutOfStock, Message: "not enough stock"},
+	"inventory_reserved_quantity_check": {Code: model.CodeBadUserInput, Message: "reservations must not go negative"},
+}
+
+// translate turns a constraint violation into its client error and wraps anything else.
+func translate(err error, action string) error {
+	if err == nil {
+		return nil
+	}
+	var me *model.Error
+	if errors.As(err, &me) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if e, ok := constraintErrors[pgErr.ConstraintName]; ok {
+			return fmt.Errorf("%s: %w", action, &model.Error{Code: e.Code, Message: e.Message, Argument: e.Argument})
+		}
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}
+
+// querier is what a pool and a transaction share, so that helpers serve both.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// inTx runs fn in a transaction, committed when fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+// withOutbox wraps a data-modifying statement that returns whole rows (RETURNING *) so that
+// the same statement records each changed row in the outbox with its new version: the change
+// and its log entry commit together or not at all.
+func withOutbox(aggregate, kind, mutation, columns string) string {
+	return fmt.Sprintf(`WITH changed AS (%s),
+logged AS (
+    INSERT INTO outbox (aggregate, aggregate_id, kind, version, payload)
+    SELECT '%s', changed.id::text, '%s', changed.version, to_jsonb(changed) - 'search_vector' FROM changed
+)
+SELECT %s FROM changed`, mutation, aggregate, kind, columns)
+}
+
+// args collects positional query arguments while SQL is assembled.
+type args []any
+
+// add appends v and returns its placeholder.
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return fmt.Sprintf("$%d", len(*a))
+}
+
+// and joins conditions into a WHERE clause ("" when there are none).
+func and(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
