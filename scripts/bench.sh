@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# bench.sh benchmarks the catalog API (`make bench`): it seeds a private PostgreSQL cluster,
+# starts the server on loopback, drives it with tools/loadgen and prints a markdown table,
+# also written to .run/bench/catalog.md. Scenarios, in this order:
+#   typename         { __typename }: the GraphQL ceiling of this machine, no database work
+#   product by id    one product with price, category, brand and availability; every request
+#                    asks for the same product (the first of the default sort), so this
+#                    measures one hot product, not a mix of random ids
+#   products page    the first page of 20 products with the same fields
+# Load generator, server and PostgreSQL share this machine's CPUs: compare runs made on the
+# same machine only.
+#
+# Environment: BENCH_PRODUCTS (10000) products to seed into an empty database,
+# BENCH_CONCURRENCY (16) concurrent clients, BENCH_DURATION (15s) measured time per scenario.
+# The cluster in .run/bench-pg is kept between runs (stopped, not deleted), so the seed only
+# happens once; `scripts/pg.sh destroy .run/bench-pg` starts afresh, say after changing
+# BENCH_PRODUCTS.
+set -euo pipefail
+shopt -s inherit_errexit
+# The table's numbers use a decimal dot whatever the caller's locale.
+export LC_ALL=C
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+readonly PG_DIR=.run/bench-pg PG_PORT=5435
+readonly ADDR=127.0.0.1:8081
+readonly OUT_DIR=.run/bench
+readonly REPORT=$OUT_DIR/catalog.md SERVER_LOG=$OUT_DIR/server.log
+readonly PRODUCTS=${BENCH_PRODUCTS:-10000}
+readonly CONCURRENCY=${BENCH_CONCURRENCY:-16}
+readonly DURATION=${BENCH_DURATION:-15s}
+readonly WARMUP=3s
+
+readonly FIELDS='id sku name price { amount currency } category { id name } brand { id name } availability { inStock available }'
+readonly Q_TYPENAME='{ __typename }'
+readonly Q_PRODUCT="query(\$id: ID!) { product(id: \$id) { $FIELDS } }"
+readonly Q_PAGE="{ products(first: 20) { edges { node { $FIELDS } } } }"
+
+server_pid=""
+failed=""
+rows=()
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+note() { echo "bench: $*" >&2; }
+
+# cleanup runs on every exit, failure included: the server and the cluster must not outlive
+# the benchmark.
+cleanup() {
+	stop_server
+	scripts/pg.sh stop "$PG_DIR" || note "could not stop the cluster in $PG_DIR"
+}
+
+stop_server() {
+	[ -n "$server_pid" ] || return 0
+	kill -TERM "$server_pid" 2>/dev/null || true
+	# Graceful shutdown gets 15 s; a server stuck past that is killed, so that the cluster
+	# can still stop.
+	local deadline=$((SECONDS + 15))
+	while kill -0 "$server_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+	kill -KILL "$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+	server_pid=""
+}
+
+build() {
+	mkdir -p bin "$OUT_DIR"
+	go build -o bin/storefront .
+	go build -o bin/loadgen ./tools/loadgen
+}
+
+start_database() {
+	scripts/pg.sh start "$PG_DIR" "$PG_PORT" fast
+	scripts/pg.sh createdb "$PG_PORT" bench
+	DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" bench)
+	export DATABASE_URL
+	bin/storefront migrate
+	bin/storefront seed --products "$PRODUCTS" --seed 7 --if-empty
+}
+
+start_server() {
+	# Another server on the port would be benchmarked in place of ours.
+	if (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null; then
+		die "$ADDR is already in use; stop whatever listens there"
+	fi
+	HTTP_ADDR=$ADDR LOG_LEVEL=warn bin/storefront serve >"$SERVER_LOG" 2>&1 &
+	server_pid=$!
+	local deadline=$((SECONDS + 30))
+	until curl -sf -o /dev/null --max-time 2 "http://$ADDR/readyz"; do
+		kill -0 "$server_pid" 2>/dev/null || server_failed "the server exited while starting"
+		((SECONDS < deadline)) || server_failed "the server was not ready within 30 s"
+		sleep 0.2
+	done
+}
+
+server_failed() {
+	tail -n 30 "$SERVER_LOG" >&2 || true
+	die "$1 (log: $SERVER_LOG)"
+}
+
+# first_product_id prints the id of the first product of the default sort.
+first_product_id() {
+	local body re='"id":"([^"]+)"'
+	body=$(curl -sSf --max-time 10 -H 'Content-Type: application/json' \
+		--data '{"query":"{ products(first: 1) { edges { node { id } } } }"}' "http://$ADDR/graphql")
+	[[ $body =~ $re ]] || die "no product id in the products response: ${body:0:300}"
+	echo "${BASH_REMATCH[1]}"
+}
+
+# scenario LABEL QUERY [VARIABLES] runs loadgen and adds a table row. A failing scenario
+# still gets its row (with its error count) and fails the benchmark at the end.
+scenario() {
+	local label=$1 query=$2 variables=${3:-} out key values=()
+	local args=(-url "http://$ADDR/graphql" -name "$label" -query "$query"
+		-c "$CONCURRENCY" -d "$DURATION" -warmup "$WARMUP" -json)
+	if [ -n "$variables" ]; then args+=(-variables "$variables"); fi
+	note "running: $label"
+	out=$(bin/loadgen "${args[@]}") || failed=1
+	if [ -z "$out" ]; then
+		rows+=("| $label | n/a | n/a | n/a | n/a | n/a | loadgen failed |")
+		return
+	fi
+	for key in rps p50_ms p95_ms p99_ms max_ms errors; do
+		values+=("$(field "$out" "$key")")
+	done
+	rows+=("$(printf '| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %d |' "$label" "${values[@]}")")
+}
+
+# field JSON KEY prints a number from loadgen's flat one-line JSON summary.
+field() {
+	local re="\"$2\":([-0-9.eE+]+)"
+	[[ $1 =~ $re ]] || die "no $2 in loadgen output: $1"
+	echo "${BASH_REMATCH[1]}"
+}
+
+peak_rss() {
+	awk '/^VmHWM:/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$server_pid/status"
+}
+
+report() {
+	local rss=$1 commit cpu
+	commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+	{
+		echo "# Catalog API benchmark"
+		echo
+		echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+		echo "- commit: $commit"
+		echo "- CPUs: $(nproc)${cpu:+ ($cpu)}, shared by loadgen, server and PostgreSQL"
+		echo "- load: $CONCURRENCY concurrent clients, $DURATION measured after $WARMUP warm-up, per scenario"
+		echo "- data: $PRODUCTS products; product by id asks for one hot product every time"
+		echo "- server peak RSS (VmHWM): $rss"
+		echo
+		echo "| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |"
+		echo "|---|---:|---:|---:|---:|---:|---:|"
+		printf '%s\n' "${rows[@]}"
+	} | tee "$REPORT"
+}
+
+main() {
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	build
+	start_database
+	start_server
+	local id rss
+	id=$(first_product_id)
+	scenario typename "$Q_TYPENAME"
+	scenario "product by id" "$Q_PRODUCT" "{\"id\":\"$id\"}"
+	scenario "products page of 20" "$Q_PAGE"
+	rss=$(peak_rss) || { rss="unknown: the server had exited" && failed=1; }
+	report "$rss"
+	[ -z "$failed" ] || die "some requests failed: see the errors column and loadgen's messages above"
+}
+
+main "$@"
