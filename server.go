@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +31,12 @@ import (
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small (tens of MB) and most garbage is per-request: collecting at
+		// 5x the live heap instead of 2x cut GC work enough to raise throughput by a third in
+		// the catalog benchmark, at a peak RSS still far under 150 MB. GOGC overrides it.
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -81,6 +89,7 @@ type config struct {
 	DatabaseURL     string
 	DBMaxConns      int32
 	HTTPAddr        string
+	DebugAddr       string
 	JWTSecret       string
 	Playground      bool
 	AutoMigrate     bool
@@ -102,6 +111,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DatabaseURL:     e.str("DATABASE_URL", "postgres://storefront@127.0.0.1:5433/storefront?sslmode=disable"),
 		DBMaxConns:      int32(e.int("DB_MAX_CONNS", 16)),
 		HTTPAddr:        e.str("HTTP_ADDR", "127.0.0.1:8080"),
+		DebugAddr:       e.str("DEBUG_ADDR", ""),
 		JWTSecret:       e.str("JWT_SECRET", devJWTSecret),
 		Playground:      e.bool("PLAYGROUND", true),
 		AutoMigrate:     e.bool("AUTO_MIGRATE", true),
@@ -199,6 +209,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 
+	if cfg.DebugAddr != "" {
+		go serveDebug(cfg.DebugAddr, log)
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -256,6 +269,19 @@ func routes(cfg config, pool *pgxpool.Pool, log *slog.Logger) http.Handler {
 		mux.Handle("GET /{$}", playground.Handler("Storefront API", "/graphql"))
 	}
 	return withRequestID(logRequests(log, mux))
+}
+
+// serveDebug serves the pprof profiles on their own address, kept off the public port.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("debug server listening", "addr", addr)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("debug server stopped", "err", err)
+	}
 }
 
 // readiness answers 200 while PostgreSQL answers, 503 otherwise.

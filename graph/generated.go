@@ -30,13 +30,11 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
-	Brand() BrandResolver
 	Category() CategoryResolver
 	Mutation() MutationResolver
 	Product() ProductResolver
 	ProductConnection() ProductConnectionResolver
 	Query() QueryResolver
-	Warehouse() WarehouseResolver
 }
 
 type DirectiveRoot struct {
@@ -50,17 +48,17 @@ type ComplexityRoot struct {
 	}
 
 	Brand struct {
-		ID      func(childComplexity int) int
-		Name    func(childComplexity int) int
-		Slug    func(childComplexity int) int
-		Version func(childComplexity int) int
+		GlobalID func(childComplexity int) int
+		Name     func(childComplexity int) int
+		Slug     func(childComplexity int) int
+		Version  func(childComplexity int) int
 	}
 
 	Category struct {
 		Ancestors    func(childComplexity int) int
 		Children     func(childComplexity int) int
 		Depth        func(childComplexity int) int
-		ID           func(childComplexity int) int
+		GlobalID     func(childComplexity int) int
 		Name         func(childComplexity int) int
 		Parent       func(childComplexity int) int
 		ProductCount func(childComplexity int) int
@@ -107,7 +105,7 @@ type ComplexityRoot struct {
 		Cost          func(childComplexity int) int
 		CreatedAt     func(childComplexity int) int
 		Description   func(childComplexity int) int
-		ID            func(childComplexity int) int
+		GlobalID      func(childComplexity int) int
 		Inventory     func(childComplexity int) int
 		Name          func(childComplexity int) int
 		Popularity    func(childComplexity int) int
@@ -152,7 +150,7 @@ type ComplexityRoot struct {
 
 	Warehouse struct {
 		Code     func(childComplexity int) int
-		ID       func(childComplexity int) int
+		GlobalID func(childComplexity int) int
 		Name     func(childComplexity int) int
 		Priority func(childComplexity int) int
 	}
@@ -162,12 +160,7 @@ type ComplexityRoot struct {
 
 // region    ************************** generated!.gotpl **************************
 
-type BrandResolver interface {
-	ID(ctx context.Context, obj *model.Brand) (string, error)
-}
 type CategoryResolver interface {
-	ID(ctx context.Context, obj *model.Category) (string, error)
-
 	Parent(ctx context.Context, obj *model.Category) (*model.Category, error)
 	Children(ctx context.Context, obj *model.Category) ([]*model.Category, error)
 	Ancestors(ctx context.Context, obj *model.Category) ([]*model.Category, error)
@@ -183,8 +176,6 @@ type MutationResolver interface {
 	UpdateBrand(ctx context.Context, id string, input model.UpdateBrandInput) (*model.Brand, error)
 }
 type ProductResolver interface {
-	ID(ctx context.Context, obj *model.Product) (string, error)
-
 	Category(ctx context.Context, obj *model.Product) (*model.Category, error)
 	Brand(ctx context.Context, obj *model.Product) (*model.Brand, error)
 
@@ -203,9 +194,6 @@ type QueryResolver interface {
 	Category(ctx context.Context, slug string) (*model.Category, error)
 	Brands(ctx context.Context) ([]*model.Brand, error)
 	Warehouses(ctx context.Context) ([]*model.Warehouse, error)
-}
-type WarehouseResolver interface {
-	ID(ctx context.Context, obj *model.Warehouse) (string, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -240,11 +228,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		return e.ComplexityRoot.Availability.InStock(childComplexity), true
 
 	case "Brand.id":
-		if e.ComplexityRoot.Brand.ID == nil {
+		if e.ComplexityRoot.Brand.GlobalID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Brand.ID(childComplexity), true
+		return e.ComplexityRoot.Brand.GlobalID(childComplexity), true
 	case "Brand.name":
 		if e.ComplexityRoot.Brand.Name == nil {
 			break
@@ -283,11 +271,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Category.Depth(childComplexity), true
 	case "Category.id":
-		if e.ComplexityRoot.Category.ID == nil {
+		if e.ComplexityRoot.Category.GlobalID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Category.ID(childComplexity), true
+		return e.ComplexityRoot.Category.GlobalID(childComplexity), true
 	case "Category.name":
 		if e.ComplexityRoot.Category.Name == nil {
 			break
@@ -515,11 +503,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Product.Description(childComplexity), true
 	case "Product.id":
-		if e.ComplexityRoot.Product.ID == nil {
+		if e.ComplexityRoot.Product.GlobalID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Product.ID(childComplexity), true
+		return e.ComplexityRoot.Product.GlobalID(childComplexity), true
 	case "Product.inventory":
 		if e.ComplexityRoot.Product.Inventory == nil {
 			break
@@ -726,11 +714,11 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Warehouse.Code(childComplexity), true
 	case "Warehouse.id":
-		if e.ComplexityRoot.Warehouse.ID == nil {
+		if e.ComplexityRoot.Warehouse.GlobalID == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Warehouse.ID(childComplexity), true
+		return e.ComplexityRoot.Warehouse.GlobalID(childComplexity), true
 	case "Warehouse.name":
 		if e.ComplexityRoot.Warehouse.Name == nil {
 			break
@@ -1561,7 +1549,7 @@ func (ec *executionContext) _Brand_id(ctx context.Context, field graphql.Collect
 			return ec.fieldContext_Brand_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Brand().ID(ctx, obj)
+			return obj.GlobalID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -1572,7 +1560,7 @@ func (ec *executionContext) _Brand_id(ctx context.Context, field graphql.Collect
 	)
 }
 func (ec *executionContext) fieldContext_Brand_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Brand", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Brand", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Brand_slug(ctx context.Context, field graphql.CollectedField, obj *model.Brand) (ret graphql.Marshaler) {
@@ -1653,7 +1641,7 @@ func (ec *executionContext) _Category_id(ctx context.Context, field graphql.Coll
 			return ec.fieldContext_Category_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Category().ID(ctx, obj)
+			return obj.GlobalID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -1664,7 +1652,7 @@ func (ec *executionContext) _Category_id(ctx context.Context, field graphql.Coll
 	)
 }
 func (ec *executionContext) fieldContext_Category_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Category", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Category", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Category_slug(ctx context.Context, field graphql.CollectedField, obj *model.Category) (ret graphql.Marshaler) {
@@ -2583,7 +2571,7 @@ func (ec *executionContext) _Product_id(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_Product_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Product().ID(ctx, obj)
+			return obj.GlobalID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -2594,7 +2582,7 @@ func (ec *executionContext) _Product_id(ctx context.Context, field graphql.Colle
 	)
 }
 func (ec *executionContext) fieldContext_Product_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Product", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Product", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Product_sku(ctx context.Context, field graphql.CollectedField, obj *model.Product) (ret graphql.Marshaler) {
@@ -3786,7 +3774,7 @@ func (ec *executionContext) _Warehouse_id(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Warehouse_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Warehouse().ID(ctx, obj)
+			return obj.GlobalID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -3797,7 +3785,7 @@ func (ec *executionContext) _Warehouse_id(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Warehouse_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Warehouse", field, true, true, "ID")
+	return graphql.NewScalarFieldContext("Warehouse", field, true, false, "ID")
 }
 
 func (ec *executionContext) _Warehouse_code(ctx context.Context, field graphql.CollectedField, obj *model.Warehouse) (ret graphql.Marshaler) {
@@ -5556,25 +5544,24 @@ func (ec *executionContext) _Brand(ctx context.Context, sel ast.SelectionSet, ob
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Brand")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Brand_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Brand_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "slug":
 			out.Values[i] = ec._Brand_slug(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "name":
 			out.Values[i] = ec._Brand_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "version":
 			out.Values[i] = ec._Brand_version(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -5605,11 +5592,10 @@ func (ec *executionContext) _Category(ctx context.Context, sel ast.SelectionSet,
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Category")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Category_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Category_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "slug":
 			out.Values[i] = ec._Category_slug(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -5907,11 +5893,10 @@ func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, 
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Product")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Product_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Product_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "sku":
 			out.Values[i] = ec._Product_sku(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -6268,25 +6253,24 @@ func (ec *executionContext) _Warehouse(ctx context.Context, sel ast.SelectionSet
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("Warehouse")
 		case "id":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Warehouse_id(ctx, field, obj)
-				})
+			out.Values[i] = ec._Warehouse_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "code":
 			out.Values[i] = ec._Warehouse_code(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "name":
 			out.Values[i] = ec._Warehouse_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "priority":
 			out.Values[i] = ec._Warehouse_priority(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

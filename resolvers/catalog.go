@@ -25,7 +25,7 @@ func (r *queryResolver) findProduct(ctx context.Context, id, sku, slug *string) 
 	}
 	switch {
 	case id != nil:
-		productID, err := decodeID("id", typeProduct, *id)
+		productID, err := decodeID("id", model.TypeProduct, *id)
 		if err != nil {
 			return nil, err
 		}
@@ -39,23 +39,23 @@ func (r *queryResolver) findProduct(ctx context.Context, id, sku, slug *string) 
 
 // node loads any object by global id given as argument arg.
 func (r *queryResolver) node(ctx context.Context, arg, gid string) (model.Node, error) {
-	typ, id, ok := parseGlobalID(gid)
+	typ, id, ok := model.ParseGlobalID(gid)
 	if !ok {
 		return nil, model.InvalidArgument(arg, "malformed id %q", gid)
 	}
 	l := loaders(ctx)
 	switch typ {
-	case typeProduct:
+	case model.TypeProduct:
 		p, err := l.Product.Load(ctx, id)()
 		if err == nil && !visible(ctx, p) {
 			return nil, model.NotFound("product")
 		}
 		return p, err
-	case typeCategory:
+	case model.TypeCategory:
 		return l.Category.Load(ctx, id)()
-	case typeBrand:
+	case model.TypeBrand:
 		return l.Brand.Load(ctx, id)()
-	case typeWarehouse:
+	case model.TypeWarehouse:
 		if err := requireRole(ctx, model.RoleMerchandiser); err != nil {
 			return nil, err
 		}
@@ -100,10 +100,10 @@ func storeFilter(ctx context.Context, in *model.ProductFilter) (model.ProductFil
 		f = *in
 	}
 	var err error
-	if f.CategoryID, err = decodeOptionalID("filter.categoryId", typeCategory, f.CategoryID); err != nil {
+	if f.CategoryID, err = decodeOptionalID("filter.categoryId", model.TypeCategory, f.CategoryID); err != nil {
 		return f, err
 	}
-	if f.BrandIDs, err = decodeIDs("filter.brandIds", typeBrand, f.BrandIDs); err != nil {
+	if f.BrandIDs, err = decodeIDs("filter.brandIds", model.TypeBrand, f.BrandIDs); err != nil {
 		return f, err
 	}
 	if err := checkPriceRange(f.MinPrice, f.MaxPrice); err != nil {

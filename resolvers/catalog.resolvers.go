@@ -13,14 +13,6 @@ import (
 	"github.com/homegoods/storefront/graph/model"
 )
 
-func (r *brandResolver) ID(ctx context.Context, obj *model.Brand) (string, error) {
-	return globalID(typeBrand, obj.ID), nil
-}
-
-func (r *categoryResolver) ID(ctx context.Context, obj *model.Category) (string, error) {
-	return globalID(typeCategory, obj.ID), nil
-}
-
 func (r *categoryResolver) Parent(ctx context.Context, obj *model.Category) (*model.Category, error) {
 	if obj.ParentID == nil {
 		return nil, nil
@@ -43,10 +35,10 @@ func (r *categoryResolver) ProductCount(ctx context.Context, obj *model.Category
 
 func (r *mutationResolver) CreateProduct(ctx context.Context, input model.CreateProductInput) (*model.Product, error) {
 	var err error
-	if input.CategoryID, err = decodeID("input.categoryId", typeCategory, input.CategoryID); err != nil {
+	if input.CategoryID, err = decodeID("input.categoryId", model.TypeCategory, input.CategoryID); err != nil {
 		return nil, err
 	}
-	if input.BrandID, err = decodeOptionalID("input.brandId", typeBrand, input.BrandID); err != nil {
+	if input.BrandID, err = decodeOptionalID("input.brandId", model.TypeBrand, input.BrandID); err != nil {
 		return nil, err
 	}
 	input.Normalize()
@@ -57,14 +49,14 @@ func (r *mutationResolver) CreateProduct(ctx context.Context, input model.Create
 }
 
 func (r *mutationResolver) UpdateProduct(ctx context.Context, id string, input model.UpdateProductInput) (*model.Product, error) {
-	productID, err := decodeID("id", typeProduct, id)
+	productID, err := decodeID("id", model.TypeProduct, id)
 	if err != nil {
 		return nil, err
 	}
-	if input.CategoryID, err = decodeOptionalID("input.categoryId", typeCategory, input.CategoryID); err != nil {
+	if input.CategoryID, err = decodeOptionalID("input.categoryId", model.TypeCategory, input.CategoryID); err != nil {
 		return nil, err
 	}
-	if input.BrandID, err = decodeOptionalID("input.brandId", typeBrand, input.BrandID); err != nil {
+	if input.BrandID, err = decodeOptionalID("input.brandId", model.TypeBrand, input.BrandID); err != nil {
 		return nil, err
 	}
 	if err := input.Validate(); err != nil {
@@ -74,7 +66,7 @@ func (r *mutationResolver) UpdateProduct(ctx context.Context, id string, input m
 }
 
 func (r *mutationResolver) ArchiveProduct(ctx context.Context, id string) (*model.Product, error) {
-	productID, err := decodeID("id", typeProduct, id)
+	productID, err := decodeID("id", model.TypeProduct, id)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +75,7 @@ func (r *mutationResolver) ArchiveProduct(ctx context.Context, id string) (*mode
 
 func (r *mutationResolver) CreateCategory(ctx context.Context, input model.CreateCategoryInput) (*model.Category, error) {
 	var err error
-	if input.ParentID, err = decodeOptionalID("input.parentId", typeCategory, input.ParentID); err != nil {
+	if input.ParentID, err = decodeOptionalID("input.parentId", model.TypeCategory, input.ParentID); err != nil {
 		return nil, err
 	}
 	input.Normalize()
@@ -94,11 +86,11 @@ func (r *mutationResolver) CreateCategory(ctx context.Context, input model.Creat
 }
 
 func (r *mutationResolver) UpdateCategory(ctx context.Context, id string, input model.UpdateCategoryInput) (*model.Category, error) {
-	categoryID, err := decodeID("id", typeCategory, id)
+	categoryID, err := decodeID("id", model.TypeCategory, id)
 	if err != nil {
 		return nil, err
 	}
-	if input.ParentID, err = decodeOptionalID("input.parentId", typeCategory, input.ParentID); err != nil {
+	if input.ParentID, err = decodeOptionalID("input.parentId", model.TypeCategory, input.ParentID); err != nil {
 		return nil, err
 	}
 	if err := input.Validate(); err != nil {
@@ -116,7 +108,7 @@ func (r *mutationResolver) CreateBrand(ctx context.Context, input model.BrandInp
 }
 
 func (r *mutationResolver) UpdateBrand(ctx context.Context, id string, input model.UpdateBrandInput) (*model.Brand, error) {
-	brandID, err := decodeID("id", typeBrand, id)
+	brandID, err := decodeID("id", model.TypeBrand, id)
 	if err != nil {
 		return nil, err
 	}
@@ -124,10 +116,6 @@ func (r *mutationResolver) UpdateBrand(ctx context.Context, id string, input mod
 		return nil, err
 	}
 	return r.Catalog.UpdateBrand(ctx, brandID, input)
-}
-
-func (r *productResolver) ID(ctx context.Context, obj *model.Product) (string, error) {
-	return globalID(typeProduct, obj.ID), nil
 }
 
 func (r *productResolver) Category(ctx context.Context, obj *model.Product) (*model.Category, error) {
@@ -192,12 +180,6 @@ func (r *queryResolver) Warehouses(ctx context.Context) ([]*model.Warehouse, err
 	return r.Catalog.Warehouses(ctx)
 }
 
-func (r *warehouseResolver) ID(ctx context.Context, obj *model.Warehouse) (string, error) {
-	return globalID(typeWarehouse, obj.ID), nil
-}
-
-func (r *Resolver) Brand() graph.BrandResolver { return &brandResolver{r} }
-
 func (r *Resolver) Category() graph.CategoryResolver { return &categoryResolver{r} }
 
 func (r *Resolver) Product() graph.ProductResolver { return &productResolver{r} }
@@ -206,12 +188,8 @@ func (r *Resolver) ProductConnection() graph.ProductConnectionResolver {
 	return &productConnectionResolver{r}
 }
 
-func (r *Resolver) Warehouse() graph.WarehouseResolver { return &warehouseResolver{r} }
-
 type (
-	brandResolver             struct{ *Resolver }
 	categoryResolver          struct{ *Resolver }
 	productResolver           struct{ *Resolver }
 	productConnectionResolver struct{ *Resolver }
-	warehouseResolver         struct{ *Resolver }
 )

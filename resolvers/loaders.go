@@ -37,8 +37,12 @@ func newLoaders(c Catalog, wait time.Duration) *Loaders {
 	}
 }
 
+// newLoader makes a loader whose batches hold at most a page's worth of keys. The input
+// channel is sized for one page too: the library's default of 1,000 slots is allocated for
+// every batch, a cost that shows in profiles of a page of products.
 func newLoader[V any](wait time.Duration, fn dataloader.BatchFunc[string, V]) *dataloader.Loader[string, V] {
-	return dataloader.NewBatchedLoader(fn, dataloader.WithWait[string, V](wait), dataloader.WithBatchCapacity[string, V](500))
+	return dataloader.NewBatchedLoader(fn, dataloader.WithWait[string, V](wait),
+		dataloader.WithBatchCapacity[string, V](500), dataloader.WithInputCapacity[string, V](model.MaxPageSize))
 }
 
 // byID adapts a store method that returns the objects found for some ids into a batch
