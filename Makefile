@@ -1,0 +1,81 @@
+# Storefront API: development, test and CI entry points. `make help` lists the targets.
+# PostgreSQL runs as private clusters under .run/ (scripts/pg.sh), never as a system service.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PG := scripts/pg.sh
+
+# `make run`: a durable cluster whose data survives restarts.
+RUN_PG_DIR := .run/pg
+RUN_PG_PORT := 5433
+RUN_DB := storefront
+HTTP_ADDR := 127.0.0.1:8080
+
+# Clusters of `make test` and `make bench` (scripts/test.sh, scripts/bench.sh).
+TEST_PG_DIR := .run/test-pg
+BENCH_PG_DIR := .run/bench-pg
+
+# Where go generate writes (graph/generated.go, graph/model/models_gen.go, resolvers/).
+GENERATED_DIRS := graph resolvers
+
+.PHONY: help run stop test bench generate check-generated lint check clean
+
+help: ## List the targets.
+	@echo "Targets:"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
+
+run: ## Start PostgreSQL (.run/pg, port 5433), build, migrate, seed if empty and serve on http://localhost:8080.
+	$(PG) start $(RUN_PG_DIR) $(RUN_PG_PORT) durable
+	$(PG) createdb $(RUN_PG_PORT) $(RUN_DB)
+	go build -o bin/storefront .
+	export DATABASE_URL="$$($(PG) url $(RUN_PG_PORT) $(RUN_DB))" HTTP_ADDR="$(HTTP_ADDR)"; \
+	bin/storefront migrate; \
+	bin/storefront seed --products 3000 --seed 1 --if-empty; \
+	echo "storefront: API and playground on http://localhost:$${HTTP_ADDR##*:} (Ctrl-C stops the server; make stop stops PostgreSQL)"; \
+	exec bin/storefront serve
+
+stop: ## Stop the PostgreSQL cluster of make run.
+	$(PG) stop $(RUN_PG_DIR)
+
+test: ## Run go test -race on ./... against a private fast PostgreSQL (.run/test-pg, port 5434), stopped afterwards.
+	scripts/test.sh
+
+bench: ## Run the benchmarks (scripts/bench.sh).
+	bash scripts/bench.sh
+
+generate: ## Regenerate gqlgen code (go generate ./...).
+	go generate ./...
+
+check-generated: generate ## Fail if go generate changed or added files under graph/ or resolvers/.
+	@changed="$$(git status --porcelain --untracked-files=all -- $(GENERATED_DIRS))"; \
+	if [ -n "$$changed" ]; then \
+		echo "check-generated: after go generate, git sees changed or new files under $(GENERATED_DIRS):" >&2; \
+		echo "$$changed" >&2; \
+		echo "check-generated: run 'make generate' and commit the result." >&2; \
+		exit 1; \
+	fi; \
+	echo "check-generated: generated code is up to date"
+
+lint: ## Fail on files gofmt would change, then run go vet ./...
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "lint: these files need gofmt -w:" >&2; \
+		echo "$$unformatted" >&2; \
+		exit 1; \
+	fi
+	go vet ./...
+
+check: ## Run lint, then check-generated (what CI checks before the tests).
+	$(MAKE) lint
+	$(MAKE) check-generated
+
+clean: ## Stop every private cluster under .run, then delete .run and bin.
+	@for d in $(RUN_PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR) \
+		$$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \
+		$(PG) destroy "$$d"; \
+	done
+	rm -rf .run bin

@@ -1,0 +1,452 @@
+#!/usr/bin/env bash
+# pg.sh runs private PostgreSQL clusters for development, tests and benchmarks.
+#
+# Usage:
+#   scripts/pg.sh start DIR PORT [durable|fast]  init (if needed) and start the cluster in DIR
+#   scripts/pg.sh stop DIR                       stop the cluster in DIR (fine when not running)
+#   scripts/pg.sh url PORT [DBNAME]              print the superuser URL (DBNAME: storefront)
+#   scripts/pg.sh createdb PORT DBNAME           create database DBNAME unless it exists
+#   scripts/pg.sh status DIR                     say whether the cluster in DIR runs
+#   scripts/pg.sh datadir DIR                    print where the cluster of DIR really lives
+#   scripts/pg.sh destroy DIR                    stop the cluster and delete its data
+#
+# A cluster listens on 127.0.0.1:PORT only, trusts every loopback connection (it is a private
+# dev cluster: never expose it) and has one superuser, `storefront`. `fast` mode turns off
+# fsync, synchronous_commit and full_page_writes: an OS crash may corrupt it, which is fine
+# for throwaway test and bench data; `durable` (the default) keeps PostgreSQL's safe defaults.
+#
+# Nothing here touches the system's PostgreSQL service: no systemctl, service or
+# pg_ctlcluster. If the server binaries are missing they are installed from Debian's packages
+# (root only), with service start-up and the package's own "main" cluster disabled.
+#
+# PostgreSQL refuses to run as root, so when run as root the server runs as the unprivileged
+# user $PG_OS_USER (default `postgres`, created if missing) and DIR is owned by that user.
+# That user must be able to traverse every directory above DIR; when it cannot (say the repo
+# was cloned under /root, mode 0700), the cluster lives in
+# /tmp/storefront-<hash of the repo path>/<DIR relative to the repo> instead, and a README in
+# DIR says so. `scripts/pg.sh datadir DIR` prints the directory really used.
+#
+# Environment: PG_BIN (directory holding initdb, pg_ctl, postgres, psql) overrides the
+# search in /usr/lib/postgresql; PG_OS_USER overrides the server's OS user when run as root.
+set -euo pipefail
+umask 022
+
+readonly PG_SUPERUSER=storefront
+readonly PREFERRED_MAJOR=15
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+readonly REPO_ROOT
+PG_OS_USER="${PG_OS_USER:-postgres}"
+
+die() { echo "pg.sh: $*" >&2; exit 1; }
+note() { echo "pg.sh: $*" >&2; }
+
+usage() {
+	sed -n '/^# Usage:/,/^#$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit "${1:-2}"
+}
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# has_bins DIR succeeds when DIR holds every program we use.
+has_bins() {
+	local d=$1 p
+	for p in initdb pg_ctl postgres psql pg_isready; do
+		[ -x "$d/$p" ] || return 1
+	done
+}
+
+# find_bin_dir prints a bin directory with the server and client programs, preferring the
+# major version given as $1 (the version of an existing cluster), then 15, then the newest.
+find_bin_dir() {
+	local want=${1:-} v
+	if [ -n "${PG_BIN:-}" ]; then
+		has_bins "$PG_BIN" || die "PG_BIN=$PG_BIN lacks initdb, pg_ctl, postgres, psql or pg_isready"
+		echo "$PG_BIN"
+		return
+	fi
+	# shellcheck disable=SC2012 # version directories have plain numeric names
+	for v in $want $PREFERRED_MAJOR $(ls -1 /usr/lib/postgresql 2>/dev/null | sort -rn); do
+		if has_bins "/usr/lib/postgresql/$v/bin"; then
+			echo "/usr/lib/postgresql/$v/bin"
+			return
+		fi
+	done
+	return 1
+}
+
+# install_postgres installs the PostgreSQL server from Debian's packages without letting the
+# package start its service or create its default cluster.
+install_postgres() {
+	is_root || die "PostgreSQL server binaries not found; install them (apt-get install postgresql) or set PG_BIN"
+	command -v apt-get >/dev/null || die "PostgreSQL server binaries not found and apt-get is unavailable; set PG_BIN"
+	note "PostgreSQL server binaries not found: installing them from Debian's packages"
+	export DEBIAN_FRONTEND=noninteractive
+	local apt=(apt-get -y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef
+		-o Dpkg::Options::=--force-confold)
+
+	# policy-rc.d exit 101 forbids maintainer scripts to start services (invoke-rc.d and
+	# deb-systemd-invoke honour it). Keep an existing one; remove ours afterwards.
+	local policy=/usr/sbin/policy-rc.d ours=""
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# temporary, from storefront scripts/pg.sh: start no service\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+		ours=1
+	fi
+	local rc=0
+	{
+		# postgresql-common first, so its createcluster.conf can say not to create the
+		# system's "main" cluster when the server package is configured.
+		"${apt[@]}" update &&
+			"${apt[@]}" install --no-install-recommends postgresql-common &&
+			disable_main_cluster &&
+			"${apt[@]}" install --no-install-recommends "$(server_package)"
+	} >&2 || rc=$?
+	if [ -n "$ours" ]; then rm -f "$policy"; fi
+	[ "$rc" -eq 0 ] || die "installing PostgreSQL failed (exit $rc)"
+}
+
+# disable_main_cluster tells postgresql-common not to create the system's "main" cluster.
+disable_main_cluster() {
+	local conf=/etc/postgresql-common/createcluster.conf
+	if [ -f "$conf" ] && ! grep -Eq '^[[:space:]]*create_main_cluster' "$conf"; then
+		printf '\n# added by storefront scripts/pg.sh: private clusters only\ncreate_main_cluster = false\n' >>"$conf"
+	fi
+}
+
+# server_package prints postgresql-15 when the distribution has it, else postgresql.
+server_package() {
+	if apt-cache show "postgresql-$PREFERRED_MAJOR" >/dev/null 2>&1; then
+		echo "postgresql-$PREFERRED_MAJOR"
+	else
+		echo postgresql
+	fi
+}
+
+# bin_dir prints the bin directory, installing PostgreSQL when it is missing.
+bin_dir() {
+	find_bin_dir && return
+	install_postgres
+	find_bin_dir || die "PostgreSQL installed but no bin directory found under /usr/lib/postgresql"
+}
+
+# ensure_os_user makes sure the unprivileged user that runs the server exists (root only).
+ensure_os_user() {
+	is_root || return 0
+	id -u "$PG_OS_USER" >/dev/null 2>&1 && return
+	note "creating system user $PG_OS_USER to run PostgreSQL"
+	useradd --system --user-group --home-dir /var/lib/postgresql --no-create-home \
+		--shell /usr/sbin/nologin "$PG_OS_USER"
+}
+
+# as_pg runs a command as the server's OS user (as ourselves when not root), from /, without
+# the lock's file descriptor (the postmaster must not inherit it).
+as_pg() {
+	if is_root; then
+		(cd / && runuser -u "$PG_OS_USER" -- "$@" 9>&-)
+	else
+		(cd / && "$@" 9>&-)
+	fi
+}
+
+hash_of() { printf '%s' "$1" | sha256sum | cut -c1-12; }
+
+abs_path() { realpath -m -- "$1"; }
+
+# data_dir DIR prints the directory that really holds the cluster of DIR: DIR itself, or the
+# /tmp fallback when the server's OS user cannot traverse the directories above DIR.
+# It creates neither.
+data_dir() {
+	local dir parent probe
+	dir=$(abs_path "$1")
+	if ! is_root || ! id -u "$PG_OS_USER" >/dev/null 2>&1; then
+		echo "$dir"
+		return
+	fi
+	# Probe the nearest existing ancestor: every directory we create below it gets mode 755.
+	parent=$(dirname "$dir")
+	probe=$parent
+	while [ ! -d "$probe" ]; do probe=$(dirname "$probe"); done
+	if as_pg test -x "$probe" 2>/dev/null; then
+		echo "$dir"
+		return
+	fi
+	local rel
+	case "$dir" in
+	"$REPO_ROOT"/*) rel=${dir#"$REPO_ROOT"/} ;;
+	*) rel="ext-$(hash_of "$dir")" ;;
+	esac
+	rel=${rel//\//_}
+	echo "/tmp/storefront-$(hash_of "$REPO_ROOT")/${rel#.}"
+}
+
+# prepare_dir DIR creates the data directory for the cluster of DIR, owned by the server's OS
+# user with mode 0700, and prints it.
+prepare_dir() {
+	local dir data
+	dir=$(abs_path "$1")
+	data=$(data_dir "$dir")
+	if [ "$data" != "$dir" ]; then
+		mkdir -p "$dir" "$(dirname "$data")"
+		chmod 755 "$(dirname "$data")"
+		cat >"$dir/README" <<-EOF
+			$PG_OS_USER cannot traverse the directories above $dir,
+			so scripts/pg.sh keeps this cluster in $data instead.
+		EOF
+		note "$PG_OS_USER cannot reach $dir; using $data instead"
+	else
+		mkdir -p "$(dirname "$data")"
+	fi
+	if [ ! -d "$data" ]; then
+		mkdir -m 700 "$data"
+	fi
+	if is_root; then
+		chown "$PG_OS_USER": "$data"
+	fi
+	chmod 700 "$data"
+	echo "$data"
+}
+
+# lock DIR serialises start/stop/destroy on one cluster (flock on a file beside it).
+lock() {
+	local data=$1 lockfile
+	lockfile="$(dirname "$data")/.$(basename "$data").lock"
+	mkdir -p "$(dirname "$data")"
+	exec 9>"$lockfile"
+	flock -w 600 9 || die "timed out waiting for $lockfile"
+}
+
+is_running() { # DATA BIN
+	[ -f "$1/PG_VERSION" ] || return 1
+	as_pg "$2/pg_ctl" status -D "$1" >/dev/null 2>&1
+}
+
+# render_conf PORT MODE DATA prints the settings pg.sh owns.
+render_conf() {
+	local port=$1 mode=$2 data=$3 sockdir onoff
+	sockdir=$data
+	# A Unix socket path may hold at most 107 bytes.
+	if [ $(( ${#data} + ${#port} + 10 )) -gt 107 ]; then sockdir=""; fi
+	if [ "$mode" = fast ]; then onoff=off; else onoff=on; fi
+	cat <<-EOF
+		# Written by scripts/pg.sh at every start ($mode mode); edits here are overwritten.
+		listen_addresses = '127.0.0.1'
+		port = $port
+		unix_socket_directories = '$sockdir'
+		max_connections = 300
+		shared_buffers = 256MB
+		fsync = $onoff
+		synchronous_commit = $onoff
+		full_page_writes = $onoff
+	EOF
+}
+
+# wait_ready BIN PORT [DATA] waits until the server on PORT answers a query as the superuser.
+# With DATA it gives up early (status 2) when the cluster in DATA stops running.
+wait_ready() {
+	local bin=$1 port=$2 data=${3:-} _
+	for _ in $(seq 1 240); do
+		if PGCONNECT_TIMEOUT=2 "$bin/psql" -X -q -At -d "$(url "$port" postgres)" -c 'SELECT 1' >/dev/null 2>&1; then
+			return 0
+		fi
+		if [ -n "$data" ] && ! is_running "$data" "$bin"; then
+			return 2
+		fi
+		sleep 0.5
+	done
+	return 1
+}
+
+show_log() {
+	local data=$1
+	if [ -f "$data/log" ]; then
+		echo "--- last lines of $data/log ---" >&2
+		tail -n 30 "$data/log" >&2 || true
+	fi
+}
+
+cmd_start() {
+	if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
+	local dir=$1 port=$2 mode=${3:-durable} bin data version want_conf
+	case "$port" in '' | *[!0-9]*) die "PORT must be a number, got '$port'" ;; esac
+	case "$mode" in durable | fast) ;; *) die "mode must be durable or fast, got '$mode'" ;; esac
+
+	bin=$(bin_dir)
+	ensure_os_user
+	data=$(prepare_dir "$dir")
+	lock "$data"
+
+	if [ -f "$data/PG_VERSION" ]; then
+		version=$(cat "$data/PG_VERSION")
+		bin=$(find_bin_dir "$version") || die "no PostgreSQL bin directory found"
+		[ -x "/usr/lib/postgresql/$version/bin/postgres" ] || [ -n "${PG_BIN:-}" ] ||
+			die "$data holds a PostgreSQL $version cluster but PostgreSQL $version is not installed; remove $data to start afresh"
+	else
+		if [ -n "$(ls -A "$data")" ]; then
+			die "$data is neither empty nor a PostgreSQL cluster; remove it to start afresh"
+		fi
+		local locale=C.UTF-8 initflags=()
+		locale -a 2>/dev/null | grep -qix 'c\.utf-\{0,1\}8' || locale=C
+		if [ "$mode" = fast ]; then initflags+=(--no-sync); fi
+		note "initialising a cluster in $data"
+		as_pg "$bin/initdb" -D "$data" -U "$PG_SUPERUSER" --auth=trust --encoding=UTF8 \
+			--locale="$locale" --no-instructions "${initflags[@]}" >"$data.initdb.log" 2>&1 || {
+			cat "$data.initdb.log" >&2
+			die "initdb failed"
+		}
+		rm -f "$data.initdb.log"
+		# Only loopback connections exist (listen_addresses), and all of them are trusted.
+		as_pg tee "$data/pg_hba.conf" >/dev/null <<-EOF
+			# Written by scripts/pg.sh: a private dev cluster that trusts loopback connections.
+			# TYPE  DATABASE     USER  ADDRESS       METHOD
+			local   all          all                 trust
+			host    all          all   127.0.0.1/32  trust
+			host    all          all   ::1/128       trust
+			local   replication  all                 trust
+			host    replication  all   127.0.0.1/32  trust
+		EOF
+		printf "\n# Settings managed by scripts/pg.sh\ninclude_if_exists = 'storefront.conf'\n" |
+			as_pg tee -a "$data/postgresql.conf" >/dev/null
+	fi
+
+	want_conf=$(render_conf "$port" "$mode" "$data")
+	if is_running "$data" "$bin"; then
+		if [ "$(cat "$data/storefront.conf" 2>/dev/null)" = "$want_conf" ]; then
+			local ready=0
+			wait_ready "$bin" "$port" "$data" || ready=$?
+			case $ready in
+			0)
+				note "already running: $data on 127.0.0.1:$port ($mode)"
+				return 0
+				;;
+			2) note "the cluster in $data went away while we waited for it; starting it" ;;
+			*)
+				show_log "$data"
+				die "cluster in $data runs but does not answer on port $port; try: scripts/pg.sh stop $dir"
+				;;
+			esac
+		else
+			note "settings changed: restarting $data"
+			as_pg "$bin/pg_ctl" stop -D "$data" -m fast -w -t 120 >/dev/null ||
+				die "could not stop $data to apply new settings"
+		fi
+	fi
+
+	# Refuse to start when another server already holds the port.
+	local ready_rc=0
+	"$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -t 2 || ready_rc=$?
+	if [ "$ready_rc" -eq 0 ] || [ "$ready_rc" -eq 1 ]; then
+		die "port $port on 127.0.0.1 is already used by another server; stop it or pick another port"
+	fi
+
+	printf '%s\n' "$want_conf" | as_pg tee "$data/storefront.conf" >/dev/null
+	note "starting $data on 127.0.0.1:$port ($mode)"
+	if ! as_pg "$bin/pg_ctl" start -D "$data" -l "$data/log" -w -t 300 >/dev/null; then
+		show_log "$data"
+		die "pg_ctl start failed for $data"
+	fi
+	if ! wait_ready "$bin" "$port"; then
+		show_log "$data"
+		die "cluster in $data started but does not accept connections on port $port"
+	fi
+	note "ready: $(url "$port" postgres)"
+}
+
+cmd_stop() {
+	[ $# -eq 1 ] || usage
+	local dir=$1 data bin
+	data=$(data_dir "$dir")
+	if [ ! -f "$data/PG_VERSION" ]; then
+		note "no cluster in $data: nothing to stop"
+		return 0
+	fi
+	bin=$(find_bin_dir "$(cat "$data/PG_VERSION")") || die "no PostgreSQL bin directory found"
+	lock "$data"
+	if ! is_running "$data" "$bin"; then
+		note "not running: $data"
+		return 0
+	fi
+	if ! as_pg "$bin/pg_ctl" stop -D "$data" -m fast -w -t 120 >/dev/null; then
+		note "fast shutdown did not finish; shutting down immediately"
+		as_pg "$bin/pg_ctl" stop -D "$data" -m immediate -w -t 60 >/dev/null ||
+			die "could not stop the cluster in $data"
+	fi
+	note "stopped: $data"
+}
+
+cmd_status() {
+	[ $# -eq 1 ] || usage
+	local data bin
+	data=$(data_dir "$1")
+	if [ -f "$data/PG_VERSION" ] && bin=$(find_bin_dir "$(cat "$data/PG_VERSION")") &&
+		is_running "$data" "$bin"; then
+		echo "running: $data"
+	else
+		echo "not running: $data"
+		return 3
+	fi
+}
+
+cmd_destroy() {
+	[ $# -eq 1 ] || usage
+	local dir data
+	dir=$(abs_path "$1")
+	data=$(data_dir "$dir")
+	cmd_stop "$dir"
+	rm -rf -- "$data" "$(dirname "$data")/.$(basename "$data").lock"
+	if [ "$data" != "$dir" ]; then
+		rm -rf -- "$dir"
+		rmdir -- "$(dirname "$data")" 2>/dev/null || true
+	fi
+}
+
+url() {
+	local port=$1 db=${2:-storefront}
+	echo "postgres://$PG_SUPERUSER@127.0.0.1:$port/$db?sslmode=disable"
+}
+
+cmd_url() {
+	if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
+	case "$1" in '' | *[!0-9]*) die "PORT must be a number, got '$1'" ;; esac
+	url "$@"
+}
+
+cmd_createdb() {
+	[ $# -eq 2 ] || usage
+	local port=$1 db=$2 bin
+	case "$port" in '' | *[!0-9]*) die "PORT must be a number, got '$port'" ;; esac
+	[ -n "$db" ] || die "DBNAME is empty"
+	bin=$(bin_dir)
+	local sql="SELECT format('CREATE DATABASE %I', :'db')
+		WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \\gexec"
+	local _
+	for _ in 1 2 3; do
+		if printf '%s\n' "$sql" | "$bin/psql" -X -q -v ON_ERROR_STOP=1 -v db="$db" \
+			-d "$(url "$port" postgres)" >/dev/null; then
+			return 0
+		fi
+		sleep 1 # a concurrent createdb may have won the race; check again
+	done
+	die "could not create database $db on port $port"
+}
+
+main() {
+	[ $# -ge 1 ] || usage
+	local cmd=$1
+	shift
+	case "$cmd" in
+	start) cmd_start "$@" ;;
+	stop) cmd_stop "$@" ;;
+	status) cmd_status "$@" ;;
+	destroy) cmd_destroy "$@" ;;
+	datadir) [ $# -eq 1 ] || usage; data_dir "$1" ;;
+	url) cmd_url "$@" ;;
+	createdb) cmd_createdb "$@" ;;
+	-h | --help | help) usage 0 ;;
+	*) usage ;;
+	esac
+}
+
+# Run main unless sourced (tests of the helpers source this file).
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi
