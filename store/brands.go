@@ -23,7 +23,7 @@ const brandsByIDsSQL = `SELECT ` + brandColumns + ` FROM brands WHERE id = ANY($
 
 // BrandsByIDs returns the brands with these ids, in no particular order.
 func (s *Store) BrandsByIDs(ctx context.Context, ids []string) ([]*model.Brand, error) {
-	bs, err := s.queryBrands(ctx, brandsByIDsSQL, ids)
+	bs, err := s.queryBrands(ctx, brandsByIDsSQL, uuidArray(ids))
 	if err != nil {
 		return nil, fmt.Errorf("brands by ids: %w", err)
 	}

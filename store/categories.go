@@ -30,7 +30,7 @@ const categoriesByIDsSQL = `SELECT ` + categoryColumns + ` FROM categories WHERE
 
 // CategoriesByIDs returns the categories with these ids, in no particular order.
 func (s *Store) CategoriesByIDs(ctx context.Context, ids []string) ([]*model.Category, error) {
-	cs, err := queryCategories(ctx, s.pool, categoriesByIDsSQL, ids)
+	cs, err := queryCategories(ctx, s.pool, categoriesByIDsSQL, uuidArray(ids))
 	if err != nil {
 		return nil, fmt.Errorf("categories by ids: %w", err)
 	}
@@ -67,7 +67,7 @@ const childrenSQL = `SELECT ` + categoryColumns + ` FROM categories WHERE parent
 // ChildrenOf returns the children of each parent id, by name; a parent without children
 // has no entry.
 func (s *Store) ChildrenOf(ctx context.Context, parentIDs []string) (map[string][]*model.Category, error) {
-	cs, err := queryCategories(ctx, s.pool, childrenSQL, parentIDs)
+	cs, err := queryCategories(ctx, s.pool, childrenSQL, uuidArray(parentIDs))
 	if err != nil {
 		return nil, fmt.Errorf("children of categories: %w", err)
 	}
@@ -88,7 +88,7 @@ GROUP BY c.id`
 
 // ProductCounts returns the number of active products under each category id.
 func (s *Store) ProductCounts(ctx context.Context, ids []string) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, productCountsSQL, ids)
+	rows, err := s.pool.Query(ctx, productCountsSQL, uuidArray(ids))
 	if err != nil {
 		return nil, fmt.Errorf("product counts: %w", err)
 	}

@@ -18,7 +18,7 @@ GROUP BY product_id`
 // Availability returns the stock available across warehouses for each product id; a product
 // without stock rows has no entry.
 func (s *Store) Availability(ctx context.Context, productIDs []string) (map[string]*model.Availability, error) {
-	rows, err := s.pool.Query(ctx, availabilitySQL, productIDs)
+	rows, err := s.pool.Query(ctx, availabilitySQL, uuidArray(productIDs))
 	if err != nil {
 		return nil, fmt.Errorf("availability: %w", err)
 	}
@@ -44,7 +44,7 @@ ORDER BY w.priority, w.code`
 
 // Inventory returns the stock of each product per warehouse, by warehouse priority.
 func (s *Store) Inventory(ctx context.Context, productIDs []string) (map[string][]*model.InventoryLevel, error) {
-	rows, err := s.pool.Query(ctx, inventorySQL, productIDs)
+	rows, err := s.pool.Query(ctx, inventorySQL, uuidArray(productIDs))
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
@@ -73,7 +73,7 @@ func (s *Store) Warehouses(ctx context.Context) ([]*model.Warehouse, error) {
 
 // WarehousesByIDs returns the warehouses with these ids, in no particular order.
 func (s *Store) WarehousesByIDs(ctx context.Context, ids []string) ([]*model.Warehouse, error) {
-	return s.queryWarehouses(ctx, `SELECT `+warehouseColumns+` FROM warehouses WHERE id = ANY($1::uuid[])`, ids)
+	return s.queryWarehouses(ctx, `SELECT `+warehouseColumns+` FROM warehouses WHERE id = ANY($1::uuid[])`, uuidArray(ids))
 }
 
 func (s *Store) queryWarehouses(ctx context.Context, sql string, args ...any) ([]*model.Warehouse, error) {

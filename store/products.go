@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,7 +38,7 @@ const productsByIDsSQL = `SELECT ` + productColumns + ` FROM products WHERE id =
 // ProductsByIDs returns the products with these ids, in no particular order; unknown ids are
 // left out.
 func (s *Store) ProductsByIDs(ctx context.Context, ids []string) ([]*model.Product, error) {
-	ps, err := s.queryProducts(ctx, productsByIDsSQL, ids)
+	ps, err := s.queryProducts(ctx, productsByIDsSQL, uuidArray(ids))
 	if err != nil {
 		return nil, fmt.Errorf("products by ids: %w", err)
 	}
@@ -85,7 +86,7 @@ func (s *Store) ListProducts(ctx context.Context, f model.ProductFilter, sort mo
 	}
 	sql := `SELECT ` + productColumns + ` FROM products p` + and(conds) +
 		` ORDER BY ` + key.orderBy(page.Backward) + ` LIMIT ` + a.add(page.Limit+1)
-	ps, err := s.queryProducts(ctx, sql, a...)
+	ps, err := s.queryProducts(ctx, sql, a.forFilter(f)...)
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}
@@ -124,11 +125,23 @@ func connection(ps []*model.Product, f model.ProductFilter, sort model.ProductSo
 func (s *Store) CountProducts(ctx context.Context, f model.ProductFilter) (int, error) {
 	var a args
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM products p`+and(filterConditions(&a, f)), a...).Scan(&n)
+	conds := filterConditions(&a, f)
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM products p`+and(conds), a.forFilter(f)...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count products: %w", err)
 	}
 	return n, nil
+}
+
+// forFilter returns the arguments of a listing. A filter whose best plan depends on its
+// values (a category subtree, a price range, brands, attributes) goes through the simple
+// protocol so that it is planned with them every time; the unfiltered listing, the one most
+// asked for, keeps its prepared generic plan (see db.Open).
+func (a args) forFilter(f model.ProductFilter) []any {
+	if f.CategoryID == nil && f.MinPrice == nil && f.MaxPrice == nil && len(f.BrandIDs) == 0 && len(f.Attributes) == 0 {
+		return a
+	}
+	return append([]any{pgx.QueryExecModeSimpleProtocol}, a...)
 }
 
 // filterConditions turns f into SQL conditions on products p. Statuses are validated enum
@@ -140,7 +153,7 @@ func filterConditions(a *args, f model.ProductFilter) []string {
 		conds = append(conds, `p.category_id IN (SELECT id FROM categories WHERE path @> ARRAY[`+a.add(*f.CategoryID)+`::uuid])`)
 	}
 	if len(f.BrandIDs) > 0 {
-		conds = append(conds, `p.brand_id = ANY(`+a.add(f.BrandIDs)+`::uuid[])`)
+		conds = append(conds, `p.brand_id = ANY(`+a.add(uuidArray(f.BrandIDs))+`::uuid[])`)
 	}
 	if f.MinPrice != nil {
 		conds = append(conds, `p.price_cents >= `+a.add(int64(*f.MinPrice)))
@@ -158,7 +171,9 @@ func filterConditions(a *args, f model.ProductFilter) []string {
 		conds = append(conds, `p.status IN (`+strings.Join(lits, ", ")+`)`)
 	}
 	if len(f.Attributes) > 0 {
-		conds = append(conds, `p.attributes @> `+a.add(f.Attributes)+`::jsonb`)
+		// As JSON text: the simple protocol that listings use has no encoder for a map.
+		attrs, _ := json.Marshal(f.Attributes)
+		conds = append(conds, `p.attributes @> `+a.add(string(attrs))+`::jsonb`)
 	}
 	return conds
 }
