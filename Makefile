@@ -1,5 +1,6 @@
 # Storefront API: development, test and CI entry points. `make help` lists the targets.
-# PostgreSQL runs as private clusters under .run/ (scripts/pg.sh), never as a system service.
+# PostgreSQL and Redis run as private servers under .run/ (scripts/pg.sh, scripts/redis.sh),
+# never as system services.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -7,16 +8,23 @@ SHELL := /bin/bash
 MAKEFLAGS += --no-print-directory
 
 PG := scripts/pg.sh
+REDIS := scripts/redis.sh
 
 # `make run`: a durable cluster whose data survives restarts.
 RUN_PG_DIR := .run/pg
 RUN_PG_PORT := 5433
 RUN_DB := storefront
+# `make run`: a durable Redis (append-only file) whose sessions survive restarts.
+RUN_REDIS_DIR := .run/redis
+RUN_REDIS_PORT := 6380
 HTTP_ADDR := 127.0.0.1:8080
 
-# Clusters of `make test` and `make bench` (scripts/test.sh, scripts/bench.sh).
+# Servers of `make test` and `make bench` (scripts/test.sh, scripts/bench.sh).
 TEST_PG_DIR := .run/test-pg
 BENCH_PG_DIR := .run/bench-pg
+TEST_REDIS_DIR := .run/test-redis
+TEST_REDIS_CLUSTER_DIR := .run/test-redis-cluster
+BENCH_REDIS_DIR := .run/bench-redis
 
 # Where go generate writes (graph/generated.go, graph/model/models_gen.go, resolvers/).
 GENERATED_DIRS := graph resolvers
@@ -28,20 +36,23 @@ help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
-run: ## Start PostgreSQL (.run/pg, port 5433), build, migrate, seed if empty and serve on http://localhost:8080.
+run: ## Start PostgreSQL (.run/pg, port 5433) and Redis (.run/redis, port 6380), build, migrate, seed if empty and serve on http://localhost:8080.
 	$(PG) start $(RUN_PG_DIR) $(RUN_PG_PORT) durable
 	$(PG) createdb $(RUN_PG_PORT) $(RUN_DB)
+	$(REDIS) start $(RUN_REDIS_DIR) $(RUN_REDIS_PORT) durable
 	go build -o bin/storefront .
-	export DATABASE_URL="$$($(PG) url $(RUN_PG_PORT) $(RUN_DB))" HTTP_ADDR="$(HTTP_ADDR)"; \
+	export DATABASE_URL="$$($(PG) url $(RUN_PG_PORT) $(RUN_DB))" HTTP_ADDR="$(HTTP_ADDR)" \
+		REDIS_URL="$$($(REDIS) url $(RUN_REDIS_PORT))"; \
 	bin/storefront migrate; \
 	bin/storefront seed --products 3000 --seed 1 --if-empty; \
-	echo "storefront: API and playground on http://localhost:$${HTTP_ADDR##*:} (Ctrl-C stops the server; make stop stops PostgreSQL)"; \
+	echo "storefront: API and playground on http://localhost:$${HTTP_ADDR##*:} (Ctrl-C stops the server; make stop stops PostgreSQL and Redis)"; \
 	exec bin/storefront serve
 
-stop: ## Stop the PostgreSQL cluster of make run.
+stop: ## Stop the PostgreSQL cluster and the Redis server of make run.
+	$(REDIS) stop $(RUN_REDIS_DIR)
 	$(PG) stop $(RUN_PG_DIR)
 
-test: ## Run go test -race on ./... against a private fast PostgreSQL (.run/test-pg, port 5434), stopped afterwards.
+test: ## Run go test -race on ./... against private PostgreSQL (port 5434), Redis (6381) and Redis Cluster (7101-7103), stopped afterwards.
 	scripts/test.sh
 
 bench: ## Run the benchmarks (scripts/bench.sh).
@@ -73,7 +84,11 @@ check: ## Run lint, then check-generated (what CI checks before the tests).
 	$(MAKE) lint
 	$(MAKE) check-generated
 
-clean: ## Stop every private cluster under .run, then delete .run and bin.
+clean: ## Stop every private server and cluster under .run, then delete .run and bin.
+	@for d in $(RUN_REDIS_DIR) $(TEST_REDIS_DIR) $(TEST_REDIS_CLUSTER_DIR) $(BENCH_REDIS_DIR) \
+		$$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \
+		$(REDIS) destroy "$$d"; \
+	done
 	@for d in $(RUN_PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR) \
 		$$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \
 		$(PG) destroy "$$d"; \

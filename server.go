@@ -11,20 +11,24 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/resolvers"
 	"github.com/homegoods/storefront/store"
@@ -100,6 +104,15 @@ type config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
+
+	// Redis: REDIS_URL for one node, or REDIS_ADDRS for a cluster (or Sentinel with
+	// REDIS_MASTER_NAME); neither means the in-process cache of a single instance.
+	RedisURL, RedisAddrs, RedisMasterName, RedisPassword string
+	RedisPrefix                                          string
+	Cache                                                bool // the catalog's read-through cache
+	CacheTTL, CacheL1TTL                                 time.Duration
+	CacheL1Size, CacheMemoryEntries                      int
+	RateLimitPerSecond, RateLimitBurst                   int // complexity per client; 0 turns limits off
 }
 
 // devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
@@ -121,6 +134,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 		LoaderWait:      e.duration("LOADER_WAIT", time.Millisecond),
 		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
 		LogFormat:       e.str("LOG_FORMAT", "text"),
+
+		RedisURL:           e.str("REDIS_URL", ""),
+		RedisAddrs:         e.str("REDIS_ADDRS", ""),
+		RedisMasterName:    e.str("REDIS_MASTER_NAME", ""),
+		RedisPassword:      e.str("REDIS_PASSWORD", ""),
+		RedisPrefix:        e.str("REDIS_PREFIX", "sf:"),
+		Cache:              e.bool("CACHE", true),
+		CacheTTL:           e.duration("CACHE_TTL", 5*time.Minute),
+		CacheL1Size:        e.int("CACHE_L1_SIZE", 10_000),
+		CacheL1TTL:         e.duration("CACHE_L1_TTL", time.Second),
+		CacheMemoryEntries: e.int("CACHE_MEMORY_ENTRIES", 200_000),
+		RateLimitPerSecond: e.int("RATE_LIMIT_PER_SECOND", 2000),
+		RateLimitBurst:     e.int("RATE_LIMIT_BURST", 10_000),
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
 		e.errs = append(e.errs, fmt.Errorf("LOG_LEVEL: %w", err))
@@ -172,17 +198,24 @@ func (c config) logValue() []any {
 		secret = "development default"
 	}
 	return []any{"database", maskURL(c.DatabaseURL), "addr", c.HTTPAddr, "jwt_secret", secret,
-		"playground", c.Playground, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait}
+		"playground", c.Playground, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait,
+		"redis", maskURL(c.RedisURL) + c.RedisAddrs, "cache", c.Cache, "rate_limit_per_second", c.RateLimitPerSecond}
 }
 
-// maskURL hides the password of a database URL.
+// maskURL hides the password of a database or Redis URL.
 func maskURL(raw string) string {
-	cfg, err := pgxpool.ParseConfig(raw)
-	if err != nil || cfg.ConnConfig.Password == "" {
-		return raw
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		// A key=value connection string.
+		return dsnPassword.ReplaceAllString(raw, "password=****")
 	}
-	return strings.Replace(raw, ":"+cfg.ConnConfig.Password+"@", ":****@", 1)
+	if _, set := u.User.Password(); set {
+		u.User = url.UserPassword(u.User.Username(), "****")
+	}
+	return u.String()
 }
+
+var dsnPassword = regexp.MustCompile(`password=\S+`)
 
 func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
 	return db.Open(ctx, cfg.DatabaseURL, func(pc *pgxpool.Config) {
@@ -209,6 +242,17 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 
+	st := store.New(pool)
+	caches, err := newCaching(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer caches.close()
+	caches.run(ctx, st, log)
+	if err := caches.warmRankings(ctx, pool, log); err != nil {
+		log.Warn("rankings not seeded", "err", err)
+	}
+
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
 	}
@@ -217,7 +261,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           routes(cfg, pool, log),
+		Handler:           routes(cfg, pool, st, caches, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -244,13 +288,27 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 }
 
 // routes wires the HTTP endpoints.
-func routes(cfg config, pool *pgxpool.Pool, log *slog.Logger) http.Handler {
+func routes(cfg config, pool *pgxpool.Pool, st *store.Store, caches *caching, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerPoolMetrics(reg, pool)
+	registerCacheMetrics(reg, caches)
 
+	var batches resolvers.Batches = st
+	if caches.catalog != nil {
+		batches = caches.catalog
+	}
+	var extensions []graphql.HandlerExtension
+	if caches.limiter != nil {
+		extensions = append(extensions, cache.NewComplexityRateLimit(caches.limiter, resolvers.ClientKey, log))
+	}
 	api := resolvers.NewHandler(resolvers.Config{
-		Catalog:         store.New(pool),
+		Catalog:         st,
+		Batches:         batches,
+		Sessions:        caches.sessions,
+		Rankings:        caches.rankings,
+		APQ:             caches.apq,
+		Extensions:      extensions,
 		Auth:            resolvers.NewAuth([]byte(cfg.JWTSecret)),
 		Log:             log,
 		Metrics:         resolvers.NewMetrics(reg),

@@ -84,6 +84,23 @@ func get(t *testing.T, url string) (int, string, http.Header) {
 	return res.StatusCode, string(b), res.Header
 }
 
+// postWithHeaders posts a GraphQL body with extra headers and returns the response body.
+func postWithHeaders(t *testing.T, url string, body io.Reader, headers map[string]string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, body)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
 func post(t *testing.T, url, token, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
@@ -191,7 +208,9 @@ func TestConfigRefusesMalformedValues(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "DB_MAX_CONNS") || !strings.Contains(err.Error(), "PLAYGROUND") {
 		t.Errorf("got %v; want both malformed variables named", err)
 	}
-	if got := maskURL("postgres://app:s3cret@db:5432/shop"); strings.Contains(got, "s3cret") {
-		t.Errorf("maskURL: got %s; want the password hidden", got)
+	for _, u := range []string{"postgres://app:s3cret@db:5432/shop", "redis://:s3cret@cache:6379/0", "host=db password=s3cret dbname=shop"} {
+		if got := maskURL(u); strings.Contains(got, "s3cret") {
+			t.Errorf("maskURL(%q): got %s; want the password hidden", u, got)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -90,7 +91,8 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
+		ctx := withPrincipal(r.Context(), p)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, remoteAddrKey{}, r.RemoteAddr)))
 	})
 }
 
@@ -105,6 +107,22 @@ func writeUnauthenticated(w http.ResponseWriter) {
 }
 
 type principalKey struct{}
+
+type remoteAddrKey struct{}
+
+// ClientKey names the caller of the request in ctx for rate limits: the customer of a
+// token, or else the address the request came from. (Behind a proxy that address is the
+// proxy's: put the limits there, or teach this function the proxy's header.)
+func ClientKey(ctx context.Context) string {
+	if p := PrincipalFrom(ctx); p.CustomerID != "" {
+		return "customer:" + p.CustomerID
+	}
+	addr, _ := ctx.Value(remoteAddrKey{}).(string)
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
+	}
+	return "ip:" + addr
+}
 
 func withPrincipal(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)

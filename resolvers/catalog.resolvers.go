@@ -180,6 +180,14 @@ func (r *queryResolver) Warehouses(ctx context.Context) ([]*model.Warehouse, err
 	return r.Catalog.Warehouses(ctx)
 }
 
+func (r *queryResolver) TrendingProducts(ctx context.Context, categoryID *string, first *int) ([]*model.Product, error) {
+	return r.ranked(ctx, r.Rankings.Trending, categoryID, first)
+}
+
+func (r *queryResolver) Bestsellers(ctx context.Context, categoryID *string, first *int) ([]*model.Product, error) {
+	return r.ranked(ctx, r.Rankings.Bestsellers, categoryID, first)
+}
+
 func (r *Resolver) Category() graph.CategoryResolver { return &categoryResolver{r} }
 
 func (r *Resolver) Product() graph.ProductResolver { return &productResolver{r} }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -18,8 +19,12 @@ import (
 // Config is what the GraphQL handler is built from.
 type Config struct {
 	Catalog Catalog
-	Auth    *Auth
-	Log     *slog.Logger
+	// Batches serves the dataloaders' hot loads; nil means the catalog itself.
+	Batches  Batches
+	Sessions Sessions
+	Rankings Rankings
+	Auth     *Auth
+	Log      *slog.Logger
 	// Metrics records operations when set.
 	Metrics *Metrics
 	// Introspection serves the schema to tools such as the playground.
@@ -28,13 +33,20 @@ type Config struct {
 	DepthLimit      int
 	// LoaderWait is how long a dataloader collects keys before it runs a batch.
 	LoaderWait time.Duration
+	// APQ stores automatic persisted queries when set.
+	APQ graphql.Cache[string]
+	// Extensions run after the complexity limit, which rate limits need: they charge it.
+	Extensions []graphql.HandlerExtension
 }
 
 // NewHandler returns the /graphql endpoint: POST and GET, authorization, per-request
 // dataloaders, limits, error presentation and metrics.
 func NewHandler(cfg Config) http.Handler {
+	if cfg.Batches == nil {
+		cfg.Batches = cfg.Catalog
+	}
 	c := graph.Config{
-		Resolvers:  &Resolver{Catalog: cfg.Catalog, Log: cfg.Log},
+		Resolvers:  &Resolver{Catalog: cfg.Catalog, Sessions: cfg.Sessions, Rankings: cfg.Rankings, Log: cfg.Log},
 		Directives: graph.DirectiveRoot{HasRole: hasRole},
 	}
 	c.Complexity.Query.Products = func(child int, first *int, _ *string, last *int, _ *string, _ *model.ProductFilter, _ *model.ProductSort) int {
@@ -52,16 +64,22 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	if cfg.APQ != nil {
+		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.APQ})
+	}
 	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
 	srv.Use(depthLimit{max: cfg.DepthLimit})
+	for _, e := range cfg.Extensions {
+		srv.Use(e)
+	}
 	if cfg.Metrics != nil {
 		srv.Use(cfg.Metrics)
 	}
 
-	return cfg.Auth.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := withLoaders(r.Context(), newLoaders(cfg.Catalog, cfg.LoaderWait))
+	return cfg.Auth.Middleware(sessionMiddleware(cfg.Sessions, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := withLoaders(r.Context(), newLoaders(cfg.Batches, cfg.Catalog, cfg.LoaderWait))
 		srv.ServeHTTP(w, r.WithContext(ctx))
-	}))
+	})))
 }
 
 // pageComplexity charges a connection for every row it may return. Sizes above the maximum

@@ -22,17 +22,18 @@ type Loaders struct {
 	Inventory    *dataloader.Loader[string, []*model.InventoryLevel]
 }
 
-// newLoaders builds the loaders of one request. wait is how long a loader collects keys
-// before it runs its batch.
-func newLoaders(c Catalog, wait time.Duration) *Loaders {
+// newLoaders builds the loaders of one request: the hot edges through b (the cache, when
+// there is one), the others straight from the catalog. wait is how long a loader collects
+// keys before it runs its batch.
+func newLoaders(b Batches, c Catalog, wait time.Duration) *Loaders {
 	return &Loaders{
-		Product:      newLoader(wait, byID(c.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product")),
-		Category:     newLoader(wait, byID(c.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category")),
-		Brand:        newLoader(wait, byID(c.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand")),
+		Product:      newLoader(wait, byID(b.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product")),
+		Category:     newLoader(wait, byID(b.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category")),
+		Brand:        newLoader(wait, byID(b.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand")),
 		Warehouse:    newLoader(wait, byID(c.WarehousesByIDs, func(w *model.Warehouse) string { return w.ID }, "warehouse")),
 		Children:     newLoader(wait, grouped(c.ChildrenOf, func() []*model.Category { return []*model.Category{} })),
 		ProductCount: newLoader(wait, grouped(c.ProductCounts, func() int { return 0 })),
-		Availability: newLoader(wait, grouped(c.Availability, func() *model.Availability { return &model.Availability{} })),
+		Availability: newLoader(wait, grouped(b.Availability, func() *model.Availability { return &model.Availability{} })),
 		Inventory:    newLoader(wait, grouped(c.Inventory, func() []*model.InventoryLevel { return []*model.InventoryLevel{} })),
 	}
 }

@@ -9,9 +9,18 @@ import (
 	"github.com/homegoods/storefront/graph/model"
 )
 
+// Batches are the loads by key behind the dataloaders: the catalog store itself, or the
+// cache in front of it.
+type Batches interface {
+	ProductsByIDs(ctx context.Context, ids []string) ([]*model.Product, error)
+	CategoriesByIDs(ctx context.Context, ids []string) ([]*model.Category, error)
+	BrandsByIDs(ctx context.Context, ids []string) ([]*model.Brand, error)
+	Availability(ctx context.Context, productIDs []string) (map[string]*model.Availability, error)
+}
+
 // Catalog is what the resolvers need from the catalog store.
 type Catalog interface {
-	ProductsByIDs(ctx context.Context, ids []string) ([]*model.Product, error)
+	Batches
 	ProductBySKU(ctx context.Context, sku string) (*model.Product, error)
 	ProductBySlug(ctx context.Context, slug string) (*model.Product, error)
 	ListProducts(ctx context.Context, f model.ProductFilter, sort model.ProductSort, page model.Page) (*model.ProductConnection, error)
@@ -20,7 +29,6 @@ type Catalog interface {
 	UpdateProduct(ctx context.Context, id string, in model.UpdateProductInput) (*model.Product, error)
 	ArchiveProduct(ctx context.Context, id string) (*model.Product, error)
 
-	CategoriesByIDs(ctx context.Context, ids []string) ([]*model.Category, error)
 	RootCategories(ctx context.Context) ([]*model.Category, error)
 	CategoryBySlug(ctx context.Context, slug string) (*model.Category, error)
 	ChildrenOf(ctx context.Context, parentIDs []string) (map[string][]*model.Category, error)
@@ -28,12 +36,10 @@ type Catalog interface {
 	CreateCategory(ctx context.Context, in model.CreateCategoryInput) (*model.Category, error)
 	UpdateCategory(ctx context.Context, id string, in model.UpdateCategoryInput) (*model.Category, error)
 
-	BrandsByIDs(ctx context.Context, ids []string) ([]*model.Brand, error)
 	Brands(ctx context.Context) ([]*model.Brand, error)
 	CreateBrand(ctx context.Context, in model.BrandInput) (*model.Brand, error)
 	UpdateBrand(ctx context.Context, id string, in model.UpdateBrandInput) (*model.Brand, error)
 
-	Availability(ctx context.Context, productIDs []string) (map[string]*model.Availability, error)
 	Inventory(ctx context.Context, productIDs []string) (map[string][]*model.InventoryLevel, error)
 	Warehouses(ctx context.Context) ([]*model.Warehouse, error)
 	WarehousesByIDs(ctx context.Context, ids []string) ([]*model.Warehouse, error)
@@ -41,6 +47,8 @@ type Catalog interface {
 
 // Resolver holds the dependencies of every resolver. gqlgen never regenerates this file.
 type Resolver struct {
-	Catalog Catalog
-	Log     *slog.Logger
+	Catalog  Catalog
+	Sessions Sessions
+	Rankings Rankings
+	Log      *slog.Logger
 }

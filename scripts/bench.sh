@@ -14,7 +14,8 @@
 # BENCH_CONCURRENCY (16) concurrent clients, BENCH_DURATION (15s) measured time per scenario.
 # The cluster in .run/bench-pg is kept between runs (stopped, not deleted), so the seed only
 # happens once; `scripts/pg.sh destroy .run/bench-pg` starts afresh, say after changing
-# BENCH_PRODUCTS.
+# BENCH_PRODUCTS. A fast Redis (nothing on disk, so every run starts cold) runs in
+# .run/bench-redis on 127.0.0.1:6382 for the length of the run; its URL is BENCH_REDIS_URL.
 set -euo pipefail
 shopt -s inherit_errexit
 # The table's numbers use a decimal dot whatever the caller's locale.
@@ -23,6 +24,7 @@ export LC_ALL=C
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 readonly PG_DIR=.run/bench-pg PG_PORT=5435
+readonly REDIS_DIR=.run/bench-redis REDIS_PORT=6382
 readonly ADDR=127.0.0.1:8081
 readonly OUT_DIR=.run/bench
 readonly REPORT=$OUT_DIR/catalog.md SERVER_LOG=$OUT_DIR/server.log
@@ -46,10 +48,11 @@ die() {
 }
 note() { echo "bench: $*" >&2; }
 
-# cleanup runs on every exit, failure included: the server and the cluster must not outlive
-# the benchmark.
+# cleanup runs on every exit, failure included: the server, Redis and the cluster must not
+# outlive the benchmark.
 cleanup() {
 	stop_server
+	scripts/redis.sh stop "$REDIS_DIR" || note "could not stop Redis in $REDIS_DIR"
 	scripts/pg.sh stop "$PG_DIR" || note "could not stop the cluster in $PG_DIR"
 }
 
@@ -78,6 +81,12 @@ start_database() {
 	export DATABASE_URL
 	bin/storefront migrate
 	bin/storefront seed --products "$PRODUCTS" --seed 7 --if-empty
+}
+
+start_redis() {
+	scripts/redis.sh start "$REDIS_DIR" "$REDIS_PORT" fast
+	BENCH_REDIS_URL=$(scripts/redis.sh url "$REDIS_PORT")
+	export BENCH_REDIS_URL
 }
 
 start_server() {
@@ -165,6 +174,7 @@ main() {
 	trap 'exit 143' TERM
 	build
 	start_database
+	start_redis
 	start_server
 	local id rss
 	id=$(first_product_id)

@@ -1,45 +1,63 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317 # cleanup and forward run from traps
-# test.sh runs the Go tests against real services (`make test`): it starts the private
-# PostgreSQL cluster .run/test-pg on 127.0.0.1:5434 in fast mode, points the tests at it
-# with TEST_DATABASE_URL and STOREFRONT_REQUIRE_SERVICES=1 (a test that cannot reach a
-# service fails instead of skipping), runs `go test -race -count=1 -timeout 20m`, and always
-# stops the cluster again, also when interrupted. It exits with go test's status.
+# test.sh runs the Go tests against real services (`make test`): it starts, all in fast mode
+# (throwaway data, no fsync) and listening on 127.0.0.1 only,
+#   - the private PostgreSQL cluster .run/test-pg on port 5434 (scripts/pg.sh),
+#   - the private Redis server .run/test-redis on port 6381 (scripts/redis.sh),
+#   - the private Redis Cluster .run/test-redis-cluster, three masters on ports 7101-7103,
+# points the tests at them with TEST_DATABASE_URL, TEST_REDIS_URL and TEST_REDIS_CLUSTER_ADDRS
+# (comma-separated host:port), gives them REDIS_SERVER_BIN (the absolute path of redis-server,
+# for tests that start throwaway servers of their own), sets STOREFRONT_REQUIRE_SERVICES=1 (a
+# test that cannot reach a service fails instead of skipping), runs
+# `go test -race -count=1 -timeout 20m`, and always stops the servers again, also when
+# interrupted. It exits with go test's status.
 #
 # Usage: scripts/test.sh [go test flags and packages]   (default packages: ./...)
-# A cluster left running by a killed run is reused, then stopped. Runs that overlap in one
-# checkout share the cluster: each holds a shared lock on .run/test-pg.users while it runs,
-# and only the last one to finish (the one that can take the lock exclusively) stops it.
+# Servers left running by a killed run are reused, then stopped. Runs that overlap in one
+# checkout share the servers: each holds a shared lock on .run/test.users while it runs, and
+# only the last one to finish (the one that can take the lock exclusively) stops them.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-readonly PG_DIR=.run/test-pg PG_PORT=5434 USERS_LOCK=.run/test-pg.users
+readonly PG_DIR=.run/test-pg PG_PORT=5434
+readonly REDIS_DIR=.run/test-redis REDIS_PORT=6381
+readonly REDIS_CLUSTER_DIR=.run/test-redis-cluster REDIS_CLUSTER_BASEPORT=7101
+readonly USERS_LOCK=.run/test.users
 
 cleanup() {
 	local rc=$?
-	trap - EXIT INT TERM
+	# A second Ctrl-C or TERM must not cut the stopping short and leave servers running.
+	trap - EXIT
+	trap '' INT TERM
 	if flock -x -n 8; then
+		scripts/redis.sh cluster-stop "$REDIS_CLUSTER_DIR" 8>&- || true
+		scripts/redis.sh stop "$REDIS_DIR" 8>&- || true
 		scripts/pg.sh stop "$PG_DIR" 8>&- || true
 	else
-		echo "test.sh: another test run still uses $PG_DIR: leaving it running for that run to stop" >&2
+		echo "test.sh: another test run still uses the test servers: leaving them running for that run to stop" >&2
 	fi
 	exit "$rc"
 }
 
 mkdir -p "$(dirname "$USERS_LOCK")"
 exec 8>>"$USERS_LOCK"
-# Waits while a finishing run stops the cluster, so that this run then starts it afresh.
+# Waits while a finishing run stops the servers, so that this run then starts them afresh.
 flock -s 8
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# fd 8 is closed for children: the postmaster and go test must not hold the lock.
+# fd 8 is closed for children: the servers and go test must not hold the lock.
 scripts/pg.sh start "$PG_DIR" "$PG_PORT" fast 8>&-
+scripts/redis.sh start "$REDIS_DIR" "$REDIS_PORT" fast 8>&-
+scripts/redis.sh cluster-start "$REDIS_CLUSTER_DIR" "$REDIS_CLUSTER_BASEPORT" 8>&-
 
 TEST_DATABASE_URL="$(scripts/pg.sh url "$PG_PORT" postgres)"
-export TEST_DATABASE_URL
+TEST_REDIS_URL="$(scripts/redis.sh url "$REDIS_PORT")"
+TEST_REDIS_CLUSTER_ADDRS="$(scripts/redis.sh cluster-addrs "$REDIS_CLUSTER_BASEPORT")"
+REDIS_SERVER_BIN="$(scripts/redis.sh bin 8>&-)"
+export TEST_DATABASE_URL TEST_REDIS_URL TEST_REDIS_CLUSTER_ADDRS REDIS_SERVER_BIN
 export STOREFRONT_REQUIRE_SERVICES=1
 
 args=("$@")
@@ -47,7 +65,7 @@ if [ ${#args[@]} -eq 0 ]; then args=(./...); fi
 
 # go test runs as a job in its own process group, so that a signal to this script (Ctrl-C,
 # or CI's timeout sending TERM) reaches go test and the test binaries it started, and this
-# script still gets to stop the cluster once they have exited.
+# script still gets to stop the servers once they have exited.
 set -m
 go test -race -count=1 -timeout 20m "${args[@]}" </dev/null 8>&- &
 gotest=$!

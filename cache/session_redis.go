@@ -1,0 +1,173 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// RedisSessions keeps sessions in Redis, one hash per session, so that every server
+// instance sees every session and sessions survive restarts. Each session is one key, so
+// it works unchanged on a Redis Cluster.
+type RedisSessions struct {
+	rdb    redis.UniversalClient
+	prefix string
+	cfg    SessionConfig
+}
+
+// NewRedisSessions returns sessions stored under prefix+"session:".
+func NewRedisSessions(rdb redis.UniversalClient, prefix string, cfg SessionConfig) *RedisSessions {
+	return &RedisSessions{rdb: rdb, prefix: prefix + "session:", cfg: cfg.withDefaults()}
+}
+
+// The fields of a session hash.
+const (
+	sessionFieldCustomer = "customer"
+	sessionFieldCart     = "cart"
+	sessionFieldCreated  = "created"
+	sessionFieldSeen     = "seen"
+)
+
+// Create starts a session for customerID, or a guest session when customerID is empty.
+func (s *RedisSessions) Create(ctx context.Context, customerID string) (model.Session, error) {
+	id := newSessionID()
+	// Millisecond precision, as stored, so that Create and Get agree.
+	now := time.UnixMilli(time.Now().UnixMilli())
+	key := s.prefix + id
+	ms := sessionMillis(now)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, sessionFieldCustomer, customerID, sessionFieldCart, "",
+			sessionFieldCreated, ms, sessionFieldSeen, ms)
+		p.PExpire(ctx, key, s.cfg.idle(customerID))
+		return nil
+	})
+	if err != nil {
+		return model.Session{}, fmt.Errorf("create session: %w", err)
+	}
+	return model.Session{ID: id, CustomerID: customerID, CreatedAt: now, LastSeen: now}, nil
+}
+
+// Get returns the session id, and records the visit: it sets LastSeen and restarts the
+// idle timer. ok is false when the session does not exist or has expired.
+func (s *RedisSessions) Get(ctx context.Context, id string) (sess model.Session, ok bool, err error) {
+	if !sessionIDValid(id) {
+		return model.Session{}, false, nil
+	}
+	sess, err = s.update(ctx, id)
+	switch {
+	case errors.Is(err, redis.Nil):
+		return model.Session{}, false, nil
+	case err != nil:
+		return model.Session{}, false, fmt.Errorf("get session: %w", err)
+	}
+	return sess, true, nil
+}
+
+// SetCart records the session's cart. A missing session is NOT_FOUND.
+func (s *RedisSessions) SetCart(ctx context.Context, id, cartID string) error {
+	return s.set(ctx, "set session cart", id, sessionFieldCart, cartID)
+}
+
+// AttachCustomer turns the session into customerID's session, with the customer idle
+// timeout, keeping its cart. A missing session is NOT_FOUND.
+func (s *RedisSessions) AttachCustomer(ctx context.Context, id, customerID string) error {
+	if customerID == "" {
+		return errors.New("attach customer: empty customer id")
+	}
+	return s.set(ctx, "attach customer", id, sessionFieldCustomer, customerID)
+}
+
+// Delete ends the session; deleting a missing session is not an error.
+func (s *RedisSessions) Delete(ctx context.Context, id string) error {
+	if !sessionIDValid(id) {
+		return nil
+	}
+	if err := s.rdb.Del(ctx, s.prefix+id).Err(); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+func (s *RedisSessions) set(ctx context.Context, action, id, field, value string) error {
+	if !sessionIDValid(id) {
+		return model.NotFound("session")
+	}
+	_, err := s.update(ctx, id, field, value)
+	switch {
+	case errors.Is(err, redis.Nil):
+		return model.NotFound("session")
+	case err != nil:
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	return nil
+}
+
+// sessionUpdate sets fields of an existing session, restarts its idle timer with the
+// timeout of its kind and returns all its fields; nil when the session does not exist.
+// A script, so that a session that expires meanwhile is never recreated half empty.
+var sessionUpdate = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+local customer = redis.call('HGET', KEYS[1], 'customer')
+local idle = ARGV[1]
+if customer and customer ~= '' then
+  idle = ARGV[2]
+end
+redis.call('PEXPIRE', KEYS[1], idle)
+return redis.call('HGETALL', KEYS[1])
+`)
+
+// update runs sessionUpdate with fieldValues plus the visit time; redis.Nil means the
+// session does not exist.
+func (s *RedisSessions) update(ctx context.Context, id string, fieldValues ...string) (model.Session, error) {
+	args := []any{s.cfg.GuestIdle.Milliseconds(), s.cfg.CustomerIdle.Milliseconds(),
+		sessionFieldSeen, sessionMillis(time.Now())}
+	for _, v := range fieldValues {
+		args = append(args, v)
+	}
+	res, err := sessionUpdate.Run(ctx, s.rdb, []string{s.prefix + id}, args...).StringSlice()
+	if err != nil {
+		return model.Session{}, err
+	}
+	return sessionFromFields(id, res)
+}
+
+// sessionFromFields decodes the flat field/value list of HGETALL.
+func sessionFromFields(id string, kv []string) (model.Session, error) {
+	sess := model.Session{ID: id}
+	for i := 0; i+1 < len(kv); i += 2 {
+		var err error
+		switch v := kv[i+1]; kv[i] {
+		case sessionFieldCustomer:
+			sess.CustomerID = v
+		case sessionFieldCart:
+			sess.CartID = v
+		case sessionFieldCreated:
+			sess.CreatedAt, err = sessionParseMillis(v)
+		case sessionFieldSeen:
+			sess.LastSeen, err = sessionParseMillis(v)
+		}
+		if err != nil {
+			return model.Session{}, fmt.Errorf("session field %s: %w", kv[i], err)
+		}
+	}
+	return sess, nil
+}
+
+func sessionMillis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+func sessionParseMillis(s string) (time.Time, error) {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
+}

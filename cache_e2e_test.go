@@ -1,0 +1,219 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/homegoods/storefront/cache/cachetest"
+)
+
+// withRedis points env at Redis url under a key prefix of the test's own.
+func withRedis(t *testing.T, env testEnv, url string) testEnv {
+	t.Helper()
+	prefix := cachetest.NewPrefix()
+	out := testEnv{"REDIS_URL": url, "REDIS_PREFIX": prefix}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
+// gql posts a query to a server and decodes the response.
+func gql(t *testing.T, base, token, query string, vars map[string]any) (map[string]any, []map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	_, raw := post(t, base+"/graphql", token, string(body))
+	var r struct {
+		Data   map[string]any   `json:"data"`
+		Errors []map[string]any `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		t.Fatalf("response %q: %v", raw, err)
+	}
+	return r.Data, r.Errors
+}
+
+const priceQuery = `query($id: ID!) { product(id: $id) { price { amount } } }`
+
+func price(t *testing.T, base, id string) string {
+	t.Helper()
+	data, errs := gql(t, base, "", priceQuery, map[string]any{"id": id})
+	if len(errs) > 0 {
+		t.Fatalf("price: %v", errs)
+	}
+	return data["product"].(map[string]any)["price"].(map[string]any)["amount"].(string)
+}
+
+func firstProductID(t *testing.T, base string) string {
+	t.Helper()
+	data, errs := gql(t, base, "", `{ products(first: 1) { edges { node { id } } } }`, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return data["products"].(map[string]any)["edges"].([]any)[0].(map[string]any)["node"].(map[string]any)["id"].(string)
+}
+
+// A price change committed through one instance reaches the cached reads of all three.
+func TestInvalidationReachesEveryInstance(t *testing.T) {
+	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
+	runCommand(t, env, "seed", "--products", "30", "--seed", "3")
+	token := strings.TrimSpace(runCommand(t, env, "token", "--role", "merchandiser"))
+	bases := make([]string, 3)
+	for i := range bases {
+		bases[i], _ = startServer(t, env)
+	}
+	id := firstProductID(t, bases[0])
+	for round := range 3 {
+		for _, b := range bases {
+			price(t, b, id) // warm every tier of every instance
+		}
+		want := fmt.Sprintf("%d.00", 100+round)
+		_, errs := gql(t, bases[round], token, `mutation($id: ID!, $p: Decimal!) { updateProduct(id: $id, input: {price: $p}) { version } }`,
+			map[string]any{"id": id, "p": want})
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		committed := time.Now()
+		for i, b := range bases {
+			for price(t, b, id) != want {
+				if time.Since(committed) > 5*time.Second {
+					t.Fatalf("round %d: instance %d still serves the old price 5s after the commit", round, i)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// Sessions live in Redis: a session started on one server is there after it restarts.
+func TestSessionsSurviveRestart(t *testing.T) {
+	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
+	base, stop := startServer(t, env)
+	data, errs := gql(t, base, "", `mutation { startSession { token } }`, nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	token := data["startSession"].(map[string]any)["token"].(string)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	base, _ = startServer(t, env)
+	body, _ := json.Marshal(map[string]any{"query": `{ session { createdAt } }`})
+	req := strings.NewReader(string(body))
+	res := postWithHeaders(t, base+"/graphql", req, map[string]string{"X-Session-Id": token})
+	if !strings.Contains(res, `"createdAt"`) || strings.Contains(res, `"session":null`) {
+		t.Errorf("session after restart: got %s", res)
+	}
+}
+
+// An over-budget client is refused with a retry-after; another client still gets through.
+func TestRateLimitsChargeComplexity(t *testing.T) {
+	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
+	env["RATE_LIMIT_PER_SECOND"] = "1"
+	env["RATE_LIMIT_BURST"] = "300"
+	runCommand(t, env, "seed", "--products", "30", "--seed", "3")
+	base, _ := startServer(t, env)
+	customer := strings.TrimSpace(runCommand(t, env, "token", "--role", "customer", "--customer", "c-1"))
+	other := strings.TrimSpace(runCommand(t, env, "token", "--role", "customer", "--customer", "c-2"))
+
+	expensive := `{ products(first: 20) { edges { node { id sku name } } } }` // about 20 x 5
+	var refused map[string]any
+	for range 10 {
+		_, errs := gql(t, base, customer, expensive, nil)
+		if len(errs) > 0 {
+			refused = errs[0]
+			break
+		}
+	}
+	ext, _ := refused["extensions"].(map[string]any)
+	if ext == nil || ext["code"] != "RATE_LIMITED" || ext["retryAfter"] == nil {
+		t.Fatalf("a 300-unit budget spent on ~100-unit queries: got %v; want RATE_LIMITED with retryAfter", refused)
+	}
+	if _, errs := gql(t, base, other, `{ __typename }`, nil); len(errs) > 0 {
+		t.Errorf("another client: got %v; want it through", errs)
+	}
+}
+
+// Automatic persisted queries are shared by every instance through Redis.
+func TestPersistedQueriesAcrossInstances(t *testing.T) {
+	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
+	a, _ := startServer(t, env)
+	b, _ := startServer(t, env)
+	query := `{ __typename }`
+	hash := fmt.Sprintf("%x", sha256.Sum256([]byte(query)))
+	ext := fmt.Sprintf(`"extensions":{"persistedQuery":{"version":1,"sha256Hash":%q}}`, hash)
+	if _, body := post(t, a+"/graphql", "", `{`+ext+`}`); !strings.Contains(body, "PersistedQueryNotFound") {
+		t.Fatalf("unknown hash: got %s; want PersistedQueryNotFound", body)
+	}
+	if _, body := post(t, a+"/graphql", "", fmt.Sprintf(`{"query":%q,%s}`, query, ext)); !strings.Contains(body, `"Query"`) {
+		t.Fatalf("register with the query: got %s", body)
+	}
+	if _, body := post(t, b+"/graphql", "", `{`+ext+`}`); !strings.Contains(body, `"Query"`) {
+		t.Errorf("hash alone on another instance: got %s; want the stored query run", body)
+	}
+}
+
+// Redis dying in the middle of a load costs latency, never an error; the cache comes back
+// by itself when Redis does.
+func TestRedisOutageIsInvisibleToClients(t *testing.T) {
+	redisServer := cachetest.StartServer(t)
+	env := withRedis(t, newTestEnv(t), redisServer.URL())
+	runCommand(t, env, "seed", "--products", "30", "--seed", "3")
+	base, _ := startServer(t, env)
+	id := firstProductID(t, base)
+
+	var requests, failures atomic.Int64
+	var firstFailure atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				data, errs := gql(t, base, "", priceQuery, map[string]any{"id": id})
+				requests.Add(1)
+				if len(errs) > 0 || data["product"] == nil {
+					failures.Add(1)
+					firstFailure.CompareAndSwap(nil, fmt.Sprint(errs))
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	redisServer.Stop()
+	time.Sleep(1500 * time.Millisecond)
+	redisServer.Start()
+	// The breaker probes about once a second, and go-redis waits about a second after
+	// repeated dial failures: allow a few seconds for the cache to come back.
+	recovered := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		_, m, _ := get(t, base+"/metrics")
+		if strings.Contains(m, "storefront_redis_breaker_open 0") {
+			recovered = true
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		t.Errorf("%d of %d requests failed during the outage; want none (first: %v)", n, requests.Load(), firstFailure.Load())
+	}
+	if !recovered {
+		t.Error("the Redis breaker did not close within 10s of Redis returning")
+	}
+	_, m, _ := get(t, base+"/metrics")
+	if !strings.Contains(m, "storefront_redis_breaker_opens_total") || strings.Contains(m, "storefront_redis_breaker_opens_total 0") {
+		t.Error("the breaker never opened while Redis was down")
+	}
+}

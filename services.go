@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/homegoods/storefront/cache"
+	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/seed"
+	"github.com/homegoods/storefront/store"
+)
+
+// rankingStore is what the server does with rankings: record sales, answer resolvers.
+type rankingStore interface {
+	Record(ctx context.Context, at time.Time, sales []model.Sale) error
+	Bestsellers(ctx context.Context, categoryID string, n int) ([]model.Ranked, error)
+	Trending(ctx context.Context, categoryID string, n int) ([]model.Ranked, error)
+}
+
+// sessionStore is what the server does with sessions.
+type sessionStore interface {
+	Create(ctx context.Context, customerID string) (model.Session, error)
+	Get(ctx context.Context, id string) (model.Session, bool, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// caching is everything the server keeps in Redis, or in process memory without it.
+type caching struct {
+	redis    redis.UniversalClient // nil in memory mode
+	breaker  *cache.Breaker        // nil in memory mode
+	bus      *cache.Bus
+	catalog  *cache.Catalog // nil with CACHE=off
+	sessions sessionStore
+	rankings rankingStore
+	apq      graphql.Cache[string]
+	limiter  cache.RateLimiter // nil when rate limits are off
+}
+
+// newCaching builds the Redis-backed services when REDIS_URL or REDIS_ADDRS is set and the
+// in-process ones otherwise.
+func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error) {
+	c := &caching{}
+	limit := cache.RateLimit{PerSecond: cfg.RateLimitPerSecond, Burst: cfg.RateLimitBurst}
+	var err error
+	if opts := cfg.redisOptions(); opts != nil {
+		c.redis = redis.NewUniversalClient(opts)
+		c.breaker = cache.NewBreaker(cache.NewRedisBackend(c.redis, cfg.RedisPrefix), cache.BreakerOptions{}, log)
+		c.bus = cache.NewBus(c.breaker, log)
+		c.sessions = cache.NewRedisSessions(c.redis, cfg.RedisPrefix, cache.SessionConfig{})
+		c.rankings = cache.NewRedisRankings(c.redis, cfg.RedisPrefix, cache.RankingConfig{})
+		c.apq = cache.NewRedisAPQCache(c.redis, cfg.RedisPrefix, cache.DefaultAPQTTL, log)
+		if limit.PerSecond > 0 {
+			c.limiter, err = cache.NewRedisRateLimiter(c.redis, cfg.RedisPrefix, limit)
+		}
+		log.Info("cache: redis", "addrs", opts.Addrs, "cluster", opts.IsClusterMode || len(opts.Addrs) > 1 && opts.MasterName == "")
+	} else {
+		c.bus = cache.NewBus(cache.NewMemoryBackend(cfg.CacheMemoryEntries), log)
+		c.sessions = cache.NewMemorySessions(cache.SessionConfig{})
+		c.rankings = cache.NewMemoryRankings(cache.RankingConfig{})
+		c.apq = cache.NewMemoryAPQCache(1000)
+		if limit.PerSecond > 0 {
+			c.limiter, err = cache.NewMemoryRateLimiter(limit)
+		}
+		log.Warn("cache: REDIS_URL is unset: in-process cache, sessions and pub/sub, for a single instance only")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rate limiter: %w", err)
+	}
+	if cfg.Cache {
+		c.catalog = cache.NewCatalog(c.bus, st, cache.ReadThroughOptions{TTL: cfg.CacheTTL, L1Size: cfg.CacheL1Size, L1TTL: cfg.CacheL1TTL})
+	}
+	return c, nil
+}
+
+// run keeps the background work of the cache going until ctx ends: the invalidation bus and,
+// when the catalog is cached, the outbox relay that invalidates it.
+func (c *caching) run(ctx context.Context, st *store.Store, log *slog.Logger) {
+	go c.bus.Run(ctx)
+	if c.catalog != nil {
+		relay := st.NewRelay("cache", c.catalog.Invalidate, store.RelayOptions{}, log)
+		go func() {
+			if err := relay.Run(ctx); err != nil {
+				log.Error("cache invalidation relay stopped", "err", err)
+			}
+		}()
+	}
+}
+
+func (c *caching) close() {
+	if c.redis != nil {
+		_ = c.redis.Close()
+	}
+}
+
+// warmRankings records the synthetic sales history when the rankings are empty: until
+// checkout records real orders, it is what bestsellers and trending rank. Two instances
+// starting together may both record it; since it is the same history, the order of every
+// ranking is the same either way.
+func (c *caching) warmRankings(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	top, err := c.rankings.Bestsellers(ctx, cache.AllCategories, 1)
+	if err != nil || len(top) > 0 {
+		return err
+	}
+	orders, err := seed.SalesHistory(ctx, pool, 1, time.Now(), 30)
+	if err != nil {
+		return err
+	}
+	for _, o := range byHour(orders) {
+		if err := c.rankings.Record(ctx, o.At, o.Sales); err != nil {
+			return fmt.Errorf("record synthetic sales: %w", err)
+		}
+	}
+	log.Info("rankings seeded from the synthetic sales history", "orders", len(orders))
+	return nil
+}
+
+// byHour merges orders by the hour they fall in: one Record per hour instead of per order.
+func byHour(orders []seed.Order) []seed.Order {
+	merged := map[time.Time]*seed.Order{}
+	var out []seed.Order
+	for _, o := range orders {
+		h := o.At.Truncate(time.Hour)
+		if m, ok := merged[h]; ok {
+			m.Sales = append(m.Sales, o.Sales...)
+			continue
+		}
+		merged[h] = &seed.Order{At: h, Sales: append([]model.Sale(nil), o.Sales...)}
+	}
+	for _, m := range merged {
+		out = append(out, *m)
+	}
+	return out
+}
+
+// redisOptions turns REDIS_URL (one node) or REDIS_ADDRS (a cluster, or Sentinel with
+// REDIS_MASTER_NAME) into client options; nil when neither is set. Calls time out quickly
+// and do not retry: the breaker and the database fallback handle a Redis in trouble.
+func (c config) redisOptions() *redis.UniversalOptions {
+	var opts redis.UniversalOptions
+	switch {
+	case c.RedisURL != "":
+		u, err := redis.ParseURL(c.RedisURL)
+		if err != nil {
+			return nil
+		}
+		opts = redis.UniversalOptions{Addrs: []string{u.Addr}, Username: u.Username, Password: u.Password, DB: u.DB, TLSConfig: u.TLSConfig}
+	case c.RedisAddrs != "":
+		opts = redis.UniversalOptions{Addrs: strings.Split(c.RedisAddrs, ","), MasterName: c.RedisMasterName, Password: c.RedisPassword}
+		opts.IsClusterMode = c.RedisMasterName == "" && len(opts.Addrs) > 1
+	default:
+		return nil
+	}
+	// Without ContextTimeoutEnabled go-redis ignores context deadlines on its sockets, and a
+	// hung Redis would hold a request for ReadTimeout instead of the breaker's 100 ms.
+	opts.ContextTimeoutEnabled = true
+	opts.DialTimeout = 200 * time.Millisecond
+	opts.ReadTimeout = 200 * time.Millisecond
+	opts.WriteTimeout = 200 * time.Millisecond
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	opts.PoolSize = 32
+	return &opts
+}
+
+// registerCacheMetrics exposes the cache's counters and the Redis circuit breaker's state.
+func registerCacheMetrics(reg prometheus.Registerer, c *caching) {
+	if c.breaker != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "storefront_redis_breaker_open",
+				Help: "1 while the Redis circuit breaker is open or probing, 0 when closed."},
+				func() float64 { return boolFloat(c.breaker.State() != cache.BreakerClosed) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "storefront_redis_breaker_opens_total",
+				Help: "Times the Redis circuit breaker opened."}, func() float64 { return float64(c.breaker.Opens()) }),
+		)
+	}
+	if c.catalog == nil {
+		return
+	}
+	counter := func(name, help string, get func(cache.ReadThroughStats) uint64) {
+		desc := prometheus.NewDesc("storefront_cache_"+name+"_total", help, []string{"keyspace"}, nil)
+		reg.MustRegister(cacheCollector{desc: desc, stats: c.catalog.Stats, get: get})
+	}
+	counter("l1_hits", "Keys answered by the in-process tier.", func(s cache.ReadThroughStats) uint64 { return s.L1Hits })
+	counter("hits", "Keys answered by Redis (or the memory backend).", func(s cache.ReadThroughStats) uint64 { return s.Hits })
+	counter("misses", "Keys the cache did not have.", func(s cache.ReadThroughStats) uint64 { return s.Misses })
+	counter("loads", "Database loads made by the cache.", func(s cache.ReadThroughStats) uint64 { return s.Loads })
+	counter("round_trips", "Backend round trips, a pipeline counting once.", func(s cache.ReadThroughStats) uint64 { return s.RoundTrips })
+	counter("fallbacks", "Loads that went to the database because the backend failed.", func(s cache.ReadThroughStats) uint64 { return s.Fallbacks })
+}
+
+// cacheCollector reads one counter of every keyspace when scraped.
+type cacheCollector struct {
+	desc  *prometheus.Desc
+	stats func() map[string]cache.ReadThroughStats
+	get   func(cache.ReadThroughStats) uint64
+}
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	for keyspace, s := range c.stats() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.get(s)), keyspace)
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
