@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +15,7 @@ import (
 )
 
 // withRedis points env at Redis url under a key prefix of the test's own.
-func withRedis(t *testing.T, env testEnv, url string) testEnv {
+func withRedis(t testing.TB, env testEnv, url string) testEnv {
 	t.Helper()
 	prefix := cachetest.NewPrefix()
 	out := testEnv{"REDIS_URL": url, "REDIS_PREFIX": prefix}
@@ -25,7 +26,7 @@ func withRedis(t *testing.T, env testEnv, url string) testEnv {
 }
 
 // gql posts a query to a server and decodes the response.
-func gql(t *testing.T, base, token, query string, vars map[string]any) (map[string]any, []map[string]any) {
+func gql(t testing.TB, base, token, query string, vars map[string]any) (map[string]any, []map[string]any) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	_, raw := post(t, base+"/graphql", token, string(body))
@@ -41,7 +42,7 @@ func gql(t *testing.T, base, token, query string, vars map[string]any) (map[stri
 
 const priceQuery = `query($id: ID!) { product(id: $id) { price { amount } } }`
 
-func price(t *testing.T, base, id string) string {
+func price(t testing.TB, base, id string) string {
 	t.Helper()
 	data, errs := gql(t, base, "", priceQuery, map[string]any{"id": id})
 	if len(errs) > 0 {
@@ -50,7 +51,7 @@ func price(t *testing.T, base, id string) string {
 	return data["product"].(map[string]any)["price"].(map[string]any)["amount"].(string)
 }
 
-func firstProductID(t *testing.T, base string) string {
+func firstProductID(t testing.TB, base string) string {
 	t.Helper()
 	data, errs := gql(t, base, "", `{ products(first: 1) { edges { node { id } } } }`, nil)
 	if len(errs) > 0 {
@@ -216,4 +217,55 @@ func TestRedisOutageIsInvisibleToClients(t *testing.T) {
 	if !strings.Contains(m, "storefront_redis_breaker_opens_total") || strings.Contains(m, "storefront_redis_breaker_opens_total 0") {
 		t.Error("the breaker never opened while Redis was down")
 	}
+}
+
+// BenchmarkInvalidationWindow measures how long each of three instances keeps serving the
+// old price of a product after a change is committed through one of them: the stale-read
+// window. Each instance is polled on its own; every update yields three samples.
+func BenchmarkInvalidationWindow(b *testing.B) {
+	env := withRedis(b, newTestEnv(b), cachetest.URL(b))
+	runCommand(b, env, "seed", "--products", "100", "--seed", "3")
+	token := strings.TrimSpace(runCommand(b, env, "token", "--role", "merchandiser"))
+	bases := make([]string, 3)
+	for i := range bases {
+		bases[i], _ = startServer(b, env)
+	}
+	id := firstProductID(b, bases[0])
+	var windows []time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for _, base := range bases {
+			price(b, base, id) // every instance holds the old price in every tier
+		}
+		want := fmt.Sprintf("%d.%02d", 100+i/100, i%100)
+		_, errs := gql(b, bases[i%3], token, `mutation($id: ID!, $p: Decimal!) { updateProduct(id: $id, input: {price: $p}) { version } }`,
+			map[string]any{"id": id, "p": want})
+		if len(errs) > 0 {
+			b.Fatal(errs)
+		}
+		committed := time.Now()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, base := range bases {
+			wg.Go(func() {
+				for price(b, base, id) != want {
+					if time.Since(committed) > 5*time.Second {
+						b.Errorf("an instance served the old price for 5s")
+						return
+					}
+				}
+				mu.Lock()
+				windows = append(windows, time.Since(committed))
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+	}
+	slices.Sort(windows)
+	pct := func(p float64) float64 {
+		return float64(windows[int(p*float64(len(windows)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(windows[len(windows)-1].Microseconds())/1000, "max-ms")
 }

@@ -20,7 +20,7 @@ type testEnv map[string]string
 
 func (e testEnv) get(k string) string { return e[k] }
 
-func newTestEnv(t *testing.T) testEnv {
+func newTestEnv(t testing.TB) testEnv {
 	return testEnv{
 		"DATABASE_URL":   dbtest.NewURL(t),
 		"HTTP_ADDR":      "127.0.0.1:0",
@@ -32,7 +32,7 @@ func newTestEnv(t *testing.T) testEnv {
 
 // startServer runs the real main's serve command on a free port and returns its base URL,
 // and a function that stops it and returns what run returned.
-func startServer(t *testing.T, env testEnv) (string, func() error) {
+func startServer(t testing.TB, env testEnv) (string, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logR, logW := io.Pipe()
@@ -51,20 +51,21 @@ func startServer(t *testing.T, env testEnv) (string, func() error) {
 			}
 		}
 	}()
+	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { _ = stop() })
 	select {
 	case a := <-addr:
-		stop := sync.OnceValue(func() error { cancel(); return <-done })
-		t.Cleanup(func() { _ = stop() })
 		return "http://" + a, stop
 	case err := <-done:
+		done <- err // for stop, at cleanup
 		t.Fatalf("server exited before listening: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not start listening within 30s")
 	}
-	return "", nil
+	return "", stop
 }
 
-func runCommand(t *testing.T, env testEnv, args ...string) string {
+func runCommand(t testing.TB, env testEnv, args ...string) string {
 	t.Helper()
 	var out strings.Builder
 	if err := run(context.Background(), args, env.get, &out, io.Discard); err != nil {
@@ -73,7 +74,7 @@ func runCommand(t *testing.T, env testEnv, args ...string) string {
 	return out.String()
 }
 
-func get(t *testing.T, url string) (int, string, http.Header) {
+func get(t testing.TB, url string) (int, string, http.Header) {
 	t.Helper()
 	res, err := http.Get(url)
 	if err != nil {
@@ -85,7 +86,7 @@ func get(t *testing.T, url string) (int, string, http.Header) {
 }
 
 // postWithHeaders posts a GraphQL body with extra headers and returns the response body.
-func postWithHeaders(t *testing.T, url string, body io.Reader, headers map[string]string) string {
+func postWithHeaders(t testing.TB, url string, body io.Reader, headers map[string]string) string {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, body)
 	req.Header.Set("Content-Type", "application/json")
@@ -101,7 +102,7 @@ func postWithHeaders(t *testing.T, url string, body io.Reader, headers map[strin
 	return string(b)
 }
 
-func post(t *testing.T, url, token, body string) (int, string) {
+func post(t testing.TB, url, token, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")

@@ -71,6 +71,20 @@ func (c *Catalog) Availability(ctx context.Context, productIDs []string) (map[st
 	return c.availability.GetMany(ctx, productIDs)
 }
 
+// PeekProduct returns the product with id if the in-process tier holds it.
+func (c *Catalog) PeekProduct(id string) (*model.Product, bool) { return c.products.Peek(id) }
+
+// PeekCategory returns the category with id if the in-process tier holds it.
+func (c *Catalog) PeekCategory(id string) (*model.Category, bool) { return c.categories.Peek(id) }
+
+// PeekBrand returns the brand with id if the in-process tier holds it.
+func (c *Catalog) PeekBrand(id string) (*model.Brand, bool) { return c.brands.Peek(id) }
+
+// PeekAvailability returns the availability of a product if the in-process tier holds it.
+func (c *Catalog) PeekAvailability(id string) (*model.Availability, bool) {
+	return c.availability.Peek(id)
+}
+
 func values[T any](m map[string]T, err error) ([]T, error) {
 	if err != nil {
 		return nil, err

@@ -58,6 +58,18 @@ func (c *l1Cache[T]) lookup(ids []string, out map[string]T, now time.Time) (rest
 	return rest, hits
 }
 
+// peek returns the live value of id, if the tier holds one.
+func (c *l1Cache[T]) peek(id string, now time.Time) (T, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	it, ok := c.items[id]
+	if !ok || !it.found || !now.Before(it.expires) {
+		var zero T
+		return zero, false
+	}
+	return it.val, true
+}
+
 // put stores the outcome of each of ids read from the backend, found when it is in vals,
 // unless a drop or flush happened since gen was taken: what was read may predate the
 // invalidation that the drop carried out.

@@ -174,6 +174,21 @@ func (rt *ReadThrough[T]) GetMany(ctx context.Context, ids []string) (map[string
 	return out, nil
 }
 
+// Peek returns the value of id when the L1 tier holds it, without any I/O, so that a hot
+// path can skip a batched load altogether. It reports false when the tier is off, when the
+// bus is not subscribed (invalidations could be missed), and for ids it holds no value of.
+func (rt *ReadThrough[T]) Peek(id string) (T, bool) {
+	if rt.l1 == nil || !rt.bus.Live() {
+		var zero T
+		return zero, false
+	}
+	v, ok := rt.l1.peek(id, rt.clock())
+	if ok {
+		rt.counters.l1Hits.Add(1)
+	}
+	return v, ok
+}
+
 // fromL1 puts the values of ids found in the L1 tier in out and returns the other ids.
 func (rt *ReadThrough[T]) fromL1(ids []string, out map[string]T) []string {
 	rest, hits := rt.l1.lookup(ids, out, rt.clock())

@@ -29,7 +29,7 @@ func (r *queryResolver) findProduct(ctx context.Context, id, sku, slug *string) 
 		if err != nil {
 			return nil, err
 		}
-		return loaders(ctx).Product.Load(ctx, productID)()
+		return loaders(ctx).Product.Get(ctx, productID)
 	case sku != nil:
 		return r.Catalog.ProductBySKU(ctx, *sku)
 	default:
@@ -46,20 +46,20 @@ func (r *queryResolver) node(ctx context.Context, arg, gid string) (model.Node, 
 	l := loaders(ctx)
 	switch typ {
 	case model.TypeProduct:
-		p, err := l.Product.Load(ctx, id)()
+		p, err := l.Product.Get(ctx, id)
 		if err == nil && !visible(ctx, p) {
 			return nil, model.NotFound("product")
 		}
 		return p, err
 	case model.TypeCategory:
-		return l.Category.Load(ctx, id)()
+		return l.Category.Get(ctx, id)
 	case model.TypeBrand:
-		return l.Brand.Load(ctx, id)()
+		return l.Brand.Get(ctx, id)
 	case model.TypeWarehouse:
 		if err := requireRole(ctx, model.RoleMerchandiser); err != nil {
 			return nil, err
 		}
-		return l.Warehouse.Load(ctx, id)()
+		return l.Warehouse.Get(ctx, id)
 	}
 	return nil, model.InvalidArgument(arg, "id %q names an unknown type", gid)
 }

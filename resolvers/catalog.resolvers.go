@@ -17,11 +17,11 @@ func (r *categoryResolver) Parent(ctx context.Context, obj *model.Category) (*mo
 	if obj.ParentID == nil {
 		return nil, nil
 	}
-	return loaders(ctx).Category.Load(ctx, *obj.ParentID)()
+	return loaders(ctx).Category.Get(ctx, *obj.ParentID)
 }
 
 func (r *categoryResolver) Children(ctx context.Context, obj *model.Category) ([]*model.Category, error) {
-	return loaders(ctx).Children.Load(ctx, obj.ID)()
+	return loaders(ctx).Children.Get(ctx, obj.ID)
 }
 
 func (r *categoryResolver) Ancestors(ctx context.Context, obj *model.Category) ([]*model.Category, error) {
@@ -30,7 +30,7 @@ func (r *categoryResolver) Ancestors(ctx context.Context, obj *model.Category) (
 }
 
 func (r *categoryResolver) ProductCount(ctx context.Context, obj *model.Category) (int, error) {
-	return loaders(ctx).ProductCount.Load(ctx, obj.ID)()
+	return loaders(ctx).ProductCount.Get(ctx, obj.ID)
 }
 
 func (r *mutationResolver) CreateProduct(ctx context.Context, input model.CreateProductInput) (*model.Product, error) {
@@ -119,22 +119,22 @@ func (r *mutationResolver) UpdateBrand(ctx context.Context, id string, input mod
 }
 
 func (r *productResolver) Category(ctx context.Context, obj *model.Product) (*model.Category, error) {
-	return loaders(ctx).Category.Load(ctx, obj.CategoryID)()
+	return loaders(ctx).Category.Get(ctx, obj.CategoryID)
 }
 
 func (r *productResolver) Brand(ctx context.Context, obj *model.Product) (*model.Brand, error) {
 	if obj.BrandID == nil {
 		return nil, nil
 	}
-	return loaders(ctx).Brand.Load(ctx, *obj.BrandID)()
+	return loaders(ctx).Brand.Get(ctx, *obj.BrandID)
 }
 
 func (r *productResolver) Availability(ctx context.Context, obj *model.Product) (*model.Availability, error) {
-	return loaders(ctx).Availability.Load(ctx, obj.ID)()
+	return loaders(ctx).Availability.Get(ctx, obj.ID)
 }
 
 func (r *productResolver) Inventory(ctx context.Context, obj *model.Product) ([]*model.InventoryLevel, error) {
-	return loaders(ctx).Inventory.Load(ctx, obj.ID)()
+	return loaders(ctx).Inventory.Get(ctx, obj.ID)
 }
 
 func (r *productConnectionResolver) TotalCount(ctx context.Context, obj *model.ProductConnection) (int, error) {

@@ -12,21 +12,31 @@ import (
 // Loaders batch the loads of one request: every edge of the graph is one SQL statement per
 // batch, whatever the number of parents.
 type Loaders struct {
-	Product      *dataloader.Loader[string, *model.Product]
-	Category     *dataloader.Loader[string, *model.Category]
-	Brand        *dataloader.Loader[string, *model.Brand]
-	Warehouse    *dataloader.Loader[string, *model.Warehouse]
-	Children     *dataloader.Loader[string, []*model.Category]
-	ProductCount *dataloader.Loader[string, int]
-	Availability *dataloader.Loader[string, *model.Availability]
-	Inventory    *dataloader.Loader[string, []*model.InventoryLevel]
+	Product      *loader[*model.Product]
+	Category     *loader[*model.Category]
+	Brand        *loader[*model.Brand]
+	Warehouse    *loader[*model.Warehouse]
+	Children     *loader[[]*model.Category]
+	ProductCount *loader[int]
+	Availability *loader[*model.Availability]
+	Inventory    *loader[[]*model.InventoryLevel]
+}
+
+// Peeker is implemented by batches that hold values in process memory (the cache's
+// in-process tier): a load they answer skips the dataloaders' batch wait, which would
+// otherwise be most of the latency of a request served from memory.
+type Peeker interface {
+	PeekProduct(id string) (*model.Product, bool)
+	PeekCategory(id string) (*model.Category, bool)
+	PeekBrand(id string) (*model.Brand, bool)
+	PeekAvailability(id string) (*model.Availability, bool)
 }
 
 // newLoaders builds the loaders of one request: the hot edges through b (the cache, when
 // there is one), the others straight from the catalog. wait is how long a loader collects
 // keys before it runs its batch.
 func newLoaders(b Batches, c Catalog, wait time.Duration) *Loaders {
-	return &Loaders{
+	l := &Loaders{
 		Product:      newLoader(wait, byID(b.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product")),
 		Category:     newLoader(wait, byID(b.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category")),
 		Brand:        newLoader(wait, byID(b.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand")),
@@ -36,14 +46,34 @@ func newLoaders(b Batches, c Catalog, wait time.Duration) *Loaders {
 		Availability: newLoader(wait, grouped(b.Availability, func() *model.Availability { return &model.Availability{} })),
 		Inventory:    newLoader(wait, grouped(c.Inventory, func() []*model.InventoryLevel { return []*model.InventoryLevel{} })),
 	}
+	if p, ok := b.(Peeker); ok {
+		l.Product.peek, l.Category.peek, l.Brand.peek, l.Availability.peek = p.PeekProduct, p.PeekCategory, p.PeekBrand, p.PeekAvailability
+	}
+	return l
+}
+
+// loader is a dataloader that may first look a key up in memory.
+type loader[V any] struct {
+	*dataloader.Loader[string, V]
+	peek func(string) (V, bool)
+}
+
+// Get returns the value of key: from memory when the peek has it, else through the batch.
+func (l *loader[V]) Get(ctx context.Context, key string) (V, error) {
+	if l.peek != nil {
+		if v, ok := l.peek(key); ok {
+			return v, nil
+		}
+	}
+	return l.Load(ctx, key)()
 }
 
 // newLoader makes a loader whose batches hold at most a page's worth of keys. The input
 // channel is sized for one page too: the library's default of 1,000 slots is allocated for
 // every batch, a cost that shows in profiles of a page of products.
-func newLoader[V any](wait time.Duration, fn dataloader.BatchFunc[string, V]) *dataloader.Loader[string, V] {
-	return dataloader.NewBatchedLoader(fn, dataloader.WithWait[string, V](wait),
-		dataloader.WithBatchCapacity[string, V](500), dataloader.WithInputCapacity[string, V](model.MaxPageSize))
+func newLoader[V any](wait time.Duration, fn dataloader.BatchFunc[string, V]) *loader[V] {
+	return &loader[V]{Loader: dataloader.NewBatchedLoader(fn, dataloader.WithWait[string, V](wait),
+		dataloader.WithBatchCapacity[string, V](500), dataloader.WithInputCapacity[string, V](model.MaxPageSize))}
 }
 
 // byID adapts a store method that returns the objects found for some ids into a batch

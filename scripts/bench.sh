@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # bench.sh benchmarks the catalog API (`make bench`): it seeds a private PostgreSQL cluster,
-# starts the server on loopback, drives it with tools/loadgen and prints a markdown table,
-# also written to .run/bench/catalog.md. Scenarios, in this order:
+# starts the server on loopback in each cache mode in turn, drives it with tools/loadgen and
+# prints a markdown table, also written to .run/bench/catalog.md. Modes:
+#   postgres         CACHE=false: every load goes to PostgreSQL (the uncached path)
+#   redis            Redis read-through cache, no in-process tier (CACHE_L1_SIZE=0)
+#   redis+L1         Redis with the in-process tier: the default configuration
+# Scenarios in each mode, in this order:
 #   typename         { __typename }: the GraphQL ceiling of this machine, no database work
 #   product by id    one product with price, category, brand and availability; every request
 #                    asks for the same product (the first of the default sort), so this
 #                    measures one hot product, not a mix of random ids
 #   products page    the first page of 20 products with the same fields
+# For each scenario the cache's hit ratio and backend round trips per request come from the
+# server's /metrics, read before and after. Rate limits are off: one load generator stands
+# for many clients. Then two Go benchmarks: the stale-read window after a change with three
+# server instances on one Redis, and the read-through cache's hit path.
 # Load generator, server and PostgreSQL share this machine's CPUs: compare runs made on the
 # same machine only.
 #
@@ -41,6 +49,7 @@ readonly Q_PAGE="{ products(first: 20) { edges { node { $FIELDS } } } }"
 server_pid=""
 failed=""
 rows=()
+rss_notes=()
 
 die() {
 	echo "bench: $*" >&2
@@ -89,12 +98,13 @@ start_redis() {
 	export BENCH_REDIS_URL
 }
 
+# start_server [VAR=value...] starts the server with extra environment.
 start_server() {
 	# Another server on the port would be benchmarked in place of ours.
 	if (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null; then
 		die "$ADDR is already in use; stop whatever listens there"
 	fi
-	HTTP_ADDR=$ADDR LOG_LEVEL=warn bin/storefront serve >"$SERVER_LOG" 2>&1 &
+	env "$@" HTTP_ADDR=$ADDR LOG_LEVEL=warn RATE_LIMIT_PER_SECOND=0 bin/storefront serve >"$SERVER_LOG" 2>&1 &
 	server_pid=$!
 	local deadline=$((SECONDS + 30))
 	until curl -sf -o /dev/null --max-time 2 "http://$ADDR/readyz"; do
@@ -118,23 +128,50 @@ first_product_id() {
 	echo "${BASH_REMATCH[1]}"
 }
 
-# scenario LABEL QUERY [VARIABLES] runs loadgen and adds a table row. A failing scenario
-# still gets its row (with its error count) and fails the benchmark at the end.
+# counters prints the server's totals of cache hits (in-process and backend), misses,
+# backend round trips and GraphQL requests, from /metrics.
+counters() {
+	curl -sf --max-time 5 "http://$ADDR/metrics" | awk '
+		/^storefront_cache_l1_hits_total/ { hits += $2 }
+		/^storefront_cache_hits_total/ { hits += $2 }
+		/^storefront_cache_misses_total/ { misses += $2 }
+		/^storefront_cache_round_trips_total/ { trips += $2 }
+		/^storefront_graphql_requests_total/ { requests += $2 }
+		END { printf "%d %d %d %d\n", hits, misses, trips, requests }'
+}
+
+# scenario MODE LABEL QUERY [VARIABLES] runs loadgen and adds a table row. A failing
+# scenario still gets its row (with its error count) and fails the benchmark at the end.
 scenario() {
-	local label=$1 query=$2 variables=${3:-} out key values=()
+	local mode=$1 label=$2 query=$3 variables=${4:-} out key values=() before after
 	local args=(-url "http://$ADDR/graphql" -name "$label" -query "$query"
 		-c "$CONCURRENCY" -d "$DURATION" -warmup "$WARMUP" -json)
 	if [ -n "$variables" ]; then args+=(-variables "$variables"); fi
-	note "running: $label"
+	note "running: $mode / $label"
+	before=$(counters)
 	out=$(bin/loadgen "${args[@]}") || failed=1
+	after=$(counters)
 	if [ -z "$out" ]; then
-		rows+=("| $label | n/a | n/a | n/a | n/a | n/a | loadgen failed |")
+		rows+=("| $mode | $label | n/a | n/a | n/a | n/a | n/a | loadgen failed | | |")
 		return
 	fi
 	for key in rps p50_ms p95_ms p99_ms max_ms errors; do
 		values+=("$(field "$out" "$key")")
 	done
-	rows+=("$(printf '| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %d |' "$label" "${values[@]}")")
+	rows+=("$(printf '| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %s |' "$mode" "$label" "${values[@]}" \
+		"$(cache_figures "$before" "$after")")")
+}
+
+# cache_figures BEFORE AFTER prints the hit ratio and backend round trips per request
+# between two readings of counters (warm-up included, so misses of a cold start show).
+cache_figures() {
+	# shellcheck disable=SC2086 # the readings are four numbers each
+	awk -v b="$1" -v a="$2" 'BEGIN {
+		split(b, x, " "); split(a, y, " ")
+		hits = y[1] - x[1]; misses = y[2] - x[2]; trips = y[3] - x[3]; requests = y[4] - x[4]
+		if (hits + misses == 0) { printf "- | -"; exit }
+		printf "%.1f%% | %.2f", 100 * hits / (hits + misses), (requests ? trips / requests : 0)
+	}'
 }
 
 # field JSON KEY prints a number from loadgen's flat one-line JSON summary.
@@ -148,8 +185,33 @@ peak_rss() {
 	awk '/^VmHWM:/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$server_pid/status"
 }
 
+# mode NAME [VAR=value...] runs every scenario against a server started with that
+# environment, then notes its peak RSS.
+mode() {
+	local name=$1 id rss
+	shift
+	start_server "$@"
+	id=$(first_product_id)
+	scenario "$name" typename "$Q_TYPENAME"
+	scenario "$name" "product by id" "$Q_PRODUCT" "{\"id\":\"$id\"}"
+	scenario "$name" "products page of 20" "$Q_PAGE"
+	rss=$(peak_rss) || { rss="unknown: the server had exited" && failed=1; }
+	rss_notes+=("$name: $rss")
+	stop_server
+}
+
+# go_benchmarks runs the Go benchmarks that need the services: the stale-read window with
+# three instances, and the cache's hit path.
+go_benchmarks() {
+	note "running: Go benchmarks"
+	TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) TEST_REDIS_URL=$BENCH_REDIS_URL \
+		go test -run '^$' -bench 'InvalidationWindow' -benchtime 200x . | grep '^Benchmark' | tee "$OUT_DIR/go.txt"
+	TEST_REDIS_URL=$BENCH_REDIS_URL go test -run '^$' -bench 'ReadThroughHit' -benchmem ./cache/ |
+		grep '^Benchmark' | tee -a "$OUT_DIR/go.txt"
+}
+
 report() {
-	local rss=$1 commit cpu
+	local commit cpu
 	commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 	{
@@ -160,11 +222,15 @@ report() {
 		echo "- CPUs: $(nproc)${cpu:+ ($cpu)}, shared by loadgen, server and PostgreSQL"
 		echo "- load: $CONCURRENCY concurrent clients, $DURATION measured after $WARMUP warm-up, per scenario"
 		echo "- data: $PRODUCTS products; product by id asks for one hot product every time"
-		echo "- server peak RSS (VmHWM): $rss"
+		echo "- server peak RSS (VmHWM): ${rss_notes[*]}"
 		echo
-		echo "| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |"
-		echo "|---|---:|---:|---:|---:|---:|---:|"
+		echo "| mode | scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cache hit ratio | backend trips/request |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 		printf '%s\n' "${rows[@]}"
+		echo
+		echo '```'
+		cat "$OUT_DIR/go.txt"
+		echo '```'
 	} | tee "$REPORT"
 }
 
@@ -175,14 +241,11 @@ main() {
 	build
 	start_database
 	start_redis
-	start_server
-	local id rss
-	id=$(first_product_id)
-	scenario typename "$Q_TYPENAME"
-	scenario "product by id" "$Q_PRODUCT" "{\"id\":\"$id\"}"
-	scenario "products page of 20" "$Q_PAGE"
-	rss=$(peak_rss) || { rss="unknown: the server had exited" && failed=1; }
-	report "$rss"
+	mode postgres CACHE=false
+	mode redis REDIS_URL="$BENCH_REDIS_URL" CACHE_L1_SIZE=0
+	mode redis+L1 REDIS_URL="$BENCH_REDIS_URL"
+	go_benchmarks
+	report
 	[ -z "$failed" ] || die "some requests failed: see the errors column and loadgen's messages above"
 }
 
