@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -268,4 +270,32 @@ func BenchmarkInvalidationWindow(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(windows[len(windows)-1].Microseconds())/1000, "max-ms")
+}
+
+// In allowlist mode only registered operations run; merchandisers may run any.
+func TestAllowlistRunsRegisteredOperationsOnly(t *testing.T) {
+	dir := t.TempDir()
+	registered := `query Brands { brands { slug } }`
+	if err := os.WriteFile(filepath.Join(dir, "brands.graphql"), []byte(registered), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
+	env["PERSISTED_QUERIES"], env["OPERATIONS_DIR"] = "allowlist", dir
+	base, _ := startServer(t, env)
+	merchandiser := strings.TrimSpace(runCommand(t, env, "token", "--role", "merchandiser"))
+
+	if _, errs := gql(t, base, "", registered, nil); len(errs) > 0 {
+		t.Errorf("registered operation: got %v; want it run", errs)
+	}
+	hashOnly := fmt.Sprintf(`{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"%x"}}}`, sha256.Sum256([]byte(registered)))
+	if _, body := post(t, base+"/graphql", "", hashOnly); !strings.Contains(body, `"brands"`) {
+		t.Errorf("registered operation by hash: got %s; want it run", body)
+	}
+	_, errs := gql(t, base, "", `{ categories { slug } }`, nil)
+	if len(errs) != 1 || errs[0]["extensions"].(map[string]any)["code"] != "FORBIDDEN" {
+		t.Errorf("unregistered operation: got %v; want FORBIDDEN", errs)
+	}
+	if _, errs := gql(t, base, merchandiser, `{ categories { slug } }`, nil); len(errs) > 0 {
+		t.Errorf("merchandiser's ad hoc operation: got %v; want it run", errs)
+	}
 }

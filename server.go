@@ -113,6 +113,9 @@ type config struct {
 	CacheTTL, CacheL1TTL                                 time.Duration
 	CacheL1Size, CacheMemoryEntries                      int
 	RateLimitPerSecond, RateLimitBurst                   int // complexity per client; 0 turns limits off
+	// PersistedQueries is "automatic" (APQ), "allowlist" (registered operations only: the
+	// *.graphql files of OperationsDir, and merchandisers' ad hoc queries) or "off".
+	PersistedQueries, OperationsDir string
 }
 
 // devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
@@ -147,6 +150,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 		CacheMemoryEntries: e.int("CACHE_MEMORY_ENTRIES", 200_000),
 		RateLimitPerSecond: e.int("RATE_LIMIT_PER_SECOND", 2000),
 		RateLimitBurst:     e.int("RATE_LIMIT_BURST", 10_000),
+		PersistedQueries:   e.str("PERSISTED_QUERIES", "automatic"),
+		OperationsDir:      e.str("OPERATIONS_DIR", ""),
+	}
+	switch cfg.PersistedQueries {
+	case "automatic", "allowlist", "off":
+	default:
+		e.errs = append(e.errs, fmt.Errorf("PERSISTED_QUERIES: %q is not automatic, allowlist or off", cfg.PersistedQueries))
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
 		e.errs = append(e.errs, fmt.Errorf("LOG_LEVEL: %w", err))
@@ -249,6 +259,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer caches.close()
 	caches.run(ctx, st, log)
+	if err := caches.registerOperations(ctx, cfg.OperationsDir, log); err != nil {
+		return fmt.Errorf("persisted operations: %w", err)
+	}
 	if err := caches.warmRankings(ctx, pool, log); err != nil {
 		log.Warn("rankings not seeded", "err", err)
 	}
@@ -299,6 +312,9 @@ func routes(cfg config, pool *pgxpool.Pool, st *store.Store, caches *caching, lo
 		batches = caches.catalog
 	}
 	var extensions []graphql.HandlerExtension
+	if caches.allowlist != nil {
+		extensions = append(extensions, caches.allowlist)
+	}
 	if caches.limiter != nil {
 		extensions = append(extensions, cache.NewComplexityRateLimit(caches.limiter, resolvers.ClientKey, log))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/resolvers"
 	"github.com/homegoods/storefront/seed"
 	"github.com/homegoods/storefront/store"
 )
@@ -40,8 +43,10 @@ type caching struct {
 	catalog  *cache.Catalog // nil with CACHE=off
 	sessions sessionStore
 	rankings rankingStore
-	apq      graphql.Cache[string]
-	limiter  cache.RateLimiter // nil when rate limits are off
+	apq      graphql.Cache[string] // nil unless PERSISTED_QUERIES=automatic
+	// allowlist runs registered operations only, when PERSISTED_QUERIES=allowlist.
+	allowlist *cache.Allowlist
+	limiter   cache.RateLimiter // nil when rate limits are off
 }
 
 // newCaching builds the Redis-backed services when REDIS_URL or REDIS_ADDRS is set and the
@@ -77,7 +82,55 @@ func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error)
 	if cfg.Cache {
 		c.catalog = cache.NewCatalog(c.bus, st, cache.ReadThroughOptions{TTL: cfg.CacheTTL, L1Size: cfg.CacheL1Size, L1TTL: cfg.CacheL1TTL})
 	}
+	switch cfg.PersistedQueries {
+	case "off":
+		c.apq = nil
+	case "allowlist":
+		c.apq = nil
+		opts := cache.AllowlistOptions{AllowAny: isMerchandiser, Log: log}
+		if c.redis != nil {
+			c.allowlist = cache.NewRedisAllowlist(c.redis, cfg.RedisPrefix, opts)
+		} else {
+			c.allowlist = cache.NewMemoryAllowlist(opts)
+		}
+	}
 	return c, nil
+}
+
+// isMerchandiser lets merchandisers run any operation in allowlist mode: the playground is
+// theirs.
+func isMerchandiser(ctx context.Context) bool {
+	return resolvers.PrincipalFrom(ctx).Role == model.RoleMerchandiser
+}
+
+// registerOperations loads the allowlist and registers the *.graphql files of dir, each
+// holding one document, so that every instance started with the same files runs them.
+func (c *caching) registerOperations(ctx context.Context, dir string, log *slog.Logger) error {
+	if c.allowlist == nil {
+		return nil
+	}
+	if err := c.allowlist.Load(ctx); err != nil {
+		return err
+	}
+	if dir == "" {
+		return nil
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.graphql"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		doc, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		hash, err := c.allowlist.Register(ctx, string(doc))
+		if err != nil {
+			return fmt.Errorf("register %s: %w", f, err)
+		}
+		log.Info("operation registered", "file", filepath.Base(f), "sha256", hash)
+	}
+	return nil
 }
 
 // run keeps the background work of the cache going until ctx ends: the invalidation bus and,

@@ -25,7 +25,7 @@ func (r *categoryResolver) Children(ctx context.Context, obj *model.Category) ([
 }
 
 func (r *categoryResolver) Ancestors(ctx context.Context, obj *model.Category) ([]*model.Category, error) {
-	ancestors, errs := loaders(ctx).Category.LoadMany(ctx, obj.Path[:len(obj.Path)-1])()
+	ancestors, errs := loaders(ctx).Category.GetMany(ctx, obj.Path[:len(obj.Path)-1])
 	return ancestors, errors.Join(errs...)
 }
 

@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/graph-gophers/dataloader/v7"
@@ -52,9 +53,12 @@ func newLoaders(b Batches, c Catalog, wait time.Duration) *Loaders {
 	return l
 }
 
-// loader is a dataloader that may first look a key up in memory.
+// loader is a dataloader, made on first use (a request that is answered from memory, or
+// that never reaches an edge, makes none), that may first look a key up in memory.
 type loader[V any] struct {
-	*dataloader.Loader[string, V]
+	once sync.Once
+	make func() *dataloader.Loader[string, V]
+	dl   *dataloader.Loader[string, V]
 	peek func(string) (V, bool)
 }
 
@@ -65,15 +69,27 @@ func (l *loader[V]) Get(ctx context.Context, key string) (V, error) {
 			return v, nil
 		}
 	}
-	return l.Load(ctx, key)()
+	return l.batch().Load(ctx, key)()
+}
+
+// GetMany returns the values of keys in key order, with an error per key that has none.
+func (l *loader[V]) GetMany(ctx context.Context, keys []string) ([]V, []error) {
+	return l.batch().LoadMany(ctx, keys)()
+}
+
+func (l *loader[V]) batch() *dataloader.Loader[string, V] {
+	l.once.Do(func() { l.dl = l.make() })
+	return l.dl
 }
 
 // newLoader makes a loader whose batches hold at most a page's worth of keys. The input
 // channel is sized for one page too: the library's default of 1,000 slots is allocated for
 // every batch, a cost that shows in profiles of a page of products.
 func newLoader[V any](wait time.Duration, fn dataloader.BatchFunc[string, V]) *loader[V] {
-	return &loader[V]{Loader: dataloader.NewBatchedLoader(fn, dataloader.WithWait[string, V](wait),
-		dataloader.WithBatchCapacity[string, V](500), dataloader.WithInputCapacity[string, V](model.MaxPageSize))}
+	return &loader[V]{make: func() *dataloader.Loader[string, V] {
+		return dataloader.NewBatchedLoader(fn, dataloader.WithWait[string, V](wait),
+			dataloader.WithBatchCapacity[string, V](500), dataloader.WithInputCapacity[string, V](model.MaxPageSize))
+	}}
 }
 
 // byID adapts a store method that returns the objects found for some ids into a batch

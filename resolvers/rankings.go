@@ -33,7 +33,7 @@ func (r *queryResolver) ranked(ctx context.Context, rank func(context.Context, s
 	for i, r := range ranking {
 		ids[i] = r.ProductID
 	}
-	products, errs := loaders(ctx).Product.LoadMany(ctx, ids)()
+	products, errs := loaders(ctx).Product.GetMany(ctx, ids)
 	out := make([]*model.Product, 0, n)
 	for i, p := range products {
 		if errs != nil && errs[i] != nil {
