@@ -62,26 +62,38 @@ func firstProductID(t testing.TB, base string) string {
 	return data["products"].(map[string]any)["edges"].([]any)[0].(map[string]any)["node"].(map[string]any)["id"].(string)
 }
 
-// A price change committed through one instance reaches the cached reads of all three.
-func TestInvalidationReachesEveryInstance(t *testing.T) {
-	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
-	runCommand(t, env, "seed", "--products", "30", "--seed", "3")
-	token := strings.TrimSpace(runCommand(t, env, "token", "--role", "merchandiser"))
+// threeInstances starts three servers on one database and one Redis, and returns their base
+// URLs, a merchandiser token and the id of a product.
+func threeInstances(tb testing.TB) ([]string, string, string) {
+	tb.Helper()
+	env := withRedis(tb, newTestEnv(tb), cachetest.URL(tb))
+	runCommand(tb, env, "seed", "--products", "30", "--seed", "3")
+	token := strings.TrimSpace(runCommand(tb, env, "token", "--role", "merchandiser"))
 	bases := make([]string, 3)
 	for i := range bases {
-		bases[i], _ = startServer(t, env)
+		bases[i], _ = startServer(tb, env)
 	}
-	id := firstProductID(t, bases[0])
+	return bases, token, firstProductID(tb, bases[0])
+}
+
+func setPrice(tb testing.TB, base, token, id, amount string) {
+	tb.Helper()
+	_, errs := gql(tb, base, token, `mutation($id: ID!, $p: Decimal!) { updateProduct(id: $id, input: {price: $p}) { version } }`,
+		map[string]any{"id": id, "p": amount})
+	if len(errs) > 0 {
+		tb.Fatal(errs)
+	}
+}
+
+// A price change committed through one instance reaches the cached reads of all three.
+func TestInvalidationReachesEveryInstance(t *testing.T) {
+	bases, token, id := threeInstances(t)
 	for round := range 3 {
 		for _, b := range bases {
 			price(t, b, id) // warm every tier of every instance
 		}
 		want := fmt.Sprintf("%d.00", 100+round)
-		_, errs := gql(t, bases[round], token, `mutation($id: ID!, $p: Decimal!) { updateProduct(id: $id, input: {price: $p}) { version } }`,
-			map[string]any{"id": id, "p": want})
-		if len(errs) > 0 {
-			t.Fatal(errs)
-		}
+		setPrice(t, bases[round], token, id, want)
 		committed := time.Now()
 		for i, b := range bases {
 			for price(t, b, id) != want {
@@ -225,14 +237,7 @@ func TestRedisOutageIsInvisibleToClients(t *testing.T) {
 // old price of a product after a change is committed through one of them: the stale-read
 // window. Each instance is polled on its own; every update yields three samples.
 func BenchmarkInvalidationWindow(b *testing.B) {
-	env := withRedis(b, newTestEnv(b), cachetest.URL(b))
-	runCommand(b, env, "seed", "--products", "100", "--seed", "3")
-	token := strings.TrimSpace(runCommand(b, env, "token", "--role", "merchandiser"))
-	bases := make([]string, 3)
-	for i := range bases {
-		bases[i], _ = startServer(b, env)
-	}
-	id := firstProductID(b, bases[0])
+	bases, token, id := threeInstances(b)
 	var windows []time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -240,11 +245,7 @@ func BenchmarkInvalidationWindow(b *testing.B) {
 			price(b, base, id) // every instance holds the old price in every tier
 		}
 		want := fmt.Sprintf("%d.%02d", 100+i/100, i%100)
-		_, errs := gql(b, bases[i%3], token, `mutation($id: ID!, $p: Decimal!) { updateProduct(id: $id, input: {price: $p}) { version } }`,
-			map[string]any{"id": id, "p": want})
-		if len(errs) > 0 {
-			b.Fatal(errs)
-		}
+		setPrice(b, bases[i%3], token, id, want)
 		committed := time.Now()
 		var mu sync.Mutex
 		var wg sync.WaitGroup

@@ -26,10 +26,6 @@ type memoryItem struct {
 // DefaultMemoryEntries bounds a MemoryBackend made with a size of 0.
 const DefaultMemoryEntries = 100_000
 
-// memoryEvictScan is how many entries a full map looks at for expired ones before it
-// evicts an arbitrary one: Go's random map order makes this random eviction.
-const memoryEvictScan = 8
-
 // memorySubscriptionBuffer is how many undelivered messages a subscription holds before it
 // reports itself broken rather than block publishers.
 const memorySubscriptionBuffer = 1024
@@ -188,23 +184,9 @@ func (m *MemoryBackend) store(e Entry, now time.Time) {
 	m.values[e.Key] = memoryItem{value: e.Value, expires: now.Add(e.TTL)}
 }
 
-// evict removes the expired entries among a few, or one live entry when none expired.
+// evict makes room in a full backend. The caller holds m.mu.
 func (m *MemoryBackend) evict(now time.Time) {
-	var victim string
-	seen, freed := 0, false
-	for k, it := range m.values {
-		if !now.Before(it.expires) {
-			delete(m.values, k)
-			freed = true
-		}
-		victim = k
-		if seen++; seen == memoryEvictScan {
-			break
-		}
-	}
-	if !freed {
-		delete(m.values, victim)
-	}
+	evictSample(m.values, func(it memoryItem) bool { return !now.Before(it.expires) })
 }
 
 // sweepLocks drops expired locks once there are as many locks as values may be: the locks

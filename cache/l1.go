@@ -24,9 +24,9 @@ type l1Item[T any] struct {
 	expires time.Time
 }
 
-// l1EvictScan is how many entries a full L1 looks at for expired ones before it evicts an
+// evictScan is how many entries a full map looks at for expired ones before it evicts an
 // arbitrary one.
-const l1EvictScan = 8
+const evictScan = 8
 
 func newL1Cache[T any](size int, ttl time.Duration) *l1Cache[T] {
 	return &l1Cache[T]{max: size, ttl: ttl, items: make(map[string]l1Item[T], size)}
@@ -89,23 +89,29 @@ func (c *l1Cache[T]) put(gen uint64, ids []string, vals map[string]T, now time.T
 	}
 }
 
-// evict removes the expired entries among a few, or one live entry when none expired.
-// The caller holds c.mu.
+// evict makes room in a full tier. The caller holds c.mu.
 func (c *l1Cache[T]) evict(now time.Time) {
+	evictSample(c.items, func(it l1Item[T]) bool { return !now.Before(it.expires) })
+}
+
+// evictSample removes the expired entries among the first few of a map's (random) order,
+// or one live entry when none of them had expired: a full map makes room in constant time,
+// with no ordering to maintain.
+func evictSample[V any](items map[string]V, expired func(V) bool) {
 	var victim string
 	seen, freed := 0, false
-	for id, it := range c.items {
-		if !now.Before(it.expires) {
-			delete(c.items, id)
+	for k, it := range items {
+		if expired(it) {
+			delete(items, k)
 			freed = true
 		}
-		victim = id
-		if seen++; seen == l1EvictScan {
+		victim = k
+		if seen++; seen == evictScan {
 			break
 		}
 	}
 	if !freed {
-		delete(c.items, victim)
+		delete(items, victim)
 	}
 }
 
