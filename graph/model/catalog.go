@@ -102,7 +102,9 @@ type InventoryLevel struct {
 	Quantity  int
 	Reserved  int
 	Available int
-	UpdatedAt time.Time
+	// LowStockThreshold: at or below it (and above zero) the stock is low.
+	LowStockThreshold int
+	UpdatedAt         time.Time
 }
 
 // Availability sums a product's stock across warehouses.
