@@ -203,6 +203,15 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 }
 
+func TestMalformedRedisURLIsAnError(t *testing.T) {
+	env := newTestEnv(t)
+	env["REDIS_URL"] = "redis//no-scheme"
+	err := run(context.Background(), []string{"serve"}, env.get, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Errorf("got %v; want an error naming REDIS_URL, not a silent fall back to memory", err)
+	}
+}
+
 func TestConfigRefusesMalformedValues(t *testing.T) {
 	env := testEnv{"DB_MAX_CONNS": "many", "PLAYGROUND": "maybe"}
 	_, err := loadConfig(env.get)

@@ -54,8 +54,11 @@ type caching struct {
 func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error) {
 	c := &caching{}
 	limit := cache.RateLimit{PerSecond: cfg.RateLimitPerSecond, Burst: cfg.RateLimitBurst}
-	var err error
-	if opts := cfg.redisOptions(); opts != nil {
+	opts, err := cfg.redisOptions()
+	if err != nil {
+		return nil, err
+	}
+	if opts != nil {
 		c.redis = redis.NewUniversalClient(opts)
 		c.breaker = cache.NewBreaker(cache.NewRedisBackend(c.redis, cfg.RedisPrefix), cache.BreakerOptions{}, log)
 		c.bus = cache.NewBus(c.breaker, log)
@@ -196,20 +199,20 @@ func byHour(orders []seed.Order) []seed.Order {
 // redisOptions turns REDIS_URL (one node) or REDIS_ADDRS (a cluster, or Sentinel with
 // REDIS_MASTER_NAME) into client options; nil when neither is set. Calls time out quickly
 // and do not retry: the breaker and the database fallback handle a Redis in trouble.
-func (c config) redisOptions() *redis.UniversalOptions {
+func (c config) redisOptions() (*redis.UniversalOptions, error) {
 	var opts redis.UniversalOptions
 	switch {
 	case c.RedisURL != "":
 		u, err := redis.ParseURL(c.RedisURL)
 		if err != nil {
-			return nil
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
 		opts = redis.UniversalOptions{Addrs: []string{u.Addr}, Username: u.Username, Password: u.Password, DB: u.DB, TLSConfig: u.TLSConfig}
 	case c.RedisAddrs != "":
 		opts = redis.UniversalOptions{Addrs: strings.Split(c.RedisAddrs, ","), MasterName: c.RedisMasterName, Password: c.RedisPassword}
 		opts.IsClusterMode = c.RedisMasterName == "" && len(opts.Addrs) > 1
 	default:
-		return nil
+		return nil, nil
 	}
 	// Without ContextTimeoutEnabled go-redis ignores context deadlines on its sockets, and a
 	// hung Redis would hold a request for ReadTimeout instead of the breaker's 100 ms.
@@ -220,7 +223,7 @@ func (c config) redisOptions() *redis.UniversalOptions {
 	opts.MaxRetries = -1
 	opts.DialerRetries = 1
 	opts.PoolSize = 32
-	return &opts
+	return &opts, nil
 }
 
 // registerCacheMetrics exposes the cache's counters and the Redis circuit breaker's state.
