@@ -35,9 +35,20 @@ func (s *Store) Availability(ctx context.Context, productIDs []string) (map[stri
 	return out, nil
 }
 
+// levelColumns are the columns of an inventory level, read by scanLevel.
+const levelColumns = `i.product_id::text, i.quantity, i.reserved_quantity, i.available_quantity,
+       i.low_stock_threshold, i.updated_at, w.id, w.code, w.name, w.priority`
+
+func scanLevel(row pgx.CollectableRow) (*model.InventoryLevel, error) {
+	l := model.InventoryLevel{Warehouse: &model.Warehouse{}}
+	w := l.Warehouse
+	err := row.Scan(&l.ProductID, &l.Quantity, &l.Reserved, &l.Available, &l.LowStockThreshold, &l.UpdatedAt,
+		&w.ID, &w.Code, &w.Name, &w.Priority)
+	return &l, err
+}
+
 const inventorySQL = `
-SELECT i.product_id::text, i.quantity, i.reserved_quantity, i.available_quantity, i.updated_at,
-       w.id, w.code, w.name, w.priority
+SELECT ` + levelColumns + `
 FROM inventory i JOIN warehouses w ON w.id = i.warehouse_id
 WHERE i.product_id = ANY($1::uuid[])
 ORDER BY w.priority, w.code`
@@ -48,12 +59,7 @@ func (s *Store) Inventory(ctx context.Context, productIDs []string) (map[string]
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	levels, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*model.InventoryLevel, error) {
-		l := model.InventoryLevel{Warehouse: &model.Warehouse{}}
-		w := l.Warehouse
-		err := row.Scan(&l.ProductID, &l.Quantity, &l.Reserved, &l.Available, &l.UpdatedAt, &w.ID, &w.Code, &w.Name, &w.Priority)
-		return &l, err
-	})
+	levels, err := pgx.CollectRows(rows, scanLevel)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}

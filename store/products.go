@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -93,24 +92,10 @@ func (s *Store) ListProducts(ctx context.Context, f model.ProductFilter, sort mo
 	return connection(ps, f, sort, page), nil
 }
 
-// connection trims the one extra row fetched to learn whether another page follows.
+// connection makes the page of products with their cursors.
 func connection(ps []*model.Product, f model.ProductFilter, sort model.ProductSort, page model.Page) *model.ProductConnection {
-	more := len(ps) > page.Limit
-	if more {
-		ps = ps[:page.Limit]
-	}
-	if page.Backward {
-		slices.Reverse(ps)
-	}
-	conn := &model.ProductConnection{
-		Edges:  make([]*model.ProductEdge, len(ps)),
-		Filter: f,
-		PageInfo: &model.PageInfo{
-			// A cursor means a row stood on its other side when it was made.
-			HasNextPage:     more && !page.Backward || page.Backward && page.Cursor != "",
-			HasPreviousPage: more && page.Backward || !page.Backward && page.Cursor != "",
-		},
-	}
+	ps, info := trimPage(ps, page)
+	conn := &model.ProductConnection{Edges: make([]*model.ProductEdge, len(ps)), Filter: f, PageInfo: info}
 	for i, p := range ps {
 		conn.Edges[i] = &model.ProductEdge{Cursor: encodeCursor(sort, p), Node: p}
 	}

@@ -55,12 +55,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	if _, err := r.store.pool.Exec(ctx, `INSERT INTO outbox_consumers (name) VALUES ($1) ON CONFLICT DO NOTHING`, r.consumer); err != nil {
 		return fmt.Errorf("register outbox consumer %s: %w", r.consumer, err)
 	}
-	for ctx.Err() == nil {
-		if err := r.lead(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("relay interrupted", "err", err)
-		}
-		sleep(ctx, r.opts.Retry)
-	}
+	r.store.lead(ctx, "outbox-relay:"+r.consumer, r.opts.Poll, r.opts.Retry, r.log, r.relay)
 	return nil
 }
 
@@ -71,27 +66,43 @@ func (s *Store) ConsumerRegistered(ctx context.Context, consumer string) (bool, 
 	return ok, err
 }
 
-// lead holds a connection of its own for the advisory lock and LISTEN: closing it, by
-// return or by death, frees the lock for a standby.
-func (r *Relay) lead(ctx context.Context) error {
-	conn, err := pgx.ConnectConfig(ctx, r.store.pool.Config().ConnConfig)
+// lead runs work whenever this instance holds the session advisory lock called name, until
+// ctx ends: work runs on the connection that holds the lock, so that closing it, by return
+// or by death, frees the lock for a standby, which polls for it every poll. After work
+// fails or leadership is lost, lead waits retry before standing by again.
+func (s *Store) lead(ctx context.Context, name string, poll, retry time.Duration, log *slog.Logger, work func(context.Context, *pgx.Conn) error) {
+	for ctx.Err() == nil {
+		if err := s.leadOnce(ctx, name, poll, log, work); err != nil && ctx.Err() == nil {
+			log.Warn("leadership interrupted", "err", err)
+		}
+		sleep(ctx, retry)
+	}
+}
+
+func (s *Store) leadOnce(ctx context.Context, name string, poll time.Duration, log *slog.Logger, work func(context.Context, *pgx.Conn) error) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	for {
 		var leader bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockKey(r.consumer)).Scan(&leader); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockKey(name)).Scan(&leader); err != nil {
 			return err
 		}
 		if leader {
 			break
 		}
-		if !sleep(ctx, r.opts.Poll) {
+		if !sleep(ctx, poll) {
 			return ctx.Err()
 		}
 	}
-	r.log.Info("relay leading")
+	log.Info("leading")
+	return work(ctx, conn)
+}
+
+// relay is the leader's work: drain the queue whenever the outbox is notified.
+func (r *Relay) relay(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, `LISTEN outbox`); err != nil {
 		return err
 	}
@@ -176,9 +187,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// lockKey derives the advisory lock key of a consumer.
-func lockKey(consumer string) int64 {
+// lockKey derives an advisory lock key from its name.
+func lockKey(name string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte("outbox-relay:" + consumer))
+	h.Write([]byte(name))
 	return int64(h.Sum64())
 }

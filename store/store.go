@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,32 +20,45 @@ import (
 // Store reads and writes the catalog in PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
+	// orderHold is how long an unpaid order keeps its stock reserved.
+	orderHold time.Duration
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
 // New returns a Store on pool.
-func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool}
+func New(pool *pgxpool.Pool, opts ...Option) *Store {
+	s := &Store{pool: pool, orderHold: DefaultOrderHold}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // constraintErrors maps constraint names to the client error they stand for, so that the
 // database stays the last line of defence and its refusals still read well.
 var constraintErrors = map[string]*model.Error{
-	"products_sku_key":                  {Code: model.CodeConflict, Message: "a product with this sku exists", Argument: "input.sku"},
-	"products_slug_key":                 {Code: model.CodeConflict, Message: "a product with this slug exists", Argument: "input.slug"},
-	"products_category_id_fkey":         {Code: model.CodeBadUserInput, Message: "unknown category", Argument: "input.categoryId"},
-	"products_brand_id_fkey":            {Code: model.CodeBadUserInput, Message: "unknown brand", Argument: "input.brandId"},
-	"products_price_cents_check":        {Code: model.CodeBadUserInput, Message: "price must not be negative", Argument: "input.price"},
-	"products_cost_cents_check":         {Code: model.CodeBadUserInput, Message: "cost must not be negative", Argument: "input.cost"},
-	"products_sku_check":                {Code: model.CodeBadUserInput, Message: "sku may hold letters, digits, '.', '_' and '-' only", Argument: "input.sku"},
-	"products_slug_check":               {Code: model.CodeBadUserInput, Message: "slug may hold lowercase letters, digits and single dashes only", Argument: "input.slug"},
-	"categories_slug_key":               {Code: model.CodeConflict, Message: "a category with this slug exists", Argument: "input.slug"},
-	"categories_parent_id_fkey":         {Code: model.CodeBadUserInput, Message: "unknown parent category", Argument: "input.parentId"},
-	"categories_slug_check":             {Code: model.CodeBadUserInput, Message: "slug may hold lowercase letters, digits and single dashes only", Argument: "input.slug"},
-	"brands_slug_key":                   {Code: model.CodeConflict, Message: "a brand with this slug exists", Argument: "input.slug"},
-	"brands_slug_check":                 {Code: model.CodeBadUserInput, Message: "slug may hold lowercase letters, digits and single dashes only", Argument: "input.slug"},
-	"inventory_quantity_check":          {Code: model.CodeBadUserInput, Message: "stock must not go negative"},
-	"inventory_check":                   {Code: model.CodeOutOfStock, Message: "not enough stock"},
-	"inventory_reserved_quantity_check": {Code: model.CodeBadUserInput, Message: "reservations must not go negative"},
+	"products_sku_key":                    {Code: model.CodeConflict, Message: "a product with this sku exists", Argument: "input.sku"},
+	"products_slug_key":                   {Code: model.CodeConflict, Message: "a product with this slug exists", Argument: "input.slug"},
+	"products_category_id_fkey":           {Code: model.CodeBadUserInput, Message: "unknown category", Argument: "input.categoryId"},
+	"products_brand_id_fkey":              {Code: model.CodeBadUserInput, Message: "unknown brand", Argument: "input.brandId"},
+	"products_price_cents_check":          {Code: model.CodeBadUserInput, Message: "price must not be negative", Argument: "input.price"},
+	"products_cost_cents_check":           {Code: model.CodeBadUserInput, Message: "cost must not be negative", Argument: "input.cost"},
+	"products_sku_check":                  {Code: model.CodeBadUserInput, Message: "sku may hold letters, digits, '.', '_' and '-' only", Argument: "input.sku"},
+	"products_slug_check":                 {Code: model.CodeBadUserInput, Message: "slug may hold lowercase letters, digits and single dashes only", Argument: "input.slug"},
+	"categories_slug_key":                 {Code: model.CodeConflict, Message: "a category with this slug exists", Argument: "input.slug"},
+	"categories_parent_id_fkey":           {Code: model.CodeBadUserInput, Message: "unknown parent category", Argument: "input.parentId"},
+	"categories_slug_check":               {Code: model.CodeBadUserInput, Message: "slug may hold lowercase letters, digits and single dashes only", Argument: "input.slug"},
+	"brands_slug_key":                     {Code: model.CodeConflict, Message: "a brand with this slug exists", Argument: "input.slug"},
+	"brands_slug_check":                   {Code: model.CodeBadUserInput, Message: "slug may hold lowercase letters, digits and single dashes only", Argument: "input.slug"},
+	"inventory_quantity_check":            {Code: model.CodeBadUserInput, Message: "stock must not go negative"},
+	"inventory_check":                     {Code: model.CodeOutOfStock, Message: "not enough stock"},
+	"inventory_reserved_quantity_check":   {Code: model.CodeBadUserInput, Message: "reservations must not go negative"},
+	"inventory_low_stock_threshold_check": {Code: model.CodeBadUserInput, Message: "the low-stock threshold must not be negative", Argument: "threshold"},
+	"inventory_product_id_fkey":           {Code: model.CodeNotFound, Message: "product not found"},
+	"inventory_warehouse_id_fkey":         {Code: model.CodeNotFound, Message: "warehouse not found"},
+	"cart_lines_quantity_check":           {Code: model.CodeBadUserInput, Message: "a cart holds 1 to 999 of a product"},
 }
 
 // translate turns a constraint violation into its client error and wraps anything else.

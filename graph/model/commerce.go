@@ -11,11 +11,22 @@ type Cart struct {
 	// Token is the guest cart's secret; only its creator learns it, from createCart.
 	Token      string
 	CustomerID string // "" for a guest cart
+	Status     CartStatus
 	Currency   string
 	Lines      []*CartLine
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }
+
+// CartStatus is where a cart stands: only an OPEN cart changes.
+type CartStatus string
+
+// The states of a cart: OPEN until checked out, or merged into its customer's open cart.
+const (
+	CartOpen       CartStatus = "OPEN"
+	CartCheckedOut CartStatus = "CHECKED_OUT"
+	CartMerged     CartStatus = "MERGED"
+)
 
 // CartLine is a quantity of one product in a cart, with the price it had when added.
 type CartLine struct {
@@ -71,7 +82,20 @@ type OrderLine struct {
 	Quantity    int
 	UnitPrice   Cents
 	Allocations []*Allocation
+	// Currency is the order's; the API fills it in from the order.
+	Currency string
 }
+
+// UnitPriceMoney is the unit price in the order's currency.
+func (l *OrderLine) UnitPriceMoney() Money { return Money{Amount: l.UnitPrice, Currency: l.Currency} }
+
+// LineTotal is the unit price times the quantity.
+func (l *OrderLine) LineTotal() Money {
+	return Money{Amount: l.UnitPrice * Cents(l.Quantity), Currency: l.Currency}
+}
+
+// TotalMoney is the order's total in its currency.
+func (o *Order) TotalMoney() Money { return Money{Amount: o.Total, Currency: o.Currency} }
 
 // Allocation is the part of an order line reserved in one warehouse.
 type Allocation struct {
@@ -119,4 +143,21 @@ type InventoryAlert struct {
 	WarehouseID string
 	Available   int
 	At          time.Time
+	// Lagged is set on the alert a subscriber gets after it fell behind and lost some.
+	Lagged bool
+}
+
+// StockAlert classifies a change of a warehouse's available stock from before to after:
+// OUT_OF_STOCK when it runs out, BACK_IN_STOCK when it returns, LOW_STOCK when it falls to
+// the threshold or below without running out. Any other change raises no alert.
+func StockAlert(before, after, threshold int) (AlertKind, bool) {
+	switch {
+	case before > 0 && after <= 0:
+		return AlertOutOfStock, true
+	case before <= 0 && after > 0:
+		return AlertBackInStock, true
+	case before > threshold && after <= threshold && after > 0:
+		return AlertLowStock, true
+	}
+	return "", false
 }

@@ -1,0 +1,323 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// DefaultOrderHold is how long an unpaid order keeps its stock reserved unless WithOrderHold
+// says otherwise.
+const DefaultOrderHold = 30 * time.Minute
+
+// WithOrderHold sets how long an unpaid order keeps its stock reserved before ExpireOrders
+// cancels it.
+func WithOrderHold(d time.Duration) Option {
+	return func(s *Store) { s.orderHold = d }
+}
+
+// Checkout turns an OPEN cart into a PENDING_PAYMENT order with its stock reserved, in one
+// transaction: it re-validates every price, reserves stock across warehouses (one warehouse
+// when one can fill the whole order, else by warehouse priority), copies the lines, closes
+// the cart and writes the outbox. A retried checkout with the same idempotency key returns
+// the first order; the same key with another cart is CONFLICT. It refuses with CONFLICT
+// when prices changed and ExpectedTotal does not name the new total, with OUT_OF_STOCK
+// when stock cannot cover a line, and with FORBIDDEN when the cart is another customer's.
+func (s *Store) Checkout(ctx context.Context, customerID string, in model.CheckoutInput) (*model.Order, error) {
+	if in.IdempotencyKey == "" {
+		return nil, model.InvalidArgument("idempotencyKey", "an idempotency key is required")
+	}
+	if !model.IsUUID(in.CartID) {
+		return nil, model.NotFound("cart")
+	}
+	var id string
+	err := s.retryTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		id, err = s.checkout(ctx, tx, customerID, in)
+		return err
+	})
+	if isUniqueViolation(err, "orders_idempotency_key_key") {
+		// A twin request with the same key committed its order first: that order is the
+		// answer, read in a fresh transaction that can see it.
+		id, err = orderIDByKey(ctx, s.pool, in)
+	}
+	if err != nil {
+		return nil, translate(err, "checkout")
+	}
+	return s.Order(ctx, id)
+}
+
+// checkout places the order and returns its id. The stock is locked last, so that the rows
+// every checkout of a product queues for are held for as short a time as possible.
+func (s *Store) checkout(ctx context.Context, tx pgx.Tx, customerID string, in model.CheckoutInput) (string, error) {
+	cart, err := lockCart(ctx, tx, in.CartID)
+	if err != nil {
+		return "", err
+	}
+	// Looked up after the cart lock: a twin request that waited for the lock now sees the
+	// order its twin committed.
+	if id, err := orderIDByKey(ctx, tx, in); id != "" || err != nil {
+		return id, err
+	}
+	if err := checkoutable(cart, customerID); err != nil {
+		return "", err
+	}
+	items, err := cartItems(ctx, tx, in.CartID)
+	if err != nil {
+		return "", err
+	}
+	total, err := reprice(items, in.ExpectedTotal)
+	if err != nil {
+		return "", err
+	}
+	id, err := s.insertOrder(ctx, tx, customerID, cart.Currency, total, items, in)
+	if err != nil {
+		return "", err
+	}
+	return id, reserve(ctx, tx, id, items)
+}
+
+func checkoutable(cart *model.Cart, customerID string) error {
+	if cart.CustomerID != "" && cart.CustomerID != customerID {
+		return model.Errorf(model.CodeForbidden, "the cart belongs to another customer")
+	}
+	if cart.Status != model.CartOpen {
+		return model.Errorf(model.CodeConflict, "the cart is %s: it cannot be checked out", cart.Status)
+	}
+	return nil
+}
+
+const orderIDByKeySQL = `SELECT id::text, cart_id::text FROM orders WHERE idempotency_key = $1`
+
+// orderIDByKey returns the id of the order placed with in's idempotency key ("" if none),
+// and CONFLICT when that order came from another cart.
+func orderIDByKey(ctx context.Context, q querier, in model.CheckoutInput) (string, error) {
+	rows, err := q.Query(ctx, orderIDByKeySQL, in.IdempotencyKey)
+	if err != nil {
+		return "", err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ ID, CartID string }])
+	if err != nil || len(found) == 0 {
+		return "", err
+	}
+	if found[0].CartID != in.CartID {
+		return "", &model.Error{Code: model.CodeConflict, Argument: "idempotencyKey",
+			Message: "this idempotency key was used for another cart's checkout"}
+	}
+	return found[0].ID, nil
+}
+
+// cartItem is a cart line with its product as the catalog has it now.
+type cartItem struct {
+	ProductID  string              `json:"product_id"`
+	CategoryID string              `json:"category_id"`
+	SKU        string              `json:"sku"`
+	Name       string              `json:"name"`
+	Status     model.ProductStatus `json:"-"`
+	Quantity   int                 `json:"quantity"`
+	Snapshot   model.Cents         `json:"-"`
+	Price      model.Cents         `json:"unit_price_cents"`
+}
+
+const cartItemsSQL = `
+SELECT l.product_id::text, p.category_id::text, p.sku, p.name, p.status, l.quantity,
+       l.price_snapshot_cents, p.price_cents
+FROM cart_lines l JOIN products p ON p.id = l.product_id
+WHERE l.cart_id = $1
+ORDER BY l.added_at, l.id`
+
+func cartItems(ctx context.Context, tx pgx.Tx, cartID string) ([]cartItem, error) {
+	rows, err := tx.Query(ctx, cartItemsSQL, cartID)
+	if err != nil {
+		return nil, err
+	}
+	items, err := pgx.CollectRows(rows, pgx.RowToStructByPos[cartItem])
+	if err == nil && len(items) == 0 {
+		return nil, model.InvalidArgument("cartId", "the cart is empty")
+	}
+	return items, err
+}
+
+// reprice totals the items at current prices. The customer never pays a price they were not
+// shown: if a price changed since its line was added, the checkout goes through only when
+// expected names the new total.
+func reprice(items []cartItem, expected *model.Cents) (model.Cents, error) {
+	var total model.Cents
+	changed := false
+	for _, it := range items {
+		if it.Status != model.ProductStatusActive {
+			return 0, model.InvalidArgument("cartId", "%s (%s) is no longer sold: remove it from the cart", it.Name, it.SKU)
+		}
+		total += it.Price * model.Cents(it.Quantity)
+		changed = changed || it.Price != it.Snapshot
+	}
+	switch {
+	case changed && (expected == nil || *expected != total):
+		return 0, &model.Error{Code: model.CodeConflict, Argument: "expectedTotal",
+			Message: fmt.Sprintf("prices changed since the items were added: the new total is %s", total)}
+	case expected != nil && *expected != total:
+		return 0, &model.Error{Code: model.CodeConflict, Argument: "expectedTotal",
+			Message: fmt.Sprintf("the total is %s, not %s", total, *expected)}
+	}
+	return total, nil
+}
+
+// insertOrderSQL creates the order and its lines and closes the cart.
+const insertOrderSQL = `
+WITH o AS (
+    INSERT INTO orders (customer_id, email, currency, total_cents, shipping_address, idempotency_key, cart_id, expires_at)
+    VALUES (nullif($1, ''), $2, $3, $4, coalesce($5::jsonb, '{}'), $6, $7, now() + make_interval(secs => $8))
+    RETURNING id
+), lines AS (
+    INSERT INTO order_lines (order_id, product_id, category_id, sku, name, quantity, unit_price_cents)
+    SELECT o.id, x.product_id, x.category_id, x.sku, x.name, x.quantity, x.unit_price_cents
+    FROM o, ROWS FROM (jsonb_to_recordset($9::jsonb)
+        AS (product_id uuid, category_id uuid, sku text, name text, quantity int, unit_price_cents bigint))
+        WITH ORDINALITY AS x(product_id, category_id, sku, name, quantity, unit_price_cents, n)
+    ORDER BY x.n
+), closed AS (
+    UPDATE carts SET status = 'CHECKED_OUT', updated_at = now() WHERE id = $7
+)
+SELECT id::text FROM o`
+
+func (s *Store) insertOrder(ctx context.Context, tx pgx.Tx, customerID, currency string, total model.Cents, items []cartItem, in model.CheckoutInput) (string, error) {
+	var address any // NULL, not JSON null, when there is none
+	if len(in.ShippingAddress) > 0 {
+		address = string(in.ShippingAddress)
+	}
+	var id string
+	err := tx.QueryRow(ctx, insertOrderSQL, customerID, in.Email, currency, int64(total), address,
+		in.IdempotencyKey, in.CartID, s.orderHold.Seconds(), items).Scan(&id)
+	if err != nil {
+		return "", err
+	}
+	return id, logOrderEvents(ctx, tx, []string{id}, "order.placed", "")
+}
+
+// allocation is the part of an order's line taken from one warehouse.
+type allocation struct {
+	ProductID   string `json:"product_id"`
+	WarehouseID string `json:"warehouse_id"`
+	Quantity    int    `json:"quantity"`
+}
+
+const insertAllocationsSQL = `
+INSERT INTO order_allocations (order_line_id, warehouse_id, quantity)
+SELECT l.id, a.warehouse_id, a.quantity
+FROM jsonb_to_recordset($2::jsonb) AS a(product_id uuid, warehouse_id uuid, quantity int)
+JOIN order_lines l ON l.order_id = $1 AND l.product_id = a.product_id`
+
+// reserve locks the stock of the items, allocates it and reserves it for the order.
+func reserve(ctx context.Context, tx pgx.Tx, orderID string, items []cartItem) error {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.ProductID
+	}
+	stock, err := lockStock(ctx, tx, ids, nil)
+	if err != nil {
+		return err
+	}
+	allocs, err := allocate(items, stock)
+	if err != nil {
+		return err
+	}
+	changes := make([]stockChange, len(allocs))
+	for i, a := range allocs {
+		changes[i] = stockChange{ProductID: a.ProductID, WarehouseID: a.WarehouseID, Reserved: a.Quantity}
+	}
+	if _, err := changeStock(ctx, tx, changes, movement{reason: "checkout", orderID: &orderID}); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, insertAllocationsSQL, orderID, allocs)
+	return err
+}
+
+// allocate takes the items from the warehouses' available stock. An order ships in one
+// parcel when it can: from the first warehouse, by priority, that can fill every line.
+// Otherwise each line is filled from the warehouses in priority order. A line that all of
+// them together cannot fill is OUT_OF_STOCK.
+func allocate(items []cartItem, stock []lockedStock) ([]allocation, error) {
+	stock = slices.Clone(stock)
+	slices.SortFunc(stock, func(a, b lockedStock) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.WarehouseID, b.WarehouseID))
+	})
+	available := make(map[[2]string]int, len(stock))
+	var houses []string
+	for _, r := range stock {
+		available[[2]string{r.ProductID, r.WarehouseID}] = r.Quantity - r.Reserved
+		if !slices.Contains(houses, r.WarehouseID) {
+			houses = append(houses, r.WarehouseID)
+		}
+	}
+	for _, w := range houses {
+		if allocs, short := fill(items, available, []string{w}); short == nil {
+			return allocs, nil
+		}
+	}
+	allocs, short := fill(items, available, houses)
+	if short != nil {
+		n := 0
+		for _, w := range houses {
+			n += available[[2]string{short.ProductID, w}]
+		}
+		return nil, model.Errorf(model.CodeOutOfStock, "only %d of %s (%s) available, %d asked for", n, short.Name, short.SKU, short.Quantity)
+	}
+	return allocs, nil
+}
+
+// fill takes each item from the warehouses in order; it returns the first item they cannot
+// fill, if any. Items are distinct products, so no stock is counted twice.
+func fill(items []cartItem, available map[[2]string]int, houses []string) ([]allocation, *cartItem) {
+	var out []allocation
+	for i, it := range items {
+		need := it.Quantity
+		for _, w := range houses {
+			if n := min(need, available[[2]string{it.ProductID, w}]); n > 0 {
+				out = append(out, allocation{ProductID: it.ProductID, WarehouseID: w, Quantity: n})
+				need -= n
+			}
+		}
+		if need > 0 {
+			return nil, &items[i]
+		}
+	}
+	return out, nil
+}
+
+// retryAttempts bounds how often retryTx runs a transaction.
+const retryAttempts = 5
+
+// retryTx runs fn in a transaction like inTx, and runs it again after a serialization
+// failure or a deadlock: those are the database's way to say "try again", and callers never
+// see them. fn must start from scratch every time.
+func (s *Store) retryTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.inTx(ctx, fn)
+		if attempt == retryAttempts || !retryable(err) {
+			return err
+		}
+		// Jittered and doubling, so that the transactions that collided do not collide again.
+		if !sleep(ctx, time.Duration(rand.Int64N(int64(time.Millisecond)<<attempt))) {
+			return err
+		}
+	}
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
+}
