@@ -56,8 +56,12 @@ func (r *statusRecorder) WriteHeader(status int) {
 	r.ResponseWriter.WriteHeader(status)
 }
 
-// Unwrap lets http.ResponseController reach the underlying writer (flushes, deadlines).
+// Unwrap lets http.ResponseController reach the underlying writer (flushes, deadlines), and
+// the websocket transport hijack its connection.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush passes flushes on: the SSE transport asks the writer itself for http.Flusher.
+func (r *statusRecorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
 
 // limitBody refuses bodies over limit bytes with 413 before any parsing.
 func limitBody(limit int64, next http.Handler) http.Handler {

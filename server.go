@@ -116,6 +116,9 @@ type config struct {
 	// PersistedQueries is "automatic" (APQ), "allowlist" (registered operations only: the
 	// *.graphql files of OperationsDir, and merchandisers' ad hoc queries) or "off".
 	PersistedQueries, OperationsDir string
+	// OrderHold is how long an unpaid order keeps its stock; the expiry job runs every
+	// OrderExpiryInterval on one instance.
+	OrderHold, OrderExpiryInterval time.Duration
 }
 
 // devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
@@ -138,20 +141,22 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
 		LogFormat:       e.str("LOG_FORMAT", "text"),
 
-		RedisURL:           e.str("REDIS_URL", ""),
-		RedisAddrs:         e.str("REDIS_ADDRS", ""),
-		RedisMasterName:    e.str("REDIS_MASTER_NAME", ""),
-		RedisPassword:      e.str("REDIS_PASSWORD", ""),
-		RedisPrefix:        e.str("REDIS_PREFIX", "sf:"),
-		Cache:              e.bool("CACHE", true),
-		CacheTTL:           e.duration("CACHE_TTL", 5*time.Minute),
-		CacheL1Size:        e.int("CACHE_L1_SIZE", 10_000),
-		CacheL1TTL:         e.duration("CACHE_L1_TTL", time.Second),
-		CacheMemoryEntries: e.int("CACHE_MEMORY_ENTRIES", 200_000),
-		RateLimitPerSecond: e.int("RATE_LIMIT_PER_SECOND", 2000),
-		RateLimitBurst:     e.int("RATE_LIMIT_BURST", 10_000),
-		PersistedQueries:   e.str("PERSISTED_QUERIES", "automatic"),
-		OperationsDir:      e.str("OPERATIONS_DIR", ""),
+		RedisURL:            e.str("REDIS_URL", ""),
+		RedisAddrs:          e.str("REDIS_ADDRS", ""),
+		RedisMasterName:     e.str("REDIS_MASTER_NAME", ""),
+		RedisPassword:       e.str("REDIS_PASSWORD", ""),
+		RedisPrefix:         e.str("REDIS_PREFIX", "sf:"),
+		Cache:               e.bool("CACHE", true),
+		CacheTTL:            e.duration("CACHE_TTL", 5*time.Minute),
+		CacheL1Size:         e.int("CACHE_L1_SIZE", 10_000),
+		CacheL1TTL:          e.duration("CACHE_L1_TTL", time.Second),
+		CacheMemoryEntries:  e.int("CACHE_MEMORY_ENTRIES", 200_000),
+		RateLimitPerSecond:  e.int("RATE_LIMIT_PER_SECOND", 2000),
+		RateLimitBurst:      e.int("RATE_LIMIT_BURST", 10_000),
+		PersistedQueries:    e.str("PERSISTED_QUERIES", "automatic"),
+		OperationsDir:       e.str("OPERATIONS_DIR", ""),
+		OrderHold:           e.duration("ORDER_HOLD", store.DefaultOrderHold),
+		OrderExpiryInterval: e.duration("ORDER_EXPIRY_INTERVAL", time.Minute),
 	}
 	switch cfg.PersistedQueries {
 	case "automatic", "allowlist", "off":
@@ -252,7 +257,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 
-	st := store.New(pool)
+	st := store.New(pool, store.WithOrderHold(cfg.OrderHold))
+	go st.RunOrderExpiry(ctx, cfg.OrderExpiryInterval, log)
 	caches, err := newCaching(cfg, st, log)
 	if err != nil {
 		return err
@@ -320,9 +326,11 @@ func routes(cfg config, pool *pgxpool.Pool, st *store.Store, caches *caching, lo
 	}
 	api := resolvers.NewHandler(resolvers.Config{
 		Catalog:         st,
+		Commerce:        st,
 		Batches:         batches,
 		Sessions:        caches.sessions,
 		Rankings:        caches.rankings,
+		Alerts:          caches.alerts,
 		APQ:             caches.apq,
 		Extensions:      extensions,
 		Auth:            resolvers.NewAuth([]byte(cfg.JWTSecret)),

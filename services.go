@@ -40,6 +40,7 @@ type caching struct {
 	redis    redis.UniversalClient // nil in memory mode
 	breaker  *cache.Breaker        // nil in memory mode
 	bus      *cache.Bus
+	alerts   *cache.Alerts
 	catalog  *cache.Catalog // nil with CACHE=off
 	sessions sessionStore
 	rankings rankingStore
@@ -82,6 +83,7 @@ func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error)
 	if err != nil {
 		return nil, fmt.Errorf("rate limiter: %w", err)
 	}
+	c.alerts = cache.NewAlerts(c.bus.Backend(), log)
 	if cfg.Cache {
 		c.catalog = cache.NewCatalog(c.bus, st, cache.ReadThroughOptions{TTL: cfg.CacheTTL, L1Size: cfg.CacheL1Size, L1TTL: cfg.CacheL1TTL})
 	}
@@ -137,16 +139,21 @@ func (c *caching) registerOperations(ctx context.Context, dir string, log *slog.
 }
 
 // run keeps the background work of the cache going until ctx ends: the invalidation bus and,
-// when the catalog is cached, the outbox relay that invalidates it.
+// when the catalog is cached, the outbox relay that invalidates it; the inventory alerts and
+// the outbox relay that publishes them.
 func (c *caching) run(ctx context.Context, st *store.Store, log *slog.Logger) {
 	go c.bus.Run(ctx)
+	go c.alerts.Run(ctx)
 	if c.catalog != nil {
-		relay := st.NewRelay("cache", c.catalog.Invalidate, store.RelayOptions{}, log)
-		go func() {
-			if err := relay.Run(ctx); err != nil {
-				log.Error("cache invalidation relay stopped", "err", err)
-			}
-		}()
+		go runRelay(ctx, st.NewRelay("cache", c.catalog.Invalidate, store.RelayOptions{}, log), log)
+	}
+	go runRelay(ctx, st.NewRelay("alerts", c.alerts.Relay, store.RelayOptions{}, log), log)
+}
+
+// runRelay runs relay until ctx ends, and logs why if it stops before.
+func runRelay(ctx context.Context, relay *store.Relay, log *slog.Logger) {
+	if err := relay.Run(ctx); err != nil {
+		log.Error("outbox relay stopped", "err", err)
 	}
 }
 

@@ -16,8 +16,8 @@ const (
 	busFills         = "cache:fill"
 )
 
-// How long the Bus waits before subscribing again after a failure: doubling from the first
-// to the second bound.
+// How long the Bus (and Alerts) wait before subscribing again after a failure: doubling from
+// the first to the second bound.
 const (
 	busRetryMin = 50 * time.Millisecond
 	busRetryMax = 2 * time.Second
@@ -73,22 +73,36 @@ func (b *Bus) Live() bool { return b.live.Load() }
 // Run subscribes to the bus channels and dispatches their messages until ctx is done,
 // subscribing again after every failure, with a capped backoff while the backend is down.
 func (b *Bus) Run(ctx context.Context) {
+	keepSubscribed(ctx, b.backend, []string{busInvalidations, busFills}, b.log,
+		"cache bus", "not subscribed, L1 off and waiters polling until it is",
+		func(sub Subscription) error { return b.consume(ctx, sub) })
+}
+
+// keepSubscribed subscribes to channels on backend and hands each subscription to consume
+// until ctx is done, subscribing again whenever Subscribe fails or consume returns (the
+// subscription broke), with a capped backoff while the backend is down. It logs the first
+// failure of an outage as "name: down" and the recovery. The subscription is closed when
+// ctx is done, which ends a consume blocked in Receive, and when consume returns.
+func keepSubscribed(ctx context.Context, backend Backend, channels []string, log *slog.Logger, name, down string, consume func(Subscription) error) {
 	retry, failing := busRetryMin, false
 	for {
-		sub, err := b.backend.Subscribe(ctx, busInvalidations, busFills)
+		sub, err := backend.Subscribe(ctx, channels...)
 		if err == nil {
 			retry = busRetryMin
 			if failing {
-				b.log.Info("cache bus: subscribed again")
+				log.Info(name + ": subscribed again")
 				failing = false
 			}
-			err = b.consume(ctx, sub)
+			stop := context.AfterFunc(ctx, func() { _ = sub.Close() })
+			err = consume(sub)
+			stop()
+			_ = sub.Close()
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		if !failing {
-			b.log.Warn("cache bus: not subscribed, L1 off and waiters polling until it is", "err", err)
+			log.Warn(name+": "+down, "err", err)
 			failing = true
 		}
 		select {
@@ -102,12 +116,7 @@ func (b *Bus) Run(ctx context.Context) {
 
 // consume dispatches the messages of sub until it breaks or ctx is done.
 func (b *Bus) consume(ctx context.Context, sub Subscription) error {
-	stop := context.AfterFunc(ctx, func() { _ = sub.Close() })
-	defer func() {
-		stop()
-		b.live.Store(false)
-		_ = sub.Close()
-	}()
+	defer b.live.Store(false)
 	b.goLive()
 	for {
 		msg, err := sub.Receive(ctx)

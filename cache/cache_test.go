@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,18 +54,27 @@ func coreLogger(t testing.TB) *slog.Logger {
 func coreStartBus(t testing.TB, backend Backend) *Bus {
 	t.Helper()
 	bus := NewBus(backend, coreLogger(t))
+	coreRun(t, bus.Run, bus.Live)
+	return bus
+}
+
+// coreRun runs run in a goroutine and waits until live holds. The returned function, also
+// called when t ends, cancels run's context and waits until it has returned.
+func coreRun(t testing.TB, run func(context.Context), live func() bool) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		bus.Run(ctx)
+		run(ctx)
 	}()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		<-done
 	})
-	coreEventually(t, 10*time.Second, "the bus subscribed", bus.Live)
-	return bus
+	t.Cleanup(stop)
+	coreEventually(t, 10*time.Second, "the subscription", live)
+	return stop
 }
 
 // coreEventually polls cond until it holds, failing t after timeout. The timeouts are

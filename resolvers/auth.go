@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/homegoods/storefront/graph/model"
@@ -81,12 +82,8 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := Principal{Role: model.RoleGuest}
 		if h := r.Header.Get("Authorization"); h != "" {
-			token, ok := strings.CutPrefix(h, "Bearer ")
 			var err error
-			if ok {
-				p, err = a.Parse(strings.TrimSpace(token))
-			}
-			if !ok || err != nil {
+			if p, err = a.parseBearer(h); err != nil {
 				writeUnauthenticated(w)
 				return
 			}
@@ -94,6 +91,33 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		ctx := withPrincipal(r.Context(), p)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, remoteAddrKey{}, r.RemoteAddr)))
 	})
+}
+
+// parseBearer returns the principal of an Authorization value, "Bearer <token>".
+func (a *Auth) parseBearer(h string) (Principal, error) {
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		return Principal{}, errors.New("not a bearer token")
+	}
+	return a.Parse(strings.TrimSpace(token))
+}
+
+// websocketInit authenticates a websocket connection from the Authorization of its
+// connection_init payload, which is where browsers put the token: they cannot set headers
+// on a websocket. Without one the connection keeps the principal of its upgrade request. A
+// bad token refuses the connection: graphql-transport-ws closes it with 4403, graphql-ws
+// sends connection_error first.
+func (a *Auth) websocketInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	h := payload.Authorization()
+	if h == "" {
+		return ctx, nil, nil
+	}
+	p, err := a.parseBearer(h)
+	if err != nil {
+		ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, 4403), "Forbidden")
+		return ctx, nil, errors.New("invalid or expired token")
+	}
+	return withPrincipal(ctx, p), nil, nil
 }
 
 func writeUnauthenticated(w http.ResponseWriter) {

@@ -21,8 +21,10 @@ type Config struct {
 	Catalog Catalog
 	// Batches serves the dataloaders' hot loads; nil means the catalog itself.
 	Batches  Batches
+	Commerce Commerce
 	Sessions Sessions
 	Rankings Rankings
+	Alerts   Alerts
 	Auth     *Auth
 	Log      *slog.Logger
 	// Metrics records operations when set.
@@ -39,14 +41,15 @@ type Config struct {
 	Extensions []graphql.HandlerExtension
 }
 
-// NewHandler returns the /graphql endpoint: POST and GET, authorization, per-request
-// dataloaders, limits, error presentation and metrics.
+// NewHandler returns the /graphql endpoint: POST and GET, subscriptions over websocket and
+// server-sent events, authorization, per-response dataloaders, limits, error presentation
+// and metrics.
 func NewHandler(cfg Config) http.Handler {
 	if cfg.Batches == nil {
 		cfg.Batches = cfg.Catalog
 	}
 	c := graph.Config{
-		Resolvers:  &Resolver{Catalog: cfg.Catalog, Sessions: cfg.Sessions, Rankings: cfg.Rankings, Log: cfg.Log},
+		Resolvers:  &Resolver{Catalog: cfg.Catalog, Commerce: cfg.Commerce, Sessions: cfg.Sessions, Rankings: cfg.Rankings, Alerts: cfg.Alerts, Log: cfg.Log},
 		Directives: graph.DirectiveRoot{HasRole: hasRole},
 	}
 	c.Complexity.Query.Products = func(child int, first *int, _ *string, last *int, _ *string, _ *model.ProductFilter, _ *model.ProductSort) int {
@@ -54,6 +57,11 @@ func NewHandler(cfg Config) http.Handler {
 	}
 
 	srv := handler.New(graph.NewExecutableSchema(c))
+	// SSE before POST, which would take its requests (as gqlgen's docs say). The pings keep
+	// idle subscriptions alive through proxies and find dead clients.
+	srv.AddTransport(transport.SSE{KeepAlivePingInterval: streamPing})
+	srv.AddTransport(transport.Websocket{InitFunc: cfg.Auth.websocketInit,
+		KeepAlivePingInterval: streamPing, PingPongInterval: streamPing})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -61,6 +69,7 @@ func NewHandler(cfg Config) http.Handler {
 	srv.SetDisableSuggestion(true)
 	srv.SetErrorPresenter(errorPresenter(cfg.Log))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
+	srv.Use(loaderScope{batches: cfg.Batches, catalog: cfg.Catalog, wait: cfg.LoaderWait})
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
@@ -76,10 +85,25 @@ func NewHandler(cfg Config) http.Handler {
 		srv.Use(cfg.Metrics)
 	}
 
-	return cfg.Auth.Middleware(sessionMiddleware(cfg.Sessions, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := withLoaders(r.Context(), newLoaders(cfg.Batches, cfg.Catalog, cfg.LoaderWait))
-		srv.ServeHTTP(w, r.WithContext(ctx))
-	})))
+	return cfg.Auth.Middleware(sessionMiddleware(cfg.Sessions, lastingStreams(srv)))
+}
+
+// streamPing is how often an idle subscription is pinged.
+const streamPing = 15 * time.Second
+
+// lastingStreams lifts the server's read and write deadlines, sized for queries, from SSE
+// streams: they last as long as their subscription. (Hijacking a websocket's connection
+// lifts them.)
+func lastingStreams(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (transport.SSE{}).Supports(r) {
+			rc := http.NewResponseController(w)
+			// These fail only for a writer without deadlines, which has none to lift.
+			_ = rc.SetReadDeadline(time.Time{})
+			_ = rc.SetWriteDeadline(time.Time{})
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // pageComplexity charges a connection for every row it may return. Sizes above the maximum

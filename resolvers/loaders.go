@@ -5,12 +5,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/graph-gophers/dataloader/v7"
 
 	"github.com/homegoods/storefront/graph/model"
 )
 
-// Loaders batch the loads of one request: every edge of the graph is one SQL statement per
+// Loaders batch the loads of one response: every edge of the graph is one SQL statement per
 // batch, whatever the number of parents.
 type Loaders struct {
 	Product      *loader[*model.Product]
@@ -33,7 +34,7 @@ type Peeker interface {
 	PeekAvailability(id string) (*model.Availability, bool)
 }
 
-// newLoaders builds the loaders of one request: the hot edges through b (the cache, when
+// newLoaders builds the loaders of one response: the hot edges through b (the cache, when
 // there is one), the others straight from the catalog. wait is how long a loader collects
 // keys before it runs its batch.
 func newLoaders(b Batches, c Catalog, wait time.Duration) *Loaders {
@@ -53,7 +54,7 @@ func newLoaders(b Batches, c Catalog, wait time.Duration) *Loaders {
 	return l
 }
 
-// loader is a dataloader, made on first use (a request that is answered from memory, or
+// loader is a dataloader, made on first use (a response that is answered from memory, or
 // that never reaches an edge, makes none), that may first look a key up in memory.
 type loader[V any] struct {
 	once sync.Once
@@ -136,14 +137,30 @@ func grouped[V any](fetch func(context.Context, []string) (map[string]V, error),
 	}
 }
 
+// loaderScope gives every response fresh loaders: the one response of a query or mutation,
+// and each event of a subscription, which lives too long for values loaded at its start to
+// stay current. gqlgen resolves an event's fields with the context of its response.
+type loaderScope struct {
+	batches Batches
+	catalog Catalog
+	wait    time.Duration
+}
+
+func (loaderScope) ExtensionName() string                   { return "Loaders" }
+func (loaderScope) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (s loaderScope) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	return next(withLoaders(ctx, newLoaders(s.batches, s.catalog, s.wait)))
+}
+
 type loadersKey struct{}
 
-// withLoaders returns ctx carrying the request's loaders.
+// withLoaders returns ctx carrying the response's loaders.
 func withLoaders(ctx context.Context, l *Loaders) context.Context {
 	return context.WithValue(ctx, loadersKey{}, l)
 }
 
-// loaders returns the loaders of the request in ctx.
+// loaders returns the loaders of the response in ctx.
 func loaders(ctx context.Context) *Loaders {
 	return ctx.Value(loadersKey{}).(*Loaders)
 }

@@ -64,8 +64,11 @@ func (m *Metrics) InterceptResponse(ctx context.Context, next graphql.ResponseHa
 		}
 		name = m.label(name)
 	}
-	m.requests.WithLabelValues(name, kind).Inc()
-	m.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	// A subscription's responses are its events: the time between them is no latency.
+	if kind != "subscription" {
+		m.requests.WithLabelValues(name, kind).Inc()
+		m.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	}
 	if resp != nil {
 		for _, e := range resp.Errors {
 			code, _ := e.Extensions["code"].(string)

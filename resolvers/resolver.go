@@ -48,7 +48,9 @@ type Catalog interface {
 // Resolver holds the dependencies of every resolver. gqlgen never regenerates this file.
 type Resolver struct {
 	Catalog  Catalog
+	Commerce Commerce
 	Sessions Sessions
 	Rankings Rankings
+	Alerts   Alerts
 	Log      *slog.Logger
 }

@@ -13,8 +13,9 @@
 #   products page    the first page of 20 products with the same fields
 # For each scenario the cache's hit ratio and backend round trips per request come from the
 # server's /metrics, read before and after. Rate limits are off: one load generator stands
-# for many clients. Then two Go benchmarks: the stale-read window after a change with three
-# server instances on one Redis, and the read-through cache's hit path.
+# for many clients. Then Go benchmarks: the stale-read window after a change with three
+# server instances on one Redis, checkout and add-to-cart throughput, and the read-through
+# cache's hit path.
 # Load generator, server and PostgreSQL share this machine's CPUs: compare runs made on the
 # same machine only.
 #
@@ -201,11 +202,13 @@ mode() {
 }
 
 # go_benchmarks runs the Go benchmarks that need the services: the stale-read window with
-# three instances, and the cache's hit path.
+# three instances, checkout and add-to-cart (2,000 carts of 1 to 5 lines, concurrency 32),
+# and the cache's hit path.
 go_benchmarks() {
 	note "running: Go benchmarks"
 	TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) TEST_REDIS_URL=$BENCH_REDIS_URL \
-		go test -run '^$' -bench 'InvalidationWindow' -benchtime 200x . | grep '^Benchmark' | tee "$OUT_DIR/go.txt"
+		go test -run '^$' -bench 'InvalidationWindow|Checkout' -benchtime 200x -timeout 20m . |
+		grep '^Benchmark' | tee "$OUT_DIR/go.txt"
 	TEST_REDIS_URL=$BENCH_REDIS_URL go test -run '^$' -bench 'ReadThroughHit' -benchmem ./cache/ |
 		grep '^Benchmark' | tee -a "$OUT_DIR/go.txt"
 }

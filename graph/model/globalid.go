@@ -40,3 +40,15 @@ func (b *Brand) GlobalID() string { return GlobalID(TypeBrand, b.ID) }
 
 // GlobalID is the warehouse's id in the API.
 func (w *Warehouse) GlobalID() string { return GlobalID(TypeWarehouse, w.ID) }
+
+// TypeOrder and TypeCart name orders and customers' carts in global ids.
+const (
+	TypeOrder = "Order"
+	TypeCart  = "Cart"
+)
+
+// GlobalID is the order's id in the API.
+func (o *Order) GlobalID() string { return GlobalID(TypeOrder, o.ID) }
+
+// IsNode marks orders as fetchable by Query.node (for those allowed to read them).
+func (Order) IsNode() {}

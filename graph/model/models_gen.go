@@ -41,10 +41,19 @@ type CreateProductInput struct {
 	Attributes  map[string]any `json:"attributes,omitempty"`
 }
 
+type CreatedCart struct {
+	Cart *Cart `json:"cart"`
+	// The guest cart's secret: also its id. Null for a customer's cart.
+	Token *string `json:"token,omitempty"`
+}
+
 type Mutation struct {
 }
 
 type Query struct {
+}
+
+type Subscription struct {
 }
 
 type UpdateBrandInput struct {
