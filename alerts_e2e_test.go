@@ -262,7 +262,7 @@ type alertsEnv struct {
 
 // newAlertsEnv starts n servers with env on a seeded database, and waits until alerts flow
 // to every one of them.
-func newAlertsEnv(t *testing.T, n int, env testEnv) *alertsEnv {
+func newAlertsEnv(t testing.TB, n int, env testEnv) *alertsEnv {
 	t.Helper()
 	runCommand(t, env, "seed", "--products", "30", "--seed", "3")
 	e := &alertsEnv{token: strings.TrimSpace(runCommand(t, env, "token", "--role", "merchandiser"))}
@@ -298,7 +298,7 @@ func (e *alertsEnv) setStock(t testing.TB, r stockRow, quantity int) {
 // awaitAlerts flips the stock of the first row, which it takes for itself, until every
 // server delivers its alert: then the alerts relay leads, its outbox consumer is registered
 // and every server's alerts are subscribed.
-func (e *alertsEnv) awaitAlerts(t *testing.T) {
+func (e *alertsEnv) awaitAlerts(t testing.TB) {
 	t.Helper()
 	row := e.rows[0]
 	e.rows = e.rows[1:]

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homegoods/storefront/cache/cachetest"
 )
 
 // latencies collects request latencies from concurrent workers.
@@ -103,4 +105,27 @@ func parallel(workers, n int, f func(int)) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// BenchmarkAlertLatency measures the time from the commit of a stock change that crosses
+// a threshold to its alert reaching a websocket subscriber, through the outbox relay and
+// Redis pub/sub.
+func BenchmarkAlertLatency(b *testing.B) {
+	env := withRedis(b, newTestEnv(b), cachetest.URL(b))
+	e := newAlertsEnv(b, 1, env)
+	row := e.rows[0]
+	c, err := wsOpen(b, e.bases[0], transportWS, map[string]any{"Authorization": "Bearer " + e.token}, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	alerts := wsSubscribe(b, c, transportWS, row.vars())
+	var lat latencies
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		e.setStock(b, row, 20*(i%2)) // out of stock, back in stock, and again
+		committed := time.Now()
+		next(b, alerts, "the subscriber")
+		lat.add(time.Since(committed))
+	}
+	lat.report(b, "")
 }
