@@ -260,10 +260,14 @@ func (s *Store) setCartLines(ctx context.Context, cartID string, lines []model.C
 			}
 			upserts = append(upserts, cartLine{ProductID: l.ProductID, Quantity: q, Price: p.Price})
 		}
-		if _, err := tx.Exec(ctx, deleteLinesSQL, cartID, uuidArray(removals)); err != nil {
-			return err
+		if len(removals) > 0 {
+			if _, err := tx.Exec(ctx, deleteLinesSQL, cartID, uuidArray(removals)); err != nil {
+				return err
+			}
 		}
-		_, err = tx.Exec(ctx, upsertLinesSQL, cartID, upserts)
+		if len(upserts) > 0 {
+			_, err = tx.Exec(ctx, upsertLinesSQL, cartID, upserts)
+		}
 		return err
 	})
 }
