@@ -17,7 +17,9 @@ const pageQuery = `query($n: Int) { products(first: $n) { edges { node {
 
 // A page runs the same statements whatever its size: one for the page and one per edge.
 func TestPageRunsFixedNumberOfStatements(t *testing.T) {
-	a := newAPI(t, 120)
+	// The loaders' window is what this test is about: give the 150 resolver goroutines of a
+	// page ample time to reach it, even under -race with the other test packages running.
+	a := newAPI(t, 120, func(c *resolvers.Config) { c.LoaderWait = 100 * time.Millisecond })
 	counts := map[int]int64{}
 	for _, n := range []int{1, 5, 20, 50} {
 		a.statements.n.Store(0)
