@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -148,6 +149,64 @@ func (c *caching) run(ctx context.Context, st *store.Store, log *slog.Logger) {
 		go runRelay(ctx, st.NewRelay("cache", c.catalog.Invalidate, store.RelayOptions{}, log), log)
 	}
 	go runRelay(ctx, st.NewRelay("alerts", c.alerts.Relay, store.RelayOptions{}, log), log)
+	go runRelay(ctx, st.NewRelay("rankings", recordSales(c.rankings, st.CategoriesByIDs), store.RelayOptions{}, log), log)
+}
+
+// orderPlaced is what the rankings read of an "order.placed" outbox event.
+type orderPlaced struct {
+	PlacedAt time.Time `json:"placed_at"`
+	Lines    []struct {
+		ProductID  string `json:"product_id"`
+		CategoryID string `json:"category_id"`
+		Quantity   int    `json:"quantity"`
+	} `json:"lines"`
+}
+
+// recordSales is the "rankings" relay handler: every placed order counts in the
+// bestsellers and trending rankings of its products' categories and their ancestors. The
+// relay delivers at least once, so an order whose batch is retried after it was recorded
+// counts twice; the rankings are a popularity signal, and that rare excess does not matter.
+func recordSales(r rankingStore, categories func(context.Context, []string) ([]*model.Category, error)) store.Handler {
+	return func(ctx context.Context, events []model.OutboxEvent) error {
+		for _, e := range events {
+			if e.Kind != "order.placed" {
+				continue
+			}
+			var o orderPlaced
+			if err := json.Unmarshal(e.Payload, &o); err != nil {
+				return fmt.Errorf("order %s: %w", e.AggregateID, err)
+			}
+			sales, err := salesOf(ctx, o, categories)
+			if err != nil {
+				return err
+			}
+			if err := r.Record(ctx, o.PlacedAt, sales); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// salesOf turns an order's lines into sales that carry their category paths.
+func salesOf(ctx context.Context, o orderPlaced, categories func(context.Context, []string) ([]*model.Category, error)) ([]model.Sale, error) {
+	ids := make([]string, len(o.Lines))
+	for i, l := range o.Lines {
+		ids[i] = l.CategoryID
+	}
+	cats, err := categories(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	paths := make(map[string][]string, len(cats))
+	for _, c := range cats {
+		paths[c.ID] = c.Path
+	}
+	sales := make([]model.Sale, len(o.Lines))
+	for i, l := range o.Lines {
+		sales[i] = model.Sale{ProductID: l.ProductID, CategoryIDs: paths[l.CategoryID], Units: l.Quantity}
+	}
+	return sales, nil
 }
 
 // runRelay runs relay until ctx ends, and logs why if it stops before.
@@ -163,8 +222,8 @@ func (c *caching) close() {
 	}
 }
 
-// warmRankings records the synthetic sales history when the rankings are empty: until
-// checkout records real orders, it is what bestsellers and trending rank. Two instances
+// warmRankings records the synthetic sales history when the rankings are empty, so that a
+// new shop's bestsellers and trending lists are not empty until real orders come in. Two instances
 // starting together may both record it; since it is the same history, the order of every
 // ranking is the same either way.
 func (c *caching) warmRankings(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
