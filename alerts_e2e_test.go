@@ -513,3 +513,26 @@ func TestStalledSubscriberLagsAlone(t *testing.T) {
 		t.Errorf("the stalled subscriber: got %s after %d alerts, lagged %v; want LOW_STOCK, lagged", kind, backlog, lagged || l)
 	}
 }
+
+// Pages of another origin may open a websocket only when WEBSOCKET_ORIGINS names it.
+func TestWebsocketOrigins(t *testing.T) {
+	env := newTestEnv(t)
+	env["WEBSOCKET_ORIGINS"] = "dash.example.com"
+	base, _ := startServer(t, env)
+	dial := func(origin string) error {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/graphql", &websocket.DialOptions{
+			Subprotocols: []string{transportWS}, HTTPHeader: http.Header{"Origin": {origin}}})
+		if err == nil {
+			_ = c.CloseNow()
+		}
+		return err
+	}
+	if err := dial("https://dash.example.com"); err != nil {
+		t.Errorf("a listed origin: got %v; want the websocket open", err)
+	}
+	if err := dial("https://elsewhere.example.org"); err == nil {
+		t.Error("an unlisted origin: the websocket opened; want it refused")
+	}
+}

@@ -119,6 +119,8 @@ type config struct {
 	// OrderHold is how long an unpaid order keeps its stock; the expiry job runs every
 	// OrderExpiryInterval on one instance.
 	OrderHold, OrderExpiryInterval time.Duration
+	// WebsocketOrigins lets pages of other origins subscribe over websocket.
+	WebsocketOrigins []string
 }
 
 // devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
@@ -157,6 +159,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		OperationsDir:       e.str("OPERATIONS_DIR", ""),
 		OrderHold:           e.duration("ORDER_HOLD", store.DefaultOrderHold),
 		OrderExpiryInterval: e.duration("ORDER_EXPIRY_INTERVAL", time.Minute),
+		WebsocketOrigins:    e.list("WEBSOCKET_ORIGINS"),
 	}
 	switch cfg.PersistedQueries {
 	case "automatic", "allowlist", "off":
@@ -180,6 +183,17 @@ func (e *env) str(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// list reads a comma-separated list; unset is empty.
+func (e *env) list(key string) []string {
+	var out []string
+	for _, v := range strings.Split(e.getenv(key), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (e *env) int(key string, def int) int {
@@ -325,21 +339,22 @@ func routes(cfg config, pool *pgxpool.Pool, st *store.Store, caches *caching, lo
 		extensions = append(extensions, cache.NewComplexityRateLimit(caches.limiter, resolvers.ClientKey, log))
 	}
 	api := resolvers.NewHandler(resolvers.Config{
-		Catalog:         st,
-		Commerce:        st,
-		Batches:         batches,
-		Sessions:        caches.sessions,
-		Rankings:        caches.rankings,
-		Alerts:          caches.alerts,
-		APQ:             caches.apq,
-		Extensions:      extensions,
-		Auth:            resolvers.NewAuth([]byte(cfg.JWTSecret)),
-		Log:             log,
-		Metrics:         resolvers.NewMetrics(reg),
-		Introspection:   cfg.Playground,
-		ComplexityLimit: cfg.ComplexityLimit,
-		DepthLimit:      cfg.DepthLimit,
-		LoaderWait:      cfg.LoaderWait,
+		Catalog:          st,
+		Commerce:         st,
+		WebsocketOrigins: cfg.WebsocketOrigins,
+		Batches:          batches,
+		Sessions:         caches.sessions,
+		Rankings:         caches.rankings,
+		Alerts:           caches.alerts,
+		APQ:              caches.apq,
+		Extensions:       extensions,
+		Auth:             resolvers.NewAuth([]byte(cfg.JWTSecret)),
+		Log:              log,
+		Metrics:          resolvers.NewMetrics(reg),
+		Introspection:    cfg.Playground,
+		ComplexityLimit:  cfg.ComplexityLimit,
+		DepthLimit:       cfg.DepthLimit,
+		LoaderWait:       cfg.LoaderWait,
 	})
 
 	mux := http.NewServeMux()

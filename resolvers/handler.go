@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/homegoods/storefront/graph"
@@ -37,6 +38,9 @@ type Config struct {
 	LoaderWait time.Duration
 	// APQ stores automatic persisted queries when set.
 	APQ graphql.Cache[string]
+	// WebsocketOrigins are the host patterns of other origins whose pages may open
+	// subscriptions over websocket, such as "dashboards.example.com" or "*.example.com".
+	WebsocketOrigins []string
 	// Extensions run after the complexity limit, which rate limits need: they charge it.
 	Extensions []graphql.HandlerExtension
 }
@@ -61,7 +65,10 @@ func NewHandler(cfg Config) http.Handler {
 	// idle subscriptions alive through proxies and find dead clients.
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: streamPing})
 	srv.AddTransport(transport.Websocket{InitFunc: cfg.Auth.websocketInit,
-		KeepAlivePingInterval: streamPing, PingPongInterval: streamPing})
+		KeepAlivePingInterval: streamPing, PingPongInterval: streamPing,
+		// Same-origin pages may always connect; dashboards served elsewhere are let in by
+		// name, since a browser sends its cookies with a cross-origin websocket.
+		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{OriginPatterns: cfg.WebsocketOrigins}}})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
