@@ -37,15 +37,8 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 readonly REPO_ROOT
 PG_OS_USER="${PG_OS_USER:-postgres}"
 
-die() { echo "pg.sh: $*" >&2; exit 1; }
-note() { echo "pg.sh: $*" >&2; }
-
-usage() {
-	sed -n '/^# Usage:/,/^#$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-	exit "${1:-2}"
-}
-
-is_root() { [ "$(id -u)" -eq 0 ]; }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # has_bins DIR succeeds when DIR holds every program we use.
 has_bins() {
@@ -150,7 +143,6 @@ as_pg() {
 
 hash_of() { printf '%s' "$1" | sha256sum | cut -c1-12; }
 
-abs_path() { realpath -m -- "$1"; }
 
 # data_dir DIR prints the directory that really holds the cluster of DIR: DIR itself, or the
 # /tmp fallback when the server's OS user cannot traverse the directories above DIR.

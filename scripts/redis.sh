@@ -35,15 +35,8 @@ readonly INSTALL_LOCK=/run/lock/storefront-redis-install.lock
 # Debian's service keeps its data in /var/lib/redis.
 readonly SYSTEM_DATA_DIR=/var/lib/redis
 
-die() { echo "redis.sh: $*" >&2; exit 1; }
-note() { echo "redis.sh: $*" >&2; }
-
-usage() {
-	sed -n '/^# Usage:/,/^#$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-	exit "${1:-2}"
-}
-
-is_root() { [ "$(id -u)" -eq 0 ]; }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 check_port() {
 	case "$1" in '' | *[!0-9]*) die "PORT must be a number, got '$1'" ;; esac
@@ -138,7 +131,6 @@ bin_dir() {
 	find_bins || die "redis-server installed but not found in PATH or /usr/bin"
 }
 
-abs_path() { realpath -m -- "$1"; }
 
 # lock DIR serialises start/stop on one server (flock on a file beside DIR), on fd 9.
 # lock_cluster DIR does the same for a whole cluster, on fd 7.
