@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -24,37 +25,44 @@ func scanCart(row pgx.CollectableRow) (*model.Cart, error) {
 	return &c, err
 }
 
-const cartLinesSQL = `
-SELECT id::text, product_id::text, quantity, price_snapshot_cents, added_at
-FROM cart_lines WHERE cart_id = $1 ORDER BY added_at, id`
+// cartWithLines is cartColumns followed by the cart's lines as one JSON array, so that a
+// cart comes back with its lines in one round trip (cart changes are on the hot path of
+// shopping).
+const cartWithLines = cartColumns + `, (
+    SELECT coalesce(jsonb_agg(jsonb_build_object('ID', l.id::text, 'ProductID', l.product_id::text,
+        'Quantity', l.quantity, 'PriceSnapshot', l.price_snapshot_cents, 'AddedAt', l.added_at)
+        ORDER BY l.added_at, l.id), '[]')
+    FROM cart_lines l WHERE l.cart_id = carts.id)`
 
-// loadCart runs a query of one cart's cartColumns and reads its lines; no row is NOT_FOUND.
+// loadCart runs a query of one cart's cartWithLines; no row is NOT_FOUND.
 func loadCart(ctx context.Context, q querier, sql string, args ...any) (*model.Cart, error) {
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
-	carts, err := pgx.CollectRows(rows, scanCart)
+	carts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*model.Cart, error) {
+		var c model.Cart
+		var lines []byte
+		if err := row.Scan(&c.ID, &c.CustomerID, &c.Status, &c.Currency, &c.CreatedAt, &c.UpdatedAt, &lines); err != nil {
+			return nil, err
+		}
+		return &c, json.Unmarshal(lines, &c.Lines)
+	})
 	if err != nil {
 		return nil, err
 	}
 	if len(carts) == 0 {
 		return nil, model.NotFound("cart")
 	}
-	c := carts[0]
-	if rows, err = q.Query(ctx, cartLinesSQL, c.ID); err != nil {
-		return nil, err
-	}
-	c.Lines, err = pgx.CollectRows(rows, pgx.RowToAddrOfStructByPos[model.CartLine])
-	return c, err
+	return carts[0], nil
 }
 
 const (
-	cartByIDSQL       = `SELECT ` + cartColumns + ` FROM carts WHERE id = $1`
-	cartByTokenSQL    = `SELECT ` + cartColumns + ` FROM carts WHERE token_hash = $1`
-	customerCartSQL   = `SELECT ` + cartColumns + ` FROM carts WHERE customer_id = $1 AND status = 'OPEN'`
-	lockCartSQL       = cartByIDSQL + ` FOR UPDATE`
-	createGuestSQL    = `INSERT INTO carts (token_hash) VALUES ($1) RETURNING ` + cartColumns
+	cartByIDSQL       = `SELECT ` + cartWithLines + ` FROM carts WHERE id = $1`
+	cartByTokenSQL    = `SELECT ` + cartWithLines + ` FROM carts WHERE token_hash = $1`
+	customerCartSQL   = `SELECT ` + cartWithLines + ` FROM carts WHERE customer_id = $1 AND status = 'OPEN'`
+	lockCartSQL       = `SELECT ` + cartColumns + ` FROM carts WHERE id = $1 FOR UPDATE`
+	createGuestSQL    = `INSERT INTO carts (token_hash) VALUES ($1) RETURNING ` + cartWithLines
 	createCustomerSQL = `INSERT INTO carts (customer_id) SELECT $1
     WHERE NOT EXISTS (SELECT 1 FROM carts WHERE customer_id = $1 AND status = 'OPEN')`
 )
@@ -169,7 +177,7 @@ func (s *Store) changeCart(ctx context.Context, cartID string, change func(pgx.T
 		if err := change(tx, cart); err != nil {
 			return err
 		}
-		out, err = loadCart(ctx, tx, `UPDATE carts SET updated_at = now() WHERE id = $1 RETURNING `+cartColumns, cartID)
+		out, err = loadCart(ctx, tx, `UPDATE carts SET updated_at = now() WHERE id = $1 RETURNING `+cartWithLines, cartID)
 		return err
 	})
 	if err != nil {
