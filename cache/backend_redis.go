@@ -187,7 +187,7 @@ func (r *RedisBackend) Unlock(ctx context.Context, keys, tokens []string) error 
 	for i, k := range keys {
 		calls[i] = redisScriptCall{keys: []string{r.lockKey(k)}, args: []any{tokens[i]}}
 	}
-	if _, err := r.runScript(ctx, redisUnlockScript, calls); err != nil {
+	if _, err := runScripts(ctx, r.client, redisUnlockScript, calls); err != nil {
 		return fmt.Errorf("unlock: %w", err)
 	}
 	return nil
@@ -203,7 +203,7 @@ func (r *RedisBackend) Fill(ctx context.Context, entries []Entry, tokens []strin
 			args: []any{tokens[i], e.Value, ttl},
 		}
 	}
-	cmds, err := r.runScript(ctx, redisFillScript, calls)
+	cmds, err := runScripts(ctx, r.client, redisFillScript, calls)
 	if err != nil {
 		return 0, fmt.Errorf("fill: %w", err)
 	}
@@ -221,15 +221,16 @@ type redisScriptCall struct {
 	args []any
 }
 
-// runScript runs script once per call in one pipeline of EVALSHA. A node that does not
-// know the script yet answers NOSCRIPT; those calls are sent again as EVAL, which also
-// loads the script there.
-func (r *RedisBackend) runScript(ctx context.Context, script *redis.Script, calls []redisScriptCall) ([]*redis.Cmd, error) {
+// runScripts runs script once per call in one pipeline of EVALSHA. A node that does not
+// know the script yet (after a restart, or a new cluster node) answers NOSCRIPT; only those
+// calls are sent again as EVAL, which also loads the script there: the others have run and
+// must not run twice.
+func runScripts(ctx context.Context, client redis.UniversalClient, script *redis.Script, calls []redisScriptCall) ([]*redis.Cmd, error) {
 	if len(calls) == 0 {
 		return nil, nil
 	}
 	cmds := make([]*redis.Cmd, len(calls))
-	pipe := r.client.Pipeline()
+	pipe := client.Pipeline()
 	for i, c := range calls {
 		cmds[i] = script.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
@@ -247,7 +248,7 @@ func (r *RedisBackend) runScript(ctx context.Context, script *redis.Script, call
 	if len(retry) == 0 {
 		return cmds, nil
 	}
-	pipe = r.client.Pipeline()
+	pipe = client.Pipeline()
 	for _, i := range retry {
 		cmds[i] = script.Eval(ctx, pipe, calls[i].keys, calls[i].args...)
 	}

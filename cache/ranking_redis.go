@@ -61,53 +61,18 @@ func (r *RedisRankings) Record(ctx context.Context, at time.Time, sales []model.
 		return err
 	}
 	t := strconv.FormatFloat(rankingSeconds(at), 'g', -1, 64)
-	calls := make([]rankingCall, len(groups))
+	calls := make([]redisScriptCall, len(groups))
 	for i, g := range groups {
 		args := []any{t, r.cfg.HalfLife.Seconds(), rankingRescaleHalfLives, rankingTrendFloor}
 		for _, s := range g.sales {
 			args = append(args, s.productID, s.units)
 		}
-		calls[i] = rankingCall{keys: r.keys(g.tag), args: args}
+		calls[i] = redisScriptCall{keys: r.keys(g.tag), args: args}
 	}
-	if err := rankingRunAll(ctx, r.rdb, calls); err != nil {
+	if _, err := runScripts(ctx, r.rdb, rankingRecord, calls); err != nil {
 		return fmt.Errorf("record sales: %w", err)
 	}
 	return nil
-}
-
-type rankingCall struct {
-	keys []string
-	args []any
-}
-
-// rankingRunAll runs rankingRecord once per call in one pipeline. Calls refused because a
-// server does not have the script yet (after a restart or on a new cluster node) are sent
-// again with the script's source; the others have run and must not run twice.
-func rankingRunAll(ctx context.Context, rdb redis.UniversalClient, calls []rankingCall) error {
-	cmds := make([]*redis.Cmd, len(calls))
-	pipe := rdb.Pipeline()
-	for i, c := range calls {
-		cmds[i] = rankingRecord.EvalSha(ctx, pipe, c.keys, c.args...)
-	}
-	_, _ = pipe.Exec(ctx) // errors are read per command below
-	var again []rankingCall
-	for i, cmd := range cmds {
-		switch err := cmd.Err(); {
-		case redis.HasErrorPrefix(err, "NOSCRIPT"):
-			again = append(again, calls[i])
-		case err != nil:
-			return err
-		}
-	}
-	if len(again) == 0 {
-		return nil
-	}
-	pipe = rdb.Pipeline()
-	for _, c := range again {
-		rankingRecord.Eval(ctx, pipe, c.keys, c.args...)
-	}
-	_, err := pipe.Exec(ctx)
-	return err
 }
 
 // Bestsellers returns the n products of categoryID (AllCategories for all) with the most
