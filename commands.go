@@ -36,12 +36,14 @@ func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
 	return applyMigrations(ctx, pool, log)
 }
 
-// seedCatalog loads a deterministic demo catalog.
+// seedCatalog loads a deterministic demo catalog and, with --orders, a year of orders.
 func seedCatalog(ctx context.Context, cfg config, log *slog.Logger, args []string, progress io.Writer) error {
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
 	products := fs.Int("products", 3000, "number of products")
-	seedValue := fs.Int64("seed", 1, "random seed: the same seed gives the same catalog")
-	ifEmpty := fs.Bool("if-empty", false, "do nothing when the catalog has products")
+	orders := fs.Int("orders", 0, "also generate a year of this many orders (on the existing catalog, if any)")
+	seedValue := fs.Int64("seed", 1, "random seed: the same seed gives the same catalog and history")
+	ifEmpty := fs.Bool("if-empty", false, "do nothing when the catalog has products (or, with --orders, when there are orders)")
+	factsOnly := fs.Bool("facts-only", false, "with --orders: write the analytics facts alone (benchmarks)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -53,16 +55,41 @@ func seedCatalog(ctx context.Context, cfg config, log *slog.Logger, args []strin
 	if err := applyMigrations(ctx, pool, log); err != nil {
 		return err
 	}
-	stats, err := seed.Catalog(ctx, pool, seed.Options{Products: *products, Seed: *seedValue, IfEmpty: *ifEmpty, Progress: progress})
+	// Orders are drawn from whatever catalog there is: asking for them never fails on one.
+	stats, err := seed.Catalog(ctx, pool, seed.Options{Products: *products, Seed: *seedValue, IfEmpty: *ifEmpty || *orders > 0, Progress: progress})
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	if stats.Skipped {
-		log.Info("seed skipped: the catalog has products already")
+		log.Info("catalog seed skipped: the catalog has products already")
+	} else {
+		log.Info("seeded", "products", stats.Products, "categories", stats.Categories, "brands", stats.Brands,
+			"warehouses", stats.Warehouses, "inventory_rows", stats.InventoryRows, "elapsed", stats.Elapsed.Round(time.Millisecond))
+	}
+	if *orders == 0 {
 		return nil
 	}
-	log.Info("seeded", "products", stats.Products, "categories", stats.Categories, "brands", stats.Brands,
-		"warehouses", stats.Warehouses, "inventory_rows", stats.InventoryRows, "elapsed", stats.Elapsed.Round(time.Millisecond))
+	return seedOrders(ctx, pool, log, seed.OrderOptions{Orders: *orders, Seed: *seedValue, FactsOnly: *factsOnly, Progress: progress}, *ifEmpty)
+}
+
+// seedOrders loads a year of orders ending now, unless ifEmpty and there are orders.
+func seedOrders(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, opts seed.OrderOptions, ifEmpty bool) error {
+	if ifEmpty {
+		var any bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sales_facts)`).Scan(&any); err != nil {
+			return fmt.Errorf("seed orders: %w", err)
+		}
+		if any {
+			log.Info("order seed skipped: there are sales already")
+			return nil
+		}
+	}
+	opts.End = time.Now()
+	stats, err := seed.Orders(ctx, pool, opts)
+	if err != nil {
+		return fmt.Errorf("seed orders: %w", err)
+	}
+	log.Info("seeded orders", "orders", stats.Orders, "lines", stats.Lines, "facts", stats.Facts, "elapsed", stats.Elapsed.Round(time.Millisecond))
 	return nil
 }
 

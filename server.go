@@ -121,6 +121,10 @@ type config struct {
 	OrderHold, OrderExpiryInterval time.Duration
 	// WebsocketOrigins lets pages of other origins subscribe over websocket.
 	WebsocketOrigins []string
+	// Analytics: how often the rollups are refreshed (on one instance) and the sales ticker
+	// polls, and how raw sales facts are kept.
+	AnalyticsRefresh, SalesTickerInterval time.Duration
+	Analytics                             store.AnalyticsSettings
 }
 
 // devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
@@ -160,6 +164,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		OrderHold:           e.duration("ORDER_HOLD", store.DefaultOrderHold),
 		OrderExpiryInterval: e.duration("ORDER_EXPIRY_INTERVAL", time.Minute),
 		WebsocketOrigins:    e.list("WEBSOCKET_ORIGINS"),
+		AnalyticsRefresh:    e.duration("ANALYTICS_REFRESH_INTERVAL", time.Minute),
+		SalesTickerInterval: e.duration("SALES_TICKER_INTERVAL", 2*time.Second),
+		Analytics: store.AnalyticsSettings{
+			CompressAfter: e.duration("ANALYTICS_COMPRESS_AFTER", store.DefaultCompressAfter),
+			RetainFor:     e.duration("ANALYTICS_RETAIN_FOR", 0),
+		},
 	}
 	switch cfg.PersistedQueries {
 	case "automatic", "allowlist", "off":
@@ -273,6 +283,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 
 	st := store.New(pool, store.WithOrderHold(cfg.OrderHold))
 	go st.RunOrderExpiry(ctx, cfg.OrderExpiryInterval, log)
+	if err := startAnalytics(ctx, cfg, st, log); err != nil {
+		return err
+	}
 	caches, err := newCaching(cfg, st, log)
 	if err != nil {
 		return err
@@ -320,6 +333,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	return nil
 }
 
+// startAnalytics applies the storage settings of sales facts and starts the refresh job.
+func startAnalytics(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) error {
+	if err := st.ConfigureAnalytics(ctx, cfg.Analytics); err != nil {
+		return fmt.Errorf("configure analytics: %w", err)
+	}
+	mode, err := st.AnalyticsMode(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("analytics", "mode", mode, "refresh_every", cfg.AnalyticsRefresh)
+	go st.RunAnalyticsRefresh(ctx, cfg.AnalyticsRefresh, log)
+	return nil
+}
+
 // routes wires the HTTP endpoints.
 func routes(cfg config, pool *pgxpool.Pool, st *store.Store, caches *caching, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
@@ -341,6 +368,8 @@ func routes(cfg config, pool *pgxpool.Pool, st *store.Store, caches *caching, lo
 	api := resolvers.NewHandler(resolvers.Config{
 		Catalog:          st,
 		Commerce:         st,
+		Analytics:        st,
+		Ticker:           st.NewSalesTicker(cfg.SalesTickerInterval, log),
 		WebsocketOrigins: cfg.WebsocketOrigins,
 		Batches:          batches,
 		Sessions:         caches.sessions,

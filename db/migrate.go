@@ -3,10 +3,12 @@ package db
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,8 +16,20 @@ import (
 
 // Migrations holds the schema migrations, applied in file name order.
 //
+// A migration is either one file, NNNN_name.sql, or a set of variants of one version,
+// NNNN_name.VARIANT.sql, of which exactly one is applied: the variant named after an
+// extension that the server offers (pg_available_extensions) and that can be created, else
+// the variant "postgres", the plain-PostgreSQL fallback every set must have. Either way the
+// version recorded in schema_migrations is NNNN_name.sql, with the variant applied in its
+// variant column, so that a database never gets two variants of one version and the choice,
+// once made, is kept.
+//
 //go:embed migrations/*.sql
 var Migrations embed.FS
+
+// FallbackVariant is the variant applied when the server offers none of a version's
+// extension variants.
+const FallbackVariant = "postgres"
 
 // migrationLock is the advisory lock key that serialises migrators: instances starting together
 // apply each migration once.
@@ -25,12 +39,72 @@ const createMigrationsTable = `
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    text PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
-)`
+);
+ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS variant text`
+
+// Migration is one version of the schema and its files: one, or one per variant.
+type Migration struct {
+	Version  string            // "0004_analytics.sql"
+	Variants map[string]string // variant ("" for a plain migration) -> file path in Migrations
+}
+
+// Versions lists the embedded migrations in the order they are applied.
+func Versions() ([]Migration, error) {
+	return versions(Migrations)
+}
+
+func versions(fsys fs.FS) ([]Migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	byVersion := map[string]*Migration{}
+	var out []*Migration
+	for _, name := range names {
+		version, variant := splitVariant(path.Base(name))
+		m := byVersion[version]
+		if m == nil {
+			m = &Migration{Version: version, Variants: map[string]string{}}
+			byVersion[version] = m
+			out = append(out, m)
+		}
+		m.Variants[variant] = name
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	list := make([]Migration, len(out))
+	for i, m := range out {
+		if _, plain := m.Variants[""]; plain && len(m.Variants) > 1 {
+			return nil, fmt.Errorf("migration %s exists both plain and with variants", m.Version)
+		}
+		if _, plain := m.Variants[""]; !plain {
+			if _, ok := m.Variants[FallbackVariant]; !ok {
+				return nil, fmt.Errorf("migration %s has variants but no %q fallback", m.Version, FallbackVariant)
+			}
+		}
+		list[i] = *m
+	}
+	return list, nil
+}
+
+// splitVariant reads "0004_analytics.timescaledb.sql" as ("0004_analytics.sql", "timescaledb")
+// and "0001_catalog.sql" as ("0001_catalog.sql", "").
+func splitVariant(base string) (version, variant string) {
+	stem := strings.TrimSuffix(base, ".sql")
+	if i := strings.LastIndexByte(stem, '.'); i >= 0 {
+		return stem[:i] + ".sql", stem[i+1:]
+	}
+	return base, ""
+}
 
 // Migrate applies the embedded migrations that the database has not recorded yet, in file name
 // order, each in its own transaction, under a session advisory lock. It returns the names of
-// the migrations it applied.
+// the migrations it applied: a variant's as "NNNN_name.sql (variant)".
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	return MigrateFS(ctx, pool, Migrations)
+}
+
+// MigrateFS is Migrate with the migrations/*.sql files of fsys.
+func MigrateFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("acquire: %w", err)
@@ -44,50 +118,111 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	if _, err := conn.Exec(ctx, createMigrationsTable); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(Migrations, "migrations/*.sql")
+	migrations, err := versions(fsys)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(names)
 	var applied []string
-	for _, name := range names {
-		done, err := applyOne(ctx, conn.Conn(), name)
+	for _, m := range migrations {
+		variant, err := applyOne(ctx, conn.Conn(), fsys, m)
 		if err != nil {
 			return applied, err
 		}
-		if done {
-			applied = append(applied, path.Base(name))
+		switch {
+		case variant == nil:
+		case *variant == "":
+			applied = append(applied, m.Version)
+		default:
+			applied = append(applied, fmt.Sprintf("%s (%s)", m.Version, *variant))
 		}
 	}
 	return applied, nil
 }
 
-// applyOne runs one migration file and records it in the same transaction, unless it is
-// recorded already.
-func applyOne(ctx context.Context, conn *pgx.Conn, name string) (bool, error) {
-	version := path.Base(name)
-	sql, err := Migrations.ReadFile(name)
-	if err != nil {
-		return false, err
-	}
+// applyOne runs one migration and records it in the same transaction, unless it is recorded
+// already. It returns the variant it applied ("" for a plain migration), or nil when it
+// applied nothing.
+func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration) (*string, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
 
 	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, version).Scan(&exists); err != nil {
-		return false, err
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&exists); err != nil {
+		return nil, err
 	}
 	if exists {
-		return false, nil
+		return nil, nil
+	}
+	variant := ""
+	if _, plain := m.Variants[""]; !plain {
+		if variant, err = chooseVariant(ctx, tx, m); err != nil {
+			return nil, fmt.Errorf("migration %s: %w", m.Version, err)
+		}
+	}
+	sql, err := fs.ReadFile(fsys, m.Variants[variant])
+	if err != nil {
+		return nil, err
 	}
 	if _, err := tx.Exec(ctx, string(sql)); err != nil {
-		return false, fmt.Errorf("migration %s: %w", version, err)
+		return nil, fmt.Errorf("migration %s: %w", path.Base(m.Variants[variant]), err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, version); err != nil {
-		return false, err
+	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, variant) VALUES ($1, nullif($2, ''))`, m.Version, variant); err != nil {
+		return nil, err
 	}
-	return true, tx.Commit(ctx)
+	return &variant, tx.Commit(ctx)
+}
+
+// chooseVariant picks the first variant, by name, whose extension the server offers and can
+// create in this transaction; else the fallback. The extension is created in a savepoint, so
+// that a server that lists an extension it cannot load (TimescaleDB missing from
+// shared_preload_libraries, say) or a role without the right to create it falls back cleanly.
+func chooseVariant(ctx context.Context, tx pgx.Tx, m Migration) (string, error) {
+	var names []string
+	for v := range m.Variants {
+		if v != FallbackVariant {
+			names = append(names, v)
+		}
+	}
+	sort.Strings(names)
+	for _, ext := range names {
+		var offered bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1)`, ext).Scan(&offered); err != nil {
+			return "", err
+		}
+		if !offered {
+			continue
+		}
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return "", err
+		}
+		if _, err := sp.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS `+pgx.Identifier{ext}.Sanitize()); err != nil {
+			if rbErr := sp.Rollback(ctx); rbErr != nil {
+				return "", rbErr
+			}
+			continue
+		}
+		if err := sp.Commit(ctx); err != nil {
+			return "", err
+		}
+		return ext, nil
+	}
+	return FallbackVariant, nil
+}
+
+// AppliedVariant returns the variant recorded for version ("" for a plain migration), and
+// whether version is recorded at all.
+func AppliedVariant(ctx context.Context, pool *pgxpool.Pool, version string) (string, bool, error) {
+	var variant *string
+	err := pool.QueryRow(ctx, `SELECT variant FROM schema_migrations WHERE version = $1`, version).Scan(&variant)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil || variant == nil {
+		return "", err == nil, err
+	}
+	return *variant, true, nil
 }

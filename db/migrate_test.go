@@ -2,8 +2,10 @@ package db_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/db/dbtest"
@@ -30,16 +32,19 @@ func TestMigrateConcurrentlyAppliesEachMigrationOnce(t *testing.T) {
 		}
 		total += len(applied[i])
 	}
-	files, _ := db.Migrations.ReadDir("migrations")
-	if total != len(files) {
-		t.Errorf("migrations applied in all: got %d; want %d (one per file)", total, len(files))
+	versions, err := db.Versions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != len(versions) {
+		t.Errorf("migrations applied in all: got %d; want %d (one per version)", total, len(versions))
 	}
 	var recorded int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&recorded); err != nil {
 		t.Fatal(err)
 	}
-	if recorded != len(files) {
-		t.Errorf("recorded migrations: got %d; want %d", recorded, len(files))
+	if recorded != len(versions) {
+		t.Errorf("recorded migrations: got %d; want %d", recorded, len(versions))
 	}
 
 	again, err := db.Migrate(ctx, pool)
@@ -72,5 +77,92 @@ func TestMigrationRunsInOneTransaction(t *testing.T) {
 	}
 	if recorded != 0 {
 		t.Errorf("recorded migrations: got %d; want 0", recorded)
+	}
+}
+
+// The variant named after an extension the server can create wins; one it does not offer
+// falls back to "postgres"; each version is recorded once, with its variant.
+func TestMigrateChoosesVariants(t *testing.T) {
+	pool := dbtest.Open(t, dbtest.NewEmptyURL(t), nil)
+	ctx := context.Background()
+	fsys := fstest.MapFS{
+		"migrations/0001_plain.sql":               {Data: []byte(`CREATE TABLE plain (id int)`)},
+		"migrations/0002_trgm.pg_trgm.sql":        {Data: []byte(`CREATE TABLE chosen AS SELECT 'pg_trgm' AS variant`)},
+		"migrations/0002_trgm.postgres.sql":       {Data: []byte(`CREATE TABLE chosen AS SELECT 'postgres' AS variant`)},
+		"migrations/0003_missing.no_such_ext.sql": {Data: []byte(`CREATE TABLE missing AS SELECT 'no_such_ext' AS variant`)},
+		"migrations/0003_missing.postgres.sql":    {Data: []byte(`CREATE TABLE missing AS SELECT 'postgres' AS variant`)},
+	}
+	applied, err := db.MigrateFS(ctx, pool, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0001_plain.sql", "0002_trgm.sql (pg_trgm)", "0003_missing.sql (postgres)"}
+	if !slices.Equal(applied, want) {
+		t.Errorf("applied: got %q; want %q", applied, want)
+	}
+	for table, variant := range map[string]string{"chosen": "pg_trgm", "missing": "postgres"} {
+		var got string
+		if err := pool.QueryRow(ctx, `SELECT variant FROM `+table).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != variant {
+			t.Errorf("%s ran the %s variant; want %s", table, got, variant)
+		}
+	}
+	var trgm bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')`).Scan(&trgm); err != nil || !trgm {
+		t.Errorf("pg_trgm created: %v, %v; want true (the chosen variant's extension)", trgm, err)
+	}
+	for version, want := range map[string]string{"0001_plain.sql": "", "0002_trgm.sql": "pg_trgm", "0003_missing.sql": "postgres"} {
+		got, ok, err := db.AppliedVariant(ctx, pool, version)
+		if err != nil || !ok || got != want {
+			t.Errorf("AppliedVariant(%s) = %q, %v, %v; want %q, true", version, got, ok, err, want)
+		}
+	}
+	if again, err := db.MigrateFS(ctx, pool, fsys); err != nil || len(again) != 0 {
+		t.Errorf("second run: got %v, %v; want nothing applied", again, err)
+	}
+}
+
+func TestMigrateRefusesBadVariantSets(t *testing.T) {
+	pool := dbtest.Open(t, dbtest.NewEmptyURL(t), nil)
+	for name, files := range map[string][]string{
+		"variants without fallback": {"migrations/0001_a.timescaledb.sql"},
+		"plain and variants":        {"migrations/0001_a.sql", "migrations/0001_a.postgres.sql"},
+	} {
+		fsys := fstest.MapFS{}
+		for _, f := range files {
+			fsys[f] = &fstest.MapFile{Data: []byte(`SELECT 1`)}
+		}
+		if applied, err := db.MigrateFS(context.Background(), pool, fsys); err == nil {
+			t.Errorf("%s: applied %v, no error; want an error", name, applied)
+		}
+	}
+}
+
+// The embedded analytics migration comes in two variants; a server without TimescaleDB (the
+// native test server) gets the plain one.
+func TestAnalyticsMigrationVariant(t *testing.T) {
+	versions, err := db.Versions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(versions, func(m db.Migration) bool { return m.Version == "0004_analytics.sql" })
+	if i < 0 || len(versions[i].Variants) != 2 || versions[i].Variants["timescaledb"] == "" || versions[i].Variants["postgres"] == "" {
+		t.Fatalf("0004_analytics.sql: got %+v; want the timescaledb and postgres variants", versions)
+	}
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	want := db.FallbackVariant
+	var offered bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')`).Scan(&offered); err != nil {
+		t.Fatal(err)
+	}
+	if offered {
+		want = "timescaledb"
+	}
+	variant, ok, err := db.AppliedVariant(ctx, pool, "0004_analytics.sql")
+	if err != nil || !ok || variant != want {
+		t.Errorf("applied variant: %q, %v, %v; want %q", variant, ok, err, want)
 	}
 }

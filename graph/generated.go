@@ -40,9 +40,16 @@ type ResolverRoot interface {
 	OrderLine() OrderLineResolver
 	Product() ProductResolver
 	ProductConnection() ProductConnectionResolver
+	ProductSales() ProductSalesResolver
 	Query() QueryResolver
+	QueryRule() QueryRuleResolver
+	SalesReport() SalesReportResolver
+	SalesSeries() SalesSeriesResolver
+	SearchBoost() SearchBoostResolver
+	SearchEdge() SearchEdgeResolver
 	StockMovement() StockMovementResolver
 	Subscription() SubscriptionResolver
+	Suggestion() SuggestionResolver
 }
 
 type DirectiveRoot struct {
@@ -115,6 +122,25 @@ type ComplexityRoot struct {
 		Token func(childComplexity int) int
 	}
 
+	Facet struct {
+		Key    func(childComplexity int) int
+		Kind   func(childComplexity int) int
+		Label  func(childComplexity int) int
+		Values func(childComplexity int) int
+	}
+
+	FacetValue struct {
+		Count    func(childComplexity int) int
+		Label    func(childComplexity int) int
+		Selected func(childComplexity int) int
+		Value    func(childComplexity int) int
+	}
+
+	Highlight struct {
+		Field     func(childComplexity int) int
+		Fragments func(childComplexity int) int
+	}
+
 	InventoryAlert struct {
 		At        func(childComplexity int) int
 		Available func(childComplexity int) int
@@ -149,11 +175,16 @@ type ComplexityRoot struct {
 		CreateCart           func(childComplexity int) int
 		CreateCategory       func(childComplexity int, input model.CreateCategoryInput) int
 		CreateProduct        func(childComplexity int, input model.CreateProductInput) int
+		DeleteQueryRule      func(childComplexity int, query string) int
+		DeleteSynonymRule    func(childComplexity int, id string) int
 		EndSession           func(childComplexity int) int
 		FulfillOrder         func(childComplexity int, id string) int
 		MarkOrderPaid        func(childComplexity int, id string) int
+		PutQueryRule         func(childComplexity int, input model.QueryRuleInput) int
+		PutSynonymRule       func(childComplexity int, input model.SynonymRuleInput) int
 		RemoveCartLines      func(childComplexity int, cartID string, productIds []string) int
 		SetLowStockThreshold func(childComplexity int, productID string, warehouseID string, threshold int) int
+		SetRelevanceWeights  func(childComplexity int, input model.RelevanceWeights) int
 		SetStock             func(childComplexity int, productID string, warehouseID string, quantity int, reason string) int
 		StartSession         func(childComplexity int) int
 		UpdateBrand          func(childComplexity int, id string, input model.UpdateBrandInput) int
@@ -201,6 +232,11 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PriceStats struct {
+		Max func(childComplexity int) int
+		Min func(childComplexity int) int
+	}
+
 	Product struct {
 		AttributeList func(childComplexity int) int
 		Attributes    func(childComplexity int) int
@@ -242,6 +278,16 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	ProductSales struct {
+		AverageOrderValue func(childComplexity int) int
+		Cost              func(childComplexity int) int
+		Margin            func(childComplexity int) int
+		Orders            func(childComplexity int) int
+		Product           func(childComplexity int) int
+		Revenue           func(childComplexity int) int
+		Units             func(childComplexity int) int
+	}
+
 	Query struct {
 		Bestsellers      func(childComplexity int, categoryID *string, first *int) int
 		Brands           func(childComplexity int) int
@@ -257,10 +303,107 @@ type ComplexityRoot struct {
 		Orders           func(childComplexity int, first *int, after *string, filter *model.OrderFilter) int
 		Product          func(childComplexity int, id *string, sku *string, slug *string) int
 		Products         func(childComplexity int, first *int, after *string, last *int, before *string, filter *model.ProductFilter, sort *model.ProductSort) int
+		QueryRules       func(childComplexity int) int
+		RelevanceWeights func(childComplexity int) int
+		SalesAnalytics   func(childComplexity int, from time.Time, to time.Time, bucket model.SalesBucket, groupBy *model.SalesGroupBy, filter *model.SalesFilter, timeZone *string) int
+		Search           func(childComplexity int, query *string, filter *model.SearchFilter, sort *model.SearchSort, first *int, after *string) int
+		SearchInsights   func(childComplexity int, first *int) int
 		Session          func(childComplexity int) int
 		StockMovements   func(childComplexity int, productID string, first *int) int
+		Suggest          func(childComplexity int, prefix string, first *int) int
+		SynonymRules     func(childComplexity int) int
+		TopProducts      func(childComplexity int, from time.Time, to time.Time, by *model.SalesMetric, first *int) int
 		TrendingProducts func(childComplexity int, categoryID *string, first *int) int
 		Warehouses       func(childComplexity int) int
+	}
+
+	QueryRule struct {
+		Boosts         func(childComplexity int) int
+		PinnedProducts func(childComplexity int) int
+		Query          func(childComplexity int) int
+	}
+
+	RelevanceWeights struct {
+		Margin     func(childComplexity int) int
+		Popularity func(childComplexity int) int
+		Recency    func(childComplexity int) int
+	}
+
+	SalesFigures struct {
+		AverageOrderValue func(childComplexity int) int
+		Cost              func(childComplexity int) int
+		Margin            func(childComplexity int) int
+		Orders            func(childComplexity int) int
+		Revenue           func(childComplexity int) int
+		Units             func(childComplexity int) int
+	}
+
+	SalesPoint struct {
+		AverageOrderValue func(childComplexity int) int
+		BucketStart       func(childComplexity int) int
+		Cost              func(childComplexity int) int
+		Margin            func(childComplexity int) int
+		Orders            func(childComplexity int) int
+		Revenue           func(childComplexity int) int
+		Units             func(childComplexity int) int
+	}
+
+	SalesReport struct {
+		Bucket   func(childComplexity int) int
+		From     func(childComplexity int) int
+		GroupBy  func(childComplexity int) int
+		Series   func(childComplexity int) int
+		TimeZone func(childComplexity int) int
+		To       func(childComplexity int) int
+		Totals   func(childComplexity int) int
+	}
+
+	SalesSeries struct {
+		Brand    func(childComplexity int) int
+		Category func(childComplexity int) int
+		Points   func(childComplexity int) int
+		Product  func(childComplexity int) int
+		Totals   func(childComplexity int) int
+	}
+
+	SalesTick struct {
+		At       func(childComplexity int) int
+		ThisHour func(childComplexity int) int
+		Today    func(childComplexity int) int
+	}
+
+	SearchBoost struct {
+		Brand    func(childComplexity int) int
+		Category func(childComplexity int) int
+		Factor   func(childComplexity int) int
+	}
+
+	SearchEdge struct {
+		Cursor     func(childComplexity int) int
+		Highlights func(childComplexity int) int
+		Node       func(childComplexity int) int
+		Pinned     func(childComplexity int) int
+	}
+
+	SearchInsights struct {
+		TopQueries        func(childComplexity int) int
+		ZeroResultQueries func(childComplexity int) int
+	}
+
+	SearchQueryStat struct {
+		Count    func(childComplexity int) int
+		LastSeen func(childComplexity int) int
+		Query    func(childComplexity int) int
+	}
+
+	SearchResult struct {
+		Backend    func(childComplexity int) int
+		Degraded   func(childComplexity int) int
+		Facets     func(childComplexity int) int
+		Hits       func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		PriceRange func(childComplexity int) int
+		Total      func(childComplexity int) int
 	}
 
 	Session struct {
@@ -286,6 +429,19 @@ type ComplexityRoot struct {
 
 	Subscription struct {
 		InventoryAlerts func(childComplexity int, warehouseID *string, productIds []string) int
+		SalesTicker     func(childComplexity int) int
+	}
+
+	Suggestion struct {
+		Product func(childComplexity int) int
+		Text    func(childComplexity int) int
+	}
+
+	SynonymRule struct {
+		ID       func(childComplexity int) int
+		Kind     func(childComplexity int) int
+		Synonyms func(childComplexity int) int
+		Terms    func(childComplexity int) int
 	}
 
 	Warehouse struct {
@@ -350,6 +506,11 @@ type MutationResolver interface {
 	SetStock(ctx context.Context, productID string, warehouseID string, quantity int, reason string) (*model.InventoryLevel, error)
 	AdjustStock(ctx context.Context, productID string, warehouseID string, delta int, reason string) (*model.InventoryLevel, error)
 	SetLowStockThreshold(ctx context.Context, productID string, warehouseID string, threshold int) (*model.InventoryLevel, error)
+	PutSynonymRule(ctx context.Context, input model.SynonymRuleInput) (*model.SynonymRule, error)
+	DeleteSynonymRule(ctx context.Context, id string) (bool, error)
+	SetRelevanceWeights(ctx context.Context, input model.RelevanceWeights) (*model.RelevanceWeights, error)
+	PutQueryRule(ctx context.Context, input model.QueryRuleInput) (*model.QueryRule, error)
+	DeleteQueryRule(ctx context.Context, query string) (bool, error)
 	StartSession(ctx context.Context) (*model.StartedSession, error)
 	EndSession(ctx context.Context) (bool, error)
 }
@@ -370,9 +531,14 @@ type ProductResolver interface {
 type ProductConnectionResolver interface {
 	TotalCount(ctx context.Context, obj *model.ProductConnection) (int, error)
 }
+type ProductSalesResolver interface {
+	Product(ctx context.Context, obj *model.ProductSales) (*model.Product, error)
+}
 type QueryResolver interface {
 	Node(ctx context.Context, id string) (model.Node, error)
 	Nodes(ctx context.Context, ids []string) ([]model.Node, error)
+	SalesAnalytics(ctx context.Context, from time.Time, to time.Time, bucket model.SalesBucket, groupBy *model.SalesGroupBy, filter *model.SalesFilter, timeZone *string) (*model.SalesReport, error)
+	TopProducts(ctx context.Context, from time.Time, to time.Time, by *model.SalesMetric, first *int) ([]*model.ProductSales, error)
 	Product(ctx context.Context, id *string, sku *string, slug *string) (*model.Product, error)
 	Products(ctx context.Context, first *int, after *string, last *int, before *string, filter *model.ProductFilter, sort *model.ProductSort) (*model.ProductConnection, error)
 	Categories(ctx context.Context) ([]*model.Category, error)
@@ -388,13 +554,41 @@ type QueryResolver interface {
 	Orders(ctx context.Context, first *int, after *string, filter *model.OrderFilter) (*model.OrderConnection, error)
 	InventoryLevels(ctx context.Context, productID string) ([]*model.InventoryLevel, error)
 	StockMovements(ctx context.Context, productID string, first *int) ([]*model.StockMovement, error)
+	Search(ctx context.Context, query *string, filter *model.SearchFilter, sort *model.SearchSort, first *int, after *string) (*model.SearchResult, error)
+	Suggest(ctx context.Context, prefix string, first *int) ([]*model.Suggestion, error)
+	SearchInsights(ctx context.Context, first *int) (*model.SearchInsights, error)
+	SynonymRules(ctx context.Context) ([]*model.SynonymRule, error)
+	QueryRules(ctx context.Context) ([]*model.QueryRule, error)
+	RelevanceWeights(ctx context.Context) (*model.RelevanceWeights, error)
 	Session(ctx context.Context) (*model.Session, error)
+}
+type QueryRuleResolver interface {
+	PinnedProducts(ctx context.Context, obj *model.QueryRule) ([]*model.Product, error)
+}
+type SalesReportResolver interface {
+	Series(ctx context.Context, obj *model.SalesReport) ([]*model.GroupedSeries, error)
+}
+type SalesSeriesResolver interface {
+	Category(ctx context.Context, obj *model.GroupedSeries) (*model.Category, error)
+	Brand(ctx context.Context, obj *model.GroupedSeries) (*model.Brand, error)
+	Product(ctx context.Context, obj *model.GroupedSeries) (*model.Product, error)
+}
+type SearchBoostResolver interface {
+	Brand(ctx context.Context, obj *model.SearchBoost) (*model.Brand, error)
+	Category(ctx context.Context, obj *model.SearchBoost) (*model.Category, error)
+}
+type SearchEdgeResolver interface {
+	Node(ctx context.Context, obj *model.SearchHit) (*model.Product, error)
 }
 type StockMovementResolver interface {
 	Warehouse(ctx context.Context, obj *model.StockMovement) (*model.Warehouse, error)
 }
 type SubscriptionResolver interface {
 	InventoryAlerts(ctx context.Context, warehouseID *string, productIds []string) (<-chan *model.InventoryAlert, error)
+	SalesTicker(ctx context.Context) (<-chan *model.SalesTick, error)
+}
+type SuggestionResolver interface {
+	Product(ctx context.Context, obj *model.Suggestion) (*model.Product, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -669,6 +863,69 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CreatedCart.Token(childComplexity), true
 
+	case "Facet.key":
+		if e.ComplexityRoot.Facet.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Facet.Key(childComplexity), true
+	case "Facet.kind":
+		if e.ComplexityRoot.Facet.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Facet.Kind(childComplexity), true
+	case "Facet.label":
+		if e.ComplexityRoot.Facet.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Facet.Label(childComplexity), true
+	case "Facet.values":
+		if e.ComplexityRoot.Facet.Values == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Facet.Values(childComplexity), true
+
+	case "FacetValue.count":
+		if e.ComplexityRoot.FacetValue.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FacetValue.Count(childComplexity), true
+	case "FacetValue.label":
+		if e.ComplexityRoot.FacetValue.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FacetValue.Label(childComplexity), true
+	case "FacetValue.selected":
+		if e.ComplexityRoot.FacetValue.Selected == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FacetValue.Selected(childComplexity), true
+	case "FacetValue.value":
+		if e.ComplexityRoot.FacetValue.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FacetValue.Value(childComplexity), true
+
+	case "Highlight.field":
+		if e.ComplexityRoot.Highlight.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Highlight.Field(childComplexity), true
+	case "Highlight.fragments":
+		if e.ComplexityRoot.Highlight.Fragments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Highlight.Fragments(childComplexity), true
+
 	case "InventoryAlert.at":
 		if e.ComplexityRoot.InventoryAlert.At == nil {
 			break
@@ -861,6 +1118,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateProduct(childComplexity, args["input"].(model.CreateProductInput)), true
+	case "Mutation.deleteQueryRule":
+		if e.ComplexityRoot.Mutation.DeleteQueryRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteQueryRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteQueryRule(childComplexity, args["query"].(string)), true
+	case "Mutation.deleteSynonymRule":
+		if e.ComplexityRoot.Mutation.DeleteSynonymRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteSynonymRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteSynonymRule(childComplexity, args["id"].(string)), true
 	case "Mutation.endSession":
 		if e.ComplexityRoot.Mutation.EndSession == nil {
 			break
@@ -889,6 +1168,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkOrderPaid(childComplexity, args["id"].(string)), true
+	case "Mutation.putQueryRule":
+		if e.ComplexityRoot.Mutation.PutQueryRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_putQueryRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PutQueryRule(childComplexity, args["input"].(model.QueryRuleInput)), true
+	case "Mutation.putSynonymRule":
+		if e.ComplexityRoot.Mutation.PutSynonymRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_putSynonymRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PutSynonymRule(childComplexity, args["input"].(model.SynonymRuleInput)), true
 	case "Mutation.removeCartLines":
 		if e.ComplexityRoot.Mutation.RemoveCartLines == nil {
 			break
@@ -911,6 +1212,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetLowStockThreshold(childComplexity, args["productId"].(string), args["warehouseId"].(string), args["threshold"].(int)), true
+	case "Mutation.setRelevanceWeights":
+		if e.ComplexityRoot.Mutation.SetRelevanceWeights == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setRelevanceWeights_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetRelevanceWeights(childComplexity, args["input"].(model.RelevanceWeights)), true
 	case "Mutation.setStock":
 		if e.ComplexityRoot.Mutation.SetStock == nil {
 			break
@@ -1122,6 +1434,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
+	case "PriceStats.max":
+		if e.ComplexityRoot.PriceStats.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PriceStats.Max(childComplexity), true
+	case "PriceStats.min":
+		if e.ComplexityRoot.PriceStats.Min == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PriceStats.Min(childComplexity), true
+
 	case "Product.attributeList":
 		if e.ComplexityRoot.Product.AttributeList == nil {
 			break
@@ -1300,6 +1625,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ProductEdge.Node(childComplexity), true
 
+	case "ProductSales.averageOrderValue":
+		if e.ComplexityRoot.ProductSales.AverageOrderValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProductSales.AverageOrderValue(childComplexity), true
+	case "ProductSales.cost":
+		if e.ComplexityRoot.ProductSales.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProductSales.Cost(childComplexity), true
+	case "ProductSales.margin":
+		if e.ComplexityRoot.ProductSales.Margin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProductSales.Margin(childComplexity), true
+	case "ProductSales.orders":
+		if e.ComplexityRoot.ProductSales.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProductSales.Orders(childComplexity), true
+	case "ProductSales.product":
+		if e.ComplexityRoot.ProductSales.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProductSales.Product(childComplexity), true
+	case "ProductSales.revenue":
+		if e.ComplexityRoot.ProductSales.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProductSales.Revenue(childComplexity), true
+	case "ProductSales.units":
+		if e.ComplexityRoot.ProductSales.Units == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ProductSales.Units(childComplexity), true
+
 	case "Query.bestsellers":
 		if e.ComplexityRoot.Query.Bestsellers == nil {
 			break
@@ -1440,6 +1808,51 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Products(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["filter"].(*model.ProductFilter), args["sort"].(*model.ProductSort)), true
+	case "Query.queryRules":
+		if e.ComplexityRoot.Query.QueryRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.QueryRules(childComplexity), true
+	case "Query.relevanceWeights":
+		if e.ComplexityRoot.Query.RelevanceWeights == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.RelevanceWeights(childComplexity), true
+	case "Query.salesAnalytics":
+		if e.ComplexityRoot.Query.SalesAnalytics == nil {
+			break
+		}
+
+		args, err := ec.field_Query_salesAnalytics_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SalesAnalytics(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["bucket"].(model.SalesBucket), args["groupBy"].(*model.SalesGroupBy), args["filter"].(*model.SalesFilter), args["timeZone"].(*string)), true
+	case "Query.search":
+		if e.ComplexityRoot.Query.Search == nil {
+			break
+		}
+
+		args, err := ec.field_Query_search_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Search(childComplexity, args["query"].(*string), args["filter"].(*model.SearchFilter), args["sort"].(*model.SearchSort), args["first"].(*int), args["after"].(*string)), true
+	case "Query.searchInsights":
+		if e.ComplexityRoot.Query.SearchInsights == nil {
+			break
+		}
+
+		args, err := ec.field_Query_searchInsights_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SearchInsights(childComplexity, args["first"].(*int)), true
 	case "Query.session":
 		if e.ComplexityRoot.Query.Session == nil {
 			break
@@ -1457,6 +1870,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.StockMovements(childComplexity, args["productId"].(string), args["first"].(*int)), true
+	case "Query.suggest":
+		if e.ComplexityRoot.Query.Suggest == nil {
+			break
+		}
+
+		args, err := ec.field_Query_suggest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Suggest(childComplexity, args["prefix"].(string), args["first"].(*int)), true
+	case "Query.synonymRules":
+		if e.ComplexityRoot.Query.SynonymRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.SynonymRules(childComplexity), true
+	case "Query.topProducts":
+		if e.ComplexityRoot.Query.TopProducts == nil {
+			break
+		}
+
+		args, err := ec.field_Query_topProducts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.TopProducts(childComplexity, args["from"].(time.Time), args["to"].(time.Time), args["by"].(*model.SalesMetric), args["first"].(*int)), true
 	case "Query.trendingProducts":
 		if e.ComplexityRoot.Query.TrendingProducts == nil {
 			break
@@ -1474,6 +1915,336 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Warehouses(childComplexity), true
+
+	case "QueryRule.boosts":
+		if e.ComplexityRoot.QueryRule.Boosts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QueryRule.Boosts(childComplexity), true
+	case "QueryRule.pinnedProducts":
+		if e.ComplexityRoot.QueryRule.PinnedProducts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QueryRule.PinnedProducts(childComplexity), true
+	case "QueryRule.query":
+		if e.ComplexityRoot.QueryRule.Query == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QueryRule.Query(childComplexity), true
+
+	case "RelevanceWeights.margin":
+		if e.ComplexityRoot.RelevanceWeights.Margin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelevanceWeights.Margin(childComplexity), true
+	case "RelevanceWeights.popularity":
+		if e.ComplexityRoot.RelevanceWeights.Popularity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelevanceWeights.Popularity(childComplexity), true
+	case "RelevanceWeights.recency":
+		if e.ComplexityRoot.RelevanceWeights.Recency == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RelevanceWeights.Recency(childComplexity), true
+
+	case "SalesFigures.averageOrderValue":
+		if e.ComplexityRoot.SalesFigures.AverageOrderValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesFigures.AverageOrderValue(childComplexity), true
+	case "SalesFigures.cost":
+		if e.ComplexityRoot.SalesFigures.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesFigures.Cost(childComplexity), true
+	case "SalesFigures.margin":
+		if e.ComplexityRoot.SalesFigures.Margin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesFigures.Margin(childComplexity), true
+	case "SalesFigures.orders":
+		if e.ComplexityRoot.SalesFigures.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesFigures.Orders(childComplexity), true
+	case "SalesFigures.revenue":
+		if e.ComplexityRoot.SalesFigures.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesFigures.Revenue(childComplexity), true
+	case "SalesFigures.units":
+		if e.ComplexityRoot.SalesFigures.Units == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesFigures.Units(childComplexity), true
+
+	case "SalesPoint.averageOrderValue":
+		if e.ComplexityRoot.SalesPoint.AverageOrderValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesPoint.AverageOrderValue(childComplexity), true
+	case "SalesPoint.bucketStart":
+		if e.ComplexityRoot.SalesPoint.BucketStart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesPoint.BucketStart(childComplexity), true
+	case "SalesPoint.cost":
+		if e.ComplexityRoot.SalesPoint.Cost == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesPoint.Cost(childComplexity), true
+	case "SalesPoint.margin":
+		if e.ComplexityRoot.SalesPoint.Margin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesPoint.Margin(childComplexity), true
+	case "SalesPoint.orders":
+		if e.ComplexityRoot.SalesPoint.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesPoint.Orders(childComplexity), true
+	case "SalesPoint.revenue":
+		if e.ComplexityRoot.SalesPoint.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesPoint.Revenue(childComplexity), true
+	case "SalesPoint.units":
+		if e.ComplexityRoot.SalesPoint.Units == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesPoint.Units(childComplexity), true
+
+	case "SalesReport.bucket":
+		if e.ComplexityRoot.SalesReport.Bucket == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesReport.Bucket(childComplexity), true
+	case "SalesReport.from":
+		if e.ComplexityRoot.SalesReport.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesReport.From(childComplexity), true
+	case "SalesReport.groupBy":
+		if e.ComplexityRoot.SalesReport.GroupBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesReport.GroupBy(childComplexity), true
+	case "SalesReport.series":
+		if e.ComplexityRoot.SalesReport.Series == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesReport.Series(childComplexity), true
+	case "SalesReport.timeZone":
+		if e.ComplexityRoot.SalesReport.TimeZone == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesReport.TimeZone(childComplexity), true
+	case "SalesReport.to":
+		if e.ComplexityRoot.SalesReport.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesReport.To(childComplexity), true
+	case "SalesReport.totals":
+		if e.ComplexityRoot.SalesReport.Totals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesReport.Totals(childComplexity), true
+
+	case "SalesSeries.brand":
+		if e.ComplexityRoot.SalesSeries.Brand == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesSeries.Brand(childComplexity), true
+	case "SalesSeries.category":
+		if e.ComplexityRoot.SalesSeries.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesSeries.Category(childComplexity), true
+	case "SalesSeries.points":
+		if e.ComplexityRoot.SalesSeries.Points == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesSeries.Points(childComplexity), true
+	case "SalesSeries.product":
+		if e.ComplexityRoot.SalesSeries.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesSeries.Product(childComplexity), true
+	case "SalesSeries.totals":
+		if e.ComplexityRoot.SalesSeries.Totals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesSeries.Totals(childComplexity), true
+
+	case "SalesTick.at":
+		if e.ComplexityRoot.SalesTick.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesTick.At(childComplexity), true
+	case "SalesTick.thisHour":
+		if e.ComplexityRoot.SalesTick.ThisHour == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesTick.ThisHour(childComplexity), true
+	case "SalesTick.today":
+		if e.ComplexityRoot.SalesTick.Today == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesTick.Today(childComplexity), true
+
+	case "SearchBoost.brand":
+		if e.ComplexityRoot.SearchBoost.Brand == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchBoost.Brand(childComplexity), true
+	case "SearchBoost.category":
+		if e.ComplexityRoot.SearchBoost.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchBoost.Category(childComplexity), true
+	case "SearchBoost.factor":
+		if e.ComplexityRoot.SearchBoost.Factor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchBoost.Factor(childComplexity), true
+
+	case "SearchEdge.cursor":
+		if e.ComplexityRoot.SearchEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchEdge.Cursor(childComplexity), true
+	case "SearchEdge.highlights":
+		if e.ComplexityRoot.SearchEdge.Highlights == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchEdge.Highlights(childComplexity), true
+	case "SearchEdge.node":
+		if e.ComplexityRoot.SearchEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchEdge.Node(childComplexity), true
+	case "SearchEdge.pinned":
+		if e.ComplexityRoot.SearchEdge.Pinned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchEdge.Pinned(childComplexity), true
+
+	case "SearchInsights.topQueries":
+		if e.ComplexityRoot.SearchInsights.TopQueries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchInsights.TopQueries(childComplexity), true
+	case "SearchInsights.zeroResultQueries":
+		if e.ComplexityRoot.SearchInsights.ZeroResultQueries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchInsights.ZeroResultQueries(childComplexity), true
+
+	case "SearchQueryStat.count":
+		if e.ComplexityRoot.SearchQueryStat.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchQueryStat.Count(childComplexity), true
+	case "SearchQueryStat.lastSeen":
+		if e.ComplexityRoot.SearchQueryStat.LastSeen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchQueryStat.LastSeen(childComplexity), true
+	case "SearchQueryStat.query":
+		if e.ComplexityRoot.SearchQueryStat.Query == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchQueryStat.Query(childComplexity), true
+
+	case "SearchResult.backend":
+		if e.ComplexityRoot.SearchResult.Backend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchResult.Backend(childComplexity), true
+	case "SearchResult.degraded":
+		if e.ComplexityRoot.SearchResult.Degraded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchResult.Degraded(childComplexity), true
+	case "SearchResult.facets":
+		if e.ComplexityRoot.SearchResult.Facets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchResult.Facets(childComplexity), true
+	case "SearchResult.edges":
+		if e.ComplexityRoot.SearchResult.Hits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchResult.Hits(childComplexity), true
+	case "SearchResult.pageInfo":
+		if e.ComplexityRoot.SearchResult.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchResult.PageInfo(childComplexity), true
+	case "SearchResult.priceRange":
+		if e.ComplexityRoot.SearchResult.PriceRange == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchResult.PriceRange(childComplexity), true
+	case "SearchResult.totalCount":
+		if e.ComplexityRoot.SearchResult.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SearchResult.Total(childComplexity), true
 
 	case "Session.cartId":
 		if e.ComplexityRoot.Session.Cart == nil {
@@ -1561,6 +2332,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.InventoryAlerts(childComplexity, args["warehouseId"].(*string), args["productIds"].([]string)), true
+	case "Subscription.salesTicker":
+		if e.ComplexityRoot.Subscription.SalesTicker == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.SalesTicker(childComplexity), true
+
+	case "Suggestion.product":
+		if e.ComplexityRoot.Suggestion.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suggestion.Product(childComplexity), true
+	case "Suggestion.text":
+		if e.ComplexityRoot.Suggestion.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Suggestion.Text(childComplexity), true
+
+	case "SynonymRule.id":
+		if e.ComplexityRoot.SynonymRule.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SynonymRule.ID(childComplexity), true
+	case "SynonymRule.kind":
+		if e.ComplexityRoot.SynonymRule.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SynonymRule.Kind(childComplexity), true
+	case "SynonymRule.synonyms":
+		if e.ComplexityRoot.SynonymRule.Synonyms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SynonymRule.Synonyms(childComplexity), true
+	case "SynonymRule.terms":
+		if e.ComplexityRoot.SynonymRule.Terms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SynonymRule.Terms(childComplexity), true
 
 	case "Warehouse.code":
 		if e.ComplexityRoot.Warehouse.Code == nil {
@@ -1597,12 +2412,20 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AddressInput", ec.unmarshalInputAddressInput),
+			graphql.NewInputUnmarshaler("AttributeFilter", ec.unmarshalInputAttributeFilter),
 			graphql.NewInputUnmarshaler("BrandInput", ec.unmarshalInputBrandInput),
 			graphql.NewInputUnmarshaler("CartLineInput", ec.unmarshalInputCartLineInput),
 			graphql.NewInputUnmarshaler("CreateCategoryInput", ec.unmarshalInputCreateCategoryInput),
 			graphql.NewInputUnmarshaler("CreateProductInput", ec.unmarshalInputCreateProductInput),
 			graphql.NewInputUnmarshaler("OrderFilter", ec.unmarshalInputOrderFilter),
+			graphql.NewInputUnmarshaler("PriceRange", ec.unmarshalInputPriceRange),
 			graphql.NewInputUnmarshaler("ProductFilter", ec.unmarshalInputProductFilter),
+			graphql.NewInputUnmarshaler("QueryRuleInput", ec.unmarshalInputQueryRuleInput),
+			graphql.NewInputUnmarshaler("RelevanceWeightsInput", ec.unmarshalInputRelevanceWeightsInput),
+			graphql.NewInputUnmarshaler("SalesFilter", ec.unmarshalInputSalesFilter),
+			graphql.NewInputUnmarshaler("SearchBoostInput", ec.unmarshalInputSearchBoostInput),
+			graphql.NewInputUnmarshaler("SearchFilter", ec.unmarshalInputSearchFilter),
+			graphql.NewInputUnmarshaler("SynonymRuleInput", ec.unmarshalInputSynonymRuleInput),
 			graphql.NewInputUnmarshaler("UpdateBrandInput", ec.unmarshalInputUpdateBrandInput),
 			graphql.NewInputUnmarshaler("UpdateCategoryInput", ec.unmarshalInputUpdateCategoryInput),
 			graphql.NewInputUnmarshaler("UpdateProductInput", ec.unmarshalInputUpdateProductInput),
@@ -1698,7 +2521,7 @@ func newExecutionContext(
 	}
 }
 
-//go:embed "alerts.graphqls" "catalog.graphqls" "commerce.graphqls" "schema.graphqls" "session.graphqls"
+//go:embed "alerts.graphqls" "analytics.graphqls" "catalog.graphqls" "commerce.graphqls" "schema.graphqls" "search.graphqls" "session.graphqls"
 var sourcesFS embed.FS
 
 func sourceData(filename string) string {
@@ -1711,9 +2534,11 @@ func sourceData(filename string) string {
 
 var sources = []*ast.Source{
 	{Name: "alerts.graphqls", Input: sourceData("alerts.graphqls"), BuiltIn: false},
+	{Name: "analytics.graphqls", Input: sourceData("analytics.graphqls"), BuiltIn: false},
 	{Name: "catalog.graphqls", Input: sourceData("catalog.graphqls"), BuiltIn: false},
 	{Name: "commerce.graphqls", Input: sourceData("commerce.graphqls"), BuiltIn: false},
 	{Name: "schema.graphqls", Input: sourceData("schema.graphqls"), BuiltIn: false},
+	{Name: "search.graphqls", Input: sourceData("search.graphqls"), BuiltIn: false},
 	{Name: "session.graphqls", Input: sourceData("session.graphqls"), BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1852,6 +2677,44 @@ func (ec *executionContext) childFields_CreatedCart(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type CreatedCart", field.Name)
 }
 
+func (ec *executionContext) childFields_Facet(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_Facet_key(ctx, field)
+	case "label":
+		return ec.fieldContext_Facet_label(ctx, field)
+	case "kind":
+		return ec.fieldContext_Facet_kind(ctx, field)
+	case "values":
+		return ec.fieldContext_Facet_values(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Facet", field.Name)
+}
+
+func (ec *executionContext) childFields_FacetValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "value":
+		return ec.fieldContext_FacetValue_value(ctx, field)
+	case "label":
+		return ec.fieldContext_FacetValue_label(ctx, field)
+	case "count":
+		return ec.fieldContext_FacetValue_count(ctx, field)
+	case "selected":
+		return ec.fieldContext_FacetValue_selected(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FacetValue", field.Name)
+}
+
+func (ec *executionContext) childFields_Highlight(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "field":
+		return ec.fieldContext_Highlight_field(ctx, field)
+	case "fragments":
+		return ec.fieldContext_Highlight_fragments(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Highlight", field.Name)
+}
+
 func (ec *executionContext) childFields_InventoryAlert(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "kind":
@@ -1976,6 +2839,16 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_PriceStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "min":
+		return ec.fieldContext_PriceStats_min(ctx, field)
+	case "max":
+		return ec.fieldContext_PriceStats_max(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PriceStats", field.Name)
+}
+
 func (ec *executionContext) childFields_Product(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2058,6 +2931,204 @@ func (ec *executionContext) childFields_ProductEdge(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type ProductEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_ProductSales(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_ProductSales_product(ctx, field)
+	case "revenue":
+		return ec.fieldContext_ProductSales_revenue(ctx, field)
+	case "cost":
+		return ec.fieldContext_ProductSales_cost(ctx, field)
+	case "orders":
+		return ec.fieldContext_ProductSales_orders(ctx, field)
+	case "units":
+		return ec.fieldContext_ProductSales_units(ctx, field)
+	case "averageOrderValue":
+		return ec.fieldContext_ProductSales_averageOrderValue(ctx, field)
+	case "margin":
+		return ec.fieldContext_ProductSales_margin(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ProductSales", field.Name)
+}
+
+func (ec *executionContext) childFields_QueryRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "query":
+		return ec.fieldContext_QueryRule_query(ctx, field)
+	case "pinnedProducts":
+		return ec.fieldContext_QueryRule_pinnedProducts(ctx, field)
+	case "boosts":
+		return ec.fieldContext_QueryRule_boosts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type QueryRule", field.Name)
+}
+
+func (ec *executionContext) childFields_RelevanceWeights(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "popularity":
+		return ec.fieldContext_RelevanceWeights_popularity(ctx, field)
+	case "recency":
+		return ec.fieldContext_RelevanceWeights_recency(ctx, field)
+	case "margin":
+		return ec.fieldContext_RelevanceWeights_margin(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RelevanceWeights", field.Name)
+}
+
+func (ec *executionContext) childFields_SalesFigures(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "revenue":
+		return ec.fieldContext_SalesFigures_revenue(ctx, field)
+	case "cost":
+		return ec.fieldContext_SalesFigures_cost(ctx, field)
+	case "orders":
+		return ec.fieldContext_SalesFigures_orders(ctx, field)
+	case "units":
+		return ec.fieldContext_SalesFigures_units(ctx, field)
+	case "averageOrderValue":
+		return ec.fieldContext_SalesFigures_averageOrderValue(ctx, field)
+	case "margin":
+		return ec.fieldContext_SalesFigures_margin(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SalesFigures", field.Name)
+}
+
+func (ec *executionContext) childFields_SalesPoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "bucketStart":
+		return ec.fieldContext_SalesPoint_bucketStart(ctx, field)
+	case "revenue":
+		return ec.fieldContext_SalesPoint_revenue(ctx, field)
+	case "cost":
+		return ec.fieldContext_SalesPoint_cost(ctx, field)
+	case "orders":
+		return ec.fieldContext_SalesPoint_orders(ctx, field)
+	case "units":
+		return ec.fieldContext_SalesPoint_units(ctx, field)
+	case "averageOrderValue":
+		return ec.fieldContext_SalesPoint_averageOrderValue(ctx, field)
+	case "margin":
+		return ec.fieldContext_SalesPoint_margin(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SalesPoint", field.Name)
+}
+
+func (ec *executionContext) childFields_SalesReport(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "from":
+		return ec.fieldContext_SalesReport_from(ctx, field)
+	case "to":
+		return ec.fieldContext_SalesReport_to(ctx, field)
+	case "bucket":
+		return ec.fieldContext_SalesReport_bucket(ctx, field)
+	case "groupBy":
+		return ec.fieldContext_SalesReport_groupBy(ctx, field)
+	case "timeZone":
+		return ec.fieldContext_SalesReport_timeZone(ctx, field)
+	case "series":
+		return ec.fieldContext_SalesReport_series(ctx, field)
+	case "totals":
+		return ec.fieldContext_SalesReport_totals(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SalesReport", field.Name)
+}
+
+func (ec *executionContext) childFields_SalesSeries(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "category":
+		return ec.fieldContext_SalesSeries_category(ctx, field)
+	case "brand":
+		return ec.fieldContext_SalesSeries_brand(ctx, field)
+	case "product":
+		return ec.fieldContext_SalesSeries_product(ctx, field)
+	case "points":
+		return ec.fieldContext_SalesSeries_points(ctx, field)
+	case "totals":
+		return ec.fieldContext_SalesSeries_totals(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SalesSeries", field.Name)
+}
+
+func (ec *executionContext) childFields_SalesTick(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_SalesTick_at(ctx, field)
+	case "today":
+		return ec.fieldContext_SalesTick_today(ctx, field)
+	case "thisHour":
+		return ec.fieldContext_SalesTick_thisHour(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SalesTick", field.Name)
+}
+
+func (ec *executionContext) childFields_SearchBoost(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "brand":
+		return ec.fieldContext_SearchBoost_brand(ctx, field)
+	case "category":
+		return ec.fieldContext_SearchBoost_category(ctx, field)
+	case "factor":
+		return ec.fieldContext_SearchBoost_factor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SearchBoost", field.Name)
+}
+
+func (ec *executionContext) childFields_SearchEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_SearchEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_SearchEdge_node(ctx, field)
+	case "highlights":
+		return ec.fieldContext_SearchEdge_highlights(ctx, field)
+	case "pinned":
+		return ec.fieldContext_SearchEdge_pinned(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SearchEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_SearchInsights(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "topQueries":
+		return ec.fieldContext_SearchInsights_topQueries(ctx, field)
+	case "zeroResultQueries":
+		return ec.fieldContext_SearchInsights_zeroResultQueries(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SearchInsights", field.Name)
+}
+
+func (ec *executionContext) childFields_SearchQueryStat(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "query":
+		return ec.fieldContext_SearchQueryStat_query(ctx, field)
+	case "count":
+		return ec.fieldContext_SearchQueryStat_count(ctx, field)
+	case "lastSeen":
+		return ec.fieldContext_SearchQueryStat_lastSeen(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SearchQueryStat", field.Name)
+}
+
+func (ec *executionContext) childFields_SearchResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "totalCount":
+		return ec.fieldContext_SearchResult_totalCount(ctx, field)
+	case "edges":
+		return ec.fieldContext_SearchResult_edges(ctx, field)
+	case "facets":
+		return ec.fieldContext_SearchResult_facets(ctx, field)
+	case "priceRange":
+		return ec.fieldContext_SearchResult_priceRange(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_SearchResult_pageInfo(ctx, field)
+	case "backend":
+		return ec.fieldContext_SearchResult_backend(ctx, field)
+	case "degraded":
+		return ec.fieldContext_SearchResult_degraded(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SearchResult", field.Name)
+}
+
 func (ec *executionContext) childFields_Session(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "customerId":
@@ -2098,6 +3169,30 @@ func (ec *executionContext) childFields_StockMovement(ctx context.Context, field
 		return ec.fieldContext_StockMovement_at(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type StockMovement", field.Name)
+}
+
+func (ec *executionContext) childFields_Suggestion(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "text":
+		return ec.fieldContext_Suggestion_text(ctx, field)
+	case "product":
+		return ec.fieldContext_Suggestion_product(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Suggestion", field.Name)
+}
+
+func (ec *executionContext) childFields_SynonymRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SynonymRule_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_SynonymRule_kind(ctx, field)
+	case "terms":
+		return ec.fieldContext_SynonymRule_terms(ctx, field)
+	case "synonyms":
+		return ec.fieldContext_SynonymRule_synonyms(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SynonymRule", field.Name)
 }
 
 func (ec *executionContext) childFields_Warehouse(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2434,6 +3529,34 @@ func (ec *executionContext) field_Mutation_createProduct_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_deleteQueryRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "query",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["query"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteSynonymRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_fulfillOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2459,6 +3582,34 @@ func (ec *executionContext) field_Mutation_markOrderPaid_args(ctx context.Contex
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_putQueryRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.QueryRuleInput, error) {
+			return ec.unmarshalNQueryRuleInput2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐQueryRuleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_putSynonymRule_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.SynonymRuleInput, error) {
+			return ec.unmarshalNSynonymRuleInput2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymRuleInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -2511,6 +3662,20 @@ func (ec *executionContext) field_Mutation_setLowStockThreshold_args(ctx context
 		return nil, err
 	}
 	args["threshold"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setRelevanceWeights_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.RelevanceWeights, error) {
+			return ec.unmarshalNRelevanceWeightsInput2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRelevanceWeights(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -2896,6 +4061,120 @@ func (ec *executionContext) field_Query_products_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_salesAnalytics_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "bucket",
+		func(ctx context.Context, v any) (model.SalesBucket, error) {
+			return ec.unmarshalNSalesBucket2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesBucket(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["bucket"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "groupBy",
+		func(ctx context.Context, v any) (*model.SalesGroupBy, error) {
+			return ec.unmarshalOSalesGroupBy2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesGroupBy(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["groupBy"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.SalesFilter, error) {
+			return ec.unmarshalOSalesFilter2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "timeZone",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["timeZone"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_searchInsights_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_search_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "query",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["query"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.SearchFilter, error) {
+			return ec.unmarshalOSearchFilter2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "sort",
+		func(ctx context.Context, v any) (*model.SearchSort, error) {
+			return ec.unmarshalOSearchSort2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchSort(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["sort"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg4
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_stockMovements_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2915,6 +4194,66 @@ func (ec *executionContext) field_Query_stockMovements_args(ctx context.Context,
 		return nil, err
 	}
 	args["first"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_suggest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "prefix",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["prefix"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_topProducts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "from",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["from"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "to",
+		func(ctx context.Context, v any) (time.Time, error) {
+			return ec.unmarshalNTime2timeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["to"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "by",
+		func(ctx context.Context, v any) (*model.SalesMetric, error) {
+			return ec.unmarshalOSalesMetric2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesMetric(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["by"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg3
 	return args, nil
 }
 
@@ -4085,6 +5424,245 @@ func (ec *executionContext) _CreatedCart_token(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_CreatedCart_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CreatedCart", field, false, false, "String")
+}
+
+func (ec *executionContext) _Facet_key(ctx context.Context, field graphql.CollectedField, obj *model.Facet) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Facet_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Facet_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Facet", field, false, false, "String")
+}
+
+func (ec *executionContext) _Facet_label(ctx context.Context, field graphql.CollectedField, obj *model.Facet) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Facet_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Facet_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Facet", field, false, false, "String")
+}
+
+func (ec *executionContext) _Facet_kind(ctx context.Context, field graphql.CollectedField, obj *model.Facet) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Facet_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.FacetKind) graphql.Marshaler {
+			return ec.marshalNFacetKind2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacetKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Facet_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Facet", field, false, false, "FacetKind")
+}
+
+func (ec *executionContext) _Facet_values(ctx context.Context, field graphql.CollectedField, obj *model.Facet) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Facet_values(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Values, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.FacetValue) graphql.Marshaler {
+			return ec.marshalNFacetValue2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacetValueᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Facet_values(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Facet",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FacetValue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FacetValue_value(ctx context.Context, field graphql.CollectedField, obj *model.FacetValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FacetValue_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FacetValue_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FacetValue", field, false, false, "String")
+}
+
+func (ec *executionContext) _FacetValue_label(ctx context.Context, field graphql.CollectedField, obj *model.FacetValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FacetValue_label(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Label, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FacetValue_label(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FacetValue", field, false, false, "String")
+}
+
+func (ec *executionContext) _FacetValue_count(ctx context.Context, field graphql.CollectedField, obj *model.FacetValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FacetValue_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FacetValue_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FacetValue", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FacetValue_selected(ctx context.Context, field graphql.CollectedField, obj *model.FacetValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FacetValue_selected(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Selected, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FacetValue_selected(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FacetValue", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Highlight_field(ctx context.Context, field graphql.CollectedField, obj *model.Highlight) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Highlight_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Highlight_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Highlight", field, false, false, "String")
+}
+
+func (ec *executionContext) _Highlight_fragments(ctx context.Context, field graphql.CollectedField, obj *model.Highlight) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Highlight_fragments(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fragments, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Highlight_fragments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Highlight", field, false, false, "String")
 }
 
 func (ec *executionContext) _InventoryAlert_kind(ctx context.Context, field graphql.CollectedField, obj *model.InventoryAlert) (ret graphql.Marshaler) {
@@ -5512,6 +7090,316 @@ func (ec *executionContext) fieldContext_Mutation_setLowStockThreshold(ctx conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_putSynonymRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_putSynonymRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PutSynonymRule(ctx, fc.Args["input"].(model.SynonymRuleInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal *model.SynonymRule
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.SynonymRule
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SynonymRule) graphql.Marshaler {
+			return ec.marshalNSynonymRule2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymRule(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_putSynonymRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SynonymRule(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_putSynonymRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteSynonymRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteSynonymRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteSynonymRule(ctx, fc.Args["id"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteSynonymRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteSynonymRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setRelevanceWeights(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setRelevanceWeights(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetRelevanceWeights(ctx, fc.Args["input"].(model.RelevanceWeights))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal *model.RelevanceWeights
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.RelevanceWeights
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RelevanceWeights) graphql.Marshaler {
+			return ec.marshalNRelevanceWeights2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRelevanceWeights(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setRelevanceWeights(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RelevanceWeights(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setRelevanceWeights_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_putQueryRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_putQueryRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PutQueryRule(ctx, fc.Args["input"].(model.QueryRuleInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal *model.QueryRule
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.QueryRule
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.QueryRule) graphql.Marshaler {
+			return ec.marshalNQueryRule2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐQueryRule(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_putQueryRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_QueryRule(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_putQueryRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteQueryRule(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteQueryRule(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteQueryRule(ctx, fc.Args["query"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteQueryRule(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteQueryRule_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_startSession(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6225,6 +8113,52 @@ func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
+}
+
+func (ec *executionContext) _PriceStats_min(ctx context.Context, field graphql.CollectedField, obj *model.PriceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PriceStats_min(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Min, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PriceStats_min(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PriceStats", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _PriceStats_max(ctx context.Context, field graphql.CollectedField, obj *model.PriceStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PriceStats_max(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PriceStats_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PriceStats", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _Product_id(ctx context.Context, field graphql.CollectedField, obj *model.Product) (ret graphql.Marshaler) {
@@ -7020,6 +8954,176 @@ func (ec *executionContext) fieldContext_ProductEdge_node(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _ProductSales_product(ctx context.Context, field graphql.CollectedField, obj *model.ProductSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProductSales_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ProductSales().Product(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProductSales_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ProductSales",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ProductSales_revenue(ctx context.Context, field graphql.CollectedField, obj *model.ProductSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProductSales_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revenue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProductSales_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProductSales", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _ProductSales_cost(ctx context.Context, field graphql.CollectedField, obj *model.ProductSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProductSales_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProductSales_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProductSales", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _ProductSales_orders(ctx context.Context, field graphql.CollectedField, obj *model.ProductSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProductSales_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Orders, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProductSales_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProductSales", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProductSales_units(ctx context.Context, field graphql.CollectedField, obj *model.ProductSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProductSales_units(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Units, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProductSales_units(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProductSales", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ProductSales_averageOrderValue(ctx context.Context, field graphql.CollectedField, obj *model.ProductSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProductSales_averageOrderValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AverageOrderValue(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Cents) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ProductSales_averageOrderValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProductSales", field, true, false, "Decimal")
+}
+
+func (ec *executionContext) _ProductSales_margin(ctx context.Context, field graphql.CollectedField, obj *model.ProductSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ProductSales_margin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Margin(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ProductSales_margin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ProductSales", field, true, false, "Decimal")
+}
+
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7102,6 +9206,130 @@ func (ec *executionContext) fieldContext_Query_nodes(ctx context.Context, field 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_nodes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_salesAnalytics(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_salesAnalytics(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().SalesAnalytics(ctx, fc.Args["from"].(time.Time), fc.Args["to"].(time.Time), fc.Args["bucket"].(model.SalesBucket), fc.Args["groupBy"].(*model.SalesGroupBy), fc.Args["filter"].(*model.SalesFilter), fc.Args["timeZone"].(*string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal *model.SalesReport
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.SalesReport
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SalesReport) graphql.Marshaler {
+			return ec.marshalNSalesReport2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesReport(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_salesAnalytics(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesReport(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_salesAnalytics_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_topProducts(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_topProducts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().TopProducts(ctx, fc.Args["from"].(time.Time), fc.Args["to"].(time.Time), fc.Args["by"].(*model.SalesMetric), fc.Args["first"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal []*model.ProductSales
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*model.ProductSales
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ProductSales) graphql.Marshaler {
+			return ec.marshalNProductSales2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProductSalesᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_topProducts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ProductSales(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_topProducts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7828,6 +10056,306 @@ func (ec *executionContext) fieldContext_Query_stockMovements(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_search(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_search(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Search(ctx, fc.Args["query"].(*string), fc.Args["filter"].(*model.SearchFilter), fc.Args["sort"].(*model.SearchSort), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SearchResult) graphql.Marshaler {
+			return ec.marshalNSearchResult2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchResult(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_search(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SearchResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_search_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_suggest(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_suggest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Suggest(ctx, fc.Args["prefix"].(string), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Suggestion) graphql.Marshaler {
+			return ec.marshalNSuggestion2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSuggestionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_suggest(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Suggestion(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_suggest_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_searchInsights(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_searchInsights(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().SearchInsights(ctx, fc.Args["first"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal *model.SearchInsights
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.SearchInsights
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SearchInsights) graphql.Marshaler {
+			return ec.marshalNSearchInsights2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchInsights(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_searchInsights(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SearchInsights(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_searchInsights_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_synonymRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_synonymRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().SynonymRules(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal []*model.SynonymRule
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*model.SynonymRule
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.SynonymRule) graphql.Marshaler {
+			return ec.marshalNSynonymRule2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymRuleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_synonymRules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SynonymRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_queryRules(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_queryRules(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().QueryRules(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal []*model.QueryRule
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal []*model.QueryRule
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.QueryRule) graphql.Marshaler {
+			return ec.marshalNQueryRule2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐQueryRuleᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_queryRules(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_QueryRule(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_relevanceWeights(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_relevanceWeights(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().RelevanceWeights(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal *model.RelevanceWeights
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.RelevanceWeights
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RelevanceWeights) graphql.Marshaler {
+			return ec.marshalNRelevanceWeights2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRelevanceWeights(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_relevanceWeights(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RelevanceWeights(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_session(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7934,6 +10462,1414 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _QueryRule_query(ctx context.Context, field graphql.CollectedField, obj *model.QueryRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QueryRule_query(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Query, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QueryRule_query(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QueryRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _QueryRule_pinnedProducts(ctx context.Context, field graphql.CollectedField, obj *model.QueryRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QueryRule_pinnedProducts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.QueryRule().PinnedProducts(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProductᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QueryRule_pinnedProducts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QueryRule",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _QueryRule_boosts(ctx context.Context, field graphql.CollectedField, obj *model.QueryRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QueryRule_boosts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Boosts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.SearchBoost) graphql.Marshaler {
+			return ec.marshalNSearchBoost2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchBoostᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_QueryRule_boosts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "QueryRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SearchBoost(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RelevanceWeights_popularity(ctx context.Context, field graphql.CollectedField, obj *model.RelevanceWeights) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelevanceWeights_popularity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Popularity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelevanceWeights_popularity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelevanceWeights", field, false, false, "Float")
+}
+
+func (ec *executionContext) _RelevanceWeights_recency(ctx context.Context, field graphql.CollectedField, obj *model.RelevanceWeights) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelevanceWeights_recency(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Recency, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelevanceWeights_recency(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelevanceWeights", field, false, false, "Float")
+}
+
+func (ec *executionContext) _RelevanceWeights_margin(ctx context.Context, field graphql.CollectedField, obj *model.RelevanceWeights) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RelevanceWeights_margin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Margin, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RelevanceWeights_margin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RelevanceWeights", field, false, false, "Float")
+}
+
+func (ec *executionContext) _SalesFigures_revenue(ctx context.Context, field graphql.CollectedField, obj *model.SalesFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesFigures_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revenue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesFigures_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesFigures", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _SalesFigures_cost(ctx context.Context, field graphql.CollectedField, obj *model.SalesFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesFigures_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesFigures_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesFigures", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _SalesFigures_orders(ctx context.Context, field graphql.CollectedField, obj *model.SalesFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesFigures_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Orders, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesFigures_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesFigures", field, false, false, "Int")
+}
+
+func (ec *executionContext) _SalesFigures_units(ctx context.Context, field graphql.CollectedField, obj *model.SalesFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesFigures_units(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Units, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesFigures_units(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesFigures", field, false, false, "Int")
+}
+
+func (ec *executionContext) _SalesFigures_averageOrderValue(ctx context.Context, field graphql.CollectedField, obj *model.SalesFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesFigures_averageOrderValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AverageOrderValue(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Cents) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SalesFigures_averageOrderValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesFigures", field, true, false, "Decimal")
+}
+
+func (ec *executionContext) _SalesFigures_margin(ctx context.Context, field graphql.CollectedField, obj *model.SalesFigures) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesFigures_margin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Margin(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesFigures_margin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesFigures", field, true, false, "Decimal")
+}
+
+func (ec *executionContext) _SalesPoint_bucketStart(ctx context.Context, field graphql.CollectedField, obj *model.SalesPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesPoint_bucketStart(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BucketStart, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesPoint_bucketStart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesPoint", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SalesPoint_revenue(ctx context.Context, field graphql.CollectedField, obj *model.SalesPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesPoint_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revenue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesPoint_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesPoint", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _SalesPoint_cost(ctx context.Context, field graphql.CollectedField, obj *model.SalesPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesPoint_cost(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cost, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesPoint_cost(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesPoint", field, false, false, "Decimal")
+}
+
+func (ec *executionContext) _SalesPoint_orders(ctx context.Context, field graphql.CollectedField, obj *model.SalesPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesPoint_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Orders, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesPoint_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesPoint", field, false, false, "Int")
+}
+
+func (ec *executionContext) _SalesPoint_units(ctx context.Context, field graphql.CollectedField, obj *model.SalesPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesPoint_units(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Units, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesPoint_units(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesPoint", field, false, false, "Int")
+}
+
+func (ec *executionContext) _SalesPoint_averageOrderValue(ctx context.Context, field graphql.CollectedField, obj *model.SalesPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesPoint_averageOrderValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AverageOrderValue(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Cents) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SalesPoint_averageOrderValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesPoint", field, true, false, "Decimal")
+}
+
+func (ec *executionContext) _SalesPoint_margin(ctx context.Context, field graphql.CollectedField, obj *model.SalesPoint) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesPoint_margin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Margin(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Cents) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesPoint_margin(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesPoint", field, true, false, "Decimal")
+}
+
+func (ec *executionContext) _SalesReport_from(ctx context.Context, field graphql.CollectedField, obj *model.SalesReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesReport_from(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.From, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesReport_from(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesReport", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SalesReport_to(ctx context.Context, field graphql.CollectedField, obj *model.SalesReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesReport_to(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.To, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesReport_to(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesReport", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SalesReport_bucket(ctx context.Context, field graphql.CollectedField, obj *model.SalesReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesReport_bucket(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bucket, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SalesBucket) graphql.Marshaler {
+			return ec.marshalNSalesBucket2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesBucket(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesReport_bucket(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesReport", field, false, false, "SalesBucket")
+}
+
+func (ec *executionContext) _SalesReport_groupBy(ctx context.Context, field graphql.CollectedField, obj *model.SalesReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesReport_groupBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GroupBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SalesGroupBy) graphql.Marshaler {
+			return ec.marshalNSalesGroupBy2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesGroupBy(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesReport_groupBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesReport", field, false, false, "SalesGroupBy")
+}
+
+func (ec *executionContext) _SalesReport_timeZone(ctx context.Context, field graphql.CollectedField, obj *model.SalesReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesReport_timeZone(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TimeZone, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesReport_timeZone(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesReport", field, false, false, "String")
+}
+
+func (ec *executionContext) _SalesReport_series(ctx context.Context, field graphql.CollectedField, obj *model.SalesReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesReport_series(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SalesReport().Series(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.GroupedSeries) graphql.Marshaler {
+			return ec.marshalNSalesSeries2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐGroupedSeriesᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesReport_series(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SalesReport",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesSeries(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SalesReport_totals(ctx context.Context, field graphql.CollectedField, obj *model.SalesReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesReport_totals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Totals, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SalesFigures) graphql.Marshaler {
+			return ec.marshalNSalesFigures2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesFigures(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesReport_totals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SalesReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesFigures(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SalesSeries_category(ctx context.Context, field graphql.CollectedField, obj *model.GroupedSeries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesSeries_category(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SalesSeries().Category(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Category) graphql.Marshaler {
+			return ec.marshalOCategory2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCategory(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SalesSeries_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SalesSeries",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Category(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SalesSeries_brand(ctx context.Context, field graphql.CollectedField, obj *model.GroupedSeries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesSeries_brand(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SalesSeries().Brand(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Brand) graphql.Marshaler {
+			return ec.marshalOBrand2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐBrand(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SalesSeries_brand(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SalesSeries",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Brand(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SalesSeries_product(ctx context.Context, field graphql.CollectedField, obj *model.GroupedSeries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesSeries_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SalesSeries().Product(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Product) graphql.Marshaler {
+			return ec.marshalOProduct2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProduct(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SalesSeries_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SalesSeries",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SalesSeries_points(ctx context.Context, field graphql.CollectedField, obj *model.GroupedSeries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesSeries_points(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Points, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.SalesPoint) graphql.Marshaler {
+			return ec.marshalNSalesPoint2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesPointᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesSeries_points(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SalesSeries",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesPoint(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SalesSeries_totals(ctx context.Context, field graphql.CollectedField, obj *model.GroupedSeries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesSeries_totals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Totals, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SalesFigures) graphql.Marshaler {
+			return ec.marshalNSalesFigures2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesFigures(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesSeries_totals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SalesSeries",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesFigures(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SalesTick_at(ctx context.Context, field graphql.CollectedField, obj *model.SalesTick) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesTick_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesTick_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesTick", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SalesTick_today(ctx context.Context, field graphql.CollectedField, obj *model.SalesTick) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesTick_today(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Today, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SalesFigures) graphql.Marshaler {
+			return ec.marshalNSalesFigures2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesFigures(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesTick_today(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SalesTick",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesFigures(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SalesTick_thisHour(ctx context.Context, field graphql.CollectedField, obj *model.SalesTick) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesTick_thisHour(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ThisHour, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SalesFigures) graphql.Marshaler {
+			return ec.marshalNSalesFigures2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesFigures(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesTick_thisHour(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SalesTick",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesFigures(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchBoost_brand(ctx context.Context, field graphql.CollectedField, obj *model.SearchBoost) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchBoost_brand(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SearchBoost().Brand(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Brand) graphql.Marshaler {
+			return ec.marshalOBrand2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐBrand(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SearchBoost_brand(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchBoost",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Brand(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchBoost_category(ctx context.Context, field graphql.CollectedField, obj *model.SearchBoost) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchBoost_category(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SearchBoost().Category(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Category) graphql.Marshaler {
+			return ec.marshalOCategory2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCategory(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SearchBoost_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchBoost",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Category(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchBoost_factor(ctx context.Context, field graphql.CollectedField, obj *model.SearchBoost) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchBoost_factor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Factor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchBoost_factor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SearchBoost", field, false, false, "Float")
+}
+
+func (ec *executionContext) _SearchEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.SearchHit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SearchEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _SearchEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.SearchHit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.SearchEdge().Node(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchEdge",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchEdge_highlights(ctx context.Context, field graphql.CollectedField, obj *model.SearchHit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchEdge_highlights(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Highlights, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.Highlight) graphql.Marshaler {
+			return ec.marshalNHighlight2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐHighlightᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchEdge_highlights(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Highlight(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchEdge_pinned(ctx context.Context, field graphql.CollectedField, obj *model.SearchHit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchEdge_pinned(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pinned, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchEdge_pinned(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SearchEdge", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _SearchInsights_topQueries(ctx context.Context, field graphql.CollectedField, obj *model.SearchInsights) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchInsights_topQueries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TopQueries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.SearchQueryStat) graphql.Marshaler {
+			return ec.marshalNSearchQueryStat2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchQueryStatᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchInsights_topQueries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchInsights",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SearchQueryStat(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchInsights_zeroResultQueries(ctx context.Context, field graphql.CollectedField, obj *model.SearchInsights) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchInsights_zeroResultQueries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ZeroResultQueries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.SearchQueryStat) graphql.Marshaler {
+			return ec.marshalNSearchQueryStat2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchQueryStatᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchInsights_zeroResultQueries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchInsights",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SearchQueryStat(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchQueryStat_query(ctx context.Context, field graphql.CollectedField, obj *model.SearchQueryStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchQueryStat_query(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Query, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchQueryStat_query(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SearchQueryStat", field, false, false, "String")
+}
+
+func (ec *executionContext) _SearchQueryStat_count(ctx context.Context, field graphql.CollectedField, obj *model.SearchQueryStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchQueryStat_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchQueryStat_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SearchQueryStat", field, false, false, "Int")
+}
+
+func (ec *executionContext) _SearchQueryStat_lastSeen(ctx context.Context, field graphql.CollectedField, obj *model.SearchQueryStat) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchQueryStat_lastSeen(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSeen, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchQueryStat_lastSeen(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SearchQueryStat", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SearchResult_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.SearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchResult_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchResult_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SearchResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _SearchResult_edges(ctx context.Context, field graphql.CollectedField, obj *model.SearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchResult_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.SearchHit) graphql.Marshaler {
+			return ec.marshalNSearchEdge2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchHitᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchResult_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SearchEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchResult_facets(ctx context.Context, field graphql.CollectedField, obj *model.SearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchResult_facets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Facets, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.Facet) graphql.Marshaler {
+			return ec.marshalNFacet2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacetᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchResult_facets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Facet(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchResult_priceRange(ctx context.Context, field graphql.CollectedField, obj *model.SearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchResult_priceRange(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PriceRange, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PriceStats) graphql.Marshaler {
+			return ec.marshalOPriceStats2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐPriceStats(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SearchResult_priceRange(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PriceStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchResult_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.SearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchResult_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchResult_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SearchResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SearchResult_backend(ctx context.Context, field graphql.CollectedField, obj *model.SearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchResult_backend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backend, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchResult_backend(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SearchResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _SearchResult_degraded(ctx context.Context, field graphql.CollectedField, obj *model.SearchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SearchResult_degraded(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Degraded, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SearchResult_degraded(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SearchResult", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Session_customerId(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
@@ -8290,6 +12226,203 @@ func (ec *executionContext) fieldContext_Subscription_inventoryAlerts(ctx contex
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_salesTicker(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_salesTicker(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().SalesTicker(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "MERCHANDISER")
+				if err != nil {
+					var zeroVal *model.SalesTick
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal *model.SalesTick
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SalesTick) graphql.Marshaler {
+			return ec.marshalNSalesTick2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesTick(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_salesTicker(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesTick(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Suggestion_text(ctx context.Context, field graphql.CollectedField, obj *model.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suggestion_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Suggestion_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Suggestion", field, false, false, "String")
+}
+
+func (ec *executionContext) _Suggestion_product(ctx context.Context, field graphql.CollectedField, obj *model.Suggestion) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Suggestion_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Suggestion().Product(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Product) graphql.Marshaler {
+			return ec.marshalNProduct2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProduct(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Suggestion_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Suggestion",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Product(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SynonymRule_id(ctx context.Context, field graphql.CollectedField, obj *model.SynonymRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SynonymRule_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SynonymRule_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SynonymRule", field, false, false, "ID")
+}
+
+func (ec *executionContext) _SynonymRule_kind(ctx context.Context, field graphql.CollectedField, obj *model.SynonymRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SynonymRule_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.SynonymKind) graphql.Marshaler {
+			return ec.marshalNSynonymKind2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SynonymRule_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SynonymRule", field, false, false, "SynonymKind")
+}
+
+func (ec *executionContext) _SynonymRule_terms(ctx context.Context, field graphql.CollectedField, obj *model.SynonymRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SynonymRule_terms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Terms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SynonymRule_terms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SynonymRule", field, false, false, "String")
+}
+
+func (ec *executionContext) _SynonymRule_synonyms(ctx context.Context, field graphql.CollectedField, obj *model.SynonymRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SynonymRule_synonyms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Synonyms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SynonymRule_synonyms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SynonymRule", field, false, false, "String")
 }
 
 func (ec *executionContext) _Warehouse_id(ctx context.Context, field graphql.CollectedField, obj *model.Warehouse) (ret graphql.Marshaler) {
@@ -9541,6 +13674,55 @@ func UnmarshalAddressInput(ctx context.Context, raw any) (model.Address, error) 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAttributeFilter(ctx context.Context, obj any) (model.AttributeFilter, error) {
+	var it model.AttributeFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"key", "values"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "key":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("key"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Key = data
+		case "values":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("values"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Values = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAttributeFilter unmarshals raw into the AttributeFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAttributeFilter(ctx context.Context, raw any) (model.AttributeFilter, error) {
+	var out model.AttributeFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AttributeFilter", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputBrandInput(ctx context.Context, obj any) (model.BrandInput, error) {
 	var it model.BrandInput
 	if obj == nil {
@@ -9860,6 +14042,55 @@ func UnmarshalOrderFilter(ctx context.Context, raw any) (model.OrderFilter, erro
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputPriceRange(ctx context.Context, obj any) (model.PriceRange, error) {
+	var it model.PriceRange
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"min", "max"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "min":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("min"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Min = data
+		case "max":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("max"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐCents(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Max = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPriceRange unmarshals raw into the PriceRange input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPriceRange(ctx context.Context, raw any) (model.PriceRange, error) {
+	var out model.PriceRange
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PriceRange", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputProductFilter(ctx context.Context, obj any) (model.ProductFilter, error) {
 	var it model.ProductFilter
 	if obj == nil {
@@ -9934,6 +14165,363 @@ func (ec *executionContext) unmarshalInputProductFilter(ctx context.Context, obj
 func UnmarshalProductFilter(ctx context.Context, raw any) (model.ProductFilter, error) {
 	var out model.ProductFilter
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ProductFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputQueryRuleInput(ctx context.Context, obj any) (model.QueryRuleInput, error) {
+	var it model.QueryRuleInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"query", "pinnedProductIds", "boosts"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "query":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("query"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Query = data
+		case "pinnedProductIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("pinnedProductIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PinnedProductIds = data
+		case "boosts":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("boosts"))
+			data, err := ec.unmarshalOSearchBoostInput2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchBoostInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Boosts = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalQueryRuleInput unmarshals raw into the QueryRuleInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalQueryRuleInput(ctx context.Context, raw any) (model.QueryRuleInput, error) {
+	var out model.QueryRuleInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "QueryRuleInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRelevanceWeightsInput(ctx context.Context, obj any) (model.RelevanceWeights, error) {
+	var it model.RelevanceWeights
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"popularity", "recency", "margin"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "popularity":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("popularity"))
+			data, err := ec.unmarshalNFloat2float64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Popularity = data
+		case "recency":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("recency"))
+			data, err := ec.unmarshalNFloat2float64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Recency = data
+		case "margin":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("margin"))
+			data, err := ec.unmarshalNFloat2float64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Margin = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRelevanceWeightsInput unmarshals raw into the RelevanceWeightsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRelevanceWeightsInput(ctx context.Context, raw any) (model.RelevanceWeights, error) {
+	var out model.RelevanceWeights
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RelevanceWeightsInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSalesFilter(ctx context.Context, obj any) (model.SalesFilter, error) {
+	var it model.SalesFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"categoryIds", "brandIds", "productIds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "categoryIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("categoryIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CategoryIDs = data
+		case "brandIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("brandIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BrandIDs = data
+		case "productIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("productIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ProductIDs = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSalesFilter unmarshals raw into the SalesFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSalesFilter(ctx context.Context, raw any) (model.SalesFilter, error) {
+	var out model.SalesFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SalesFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSearchBoostInput(ctx context.Context, obj any) (model.SearchBoostInput, error) {
+	var it model.SearchBoostInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"brandId", "categoryId", "factor"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "brandId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("brandId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BrandID = data
+		case "categoryId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("categoryId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CategoryID = data
+		case "factor":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("factor"))
+			data, err := ec.unmarshalNFloat2float64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Factor = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSearchBoostInput unmarshals raw into the SearchBoostInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSearchBoostInput(ctx context.Context, raw any) (model.SearchBoostInput, error) {
+	var out model.SearchBoostInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SearchBoostInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSearchFilter(ctx context.Context, obj any) (model.SearchFilter, error) {
+	var it model.SearchFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"categoryIds", "brandIds", "price", "minRating", "attributes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "categoryIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("categoryIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CategoryIDs = data
+		case "brandIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("brandIds"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BrandIDs = data
+		case "price":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
+			data, err := ec.unmarshalOPriceRange2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐPriceRange(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Price = data
+		case "minRating":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("minRating"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MinRating = data
+		case "attributes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributes"))
+			data, err := ec.unmarshalOAttributeFilter2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐAttributeFilterᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Attributes = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSearchFilter unmarshals raw into the SearchFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSearchFilter(ctx context.Context, raw any) (model.SearchFilter, error) {
+	var out model.SearchFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SearchFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputSynonymRuleInput(ctx context.Context, obj any) (model.SynonymRuleInput, error) {
+	var it model.SynonymRuleInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "kind", "terms", "synonyms"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "kind":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kind"))
+			data, err := ec.unmarshalNSynonymKind2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymKind(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kind = data
+		case "terms":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("terms"))
+			data, err := ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Terms = data
+		case "synonyms":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("synonyms"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Synonyms = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalSynonymRuleInput unmarshals raw into the SynonymRuleInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalSynonymRuleInput(ctx context.Context, raw any) (model.SynonymRuleInput, error) {
+	var out model.SynonymRuleInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "SynonymRuleInput", raw, &out)
 	return out, err
 }
 
@@ -10662,6 +15250,140 @@ func (ec *executionContext) _CreatedCart(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var facetImplementors = []string{"Facet"}
+
+func (ec *executionContext) _Facet(ctx context.Context, sel ast.SelectionSet, obj *model.Facet) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, facetImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Facet")
+		case "key":
+			out.Values[i] = ec._Facet_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "label":
+			out.Values[i] = ec._Facet_label(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._Facet_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "values":
+			out.Values[i] = ec._Facet_values(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var facetValueImplementors = []string{"FacetValue"}
+
+func (ec *executionContext) _FacetValue(ctx context.Context, sel ast.SelectionSet, obj *model.FacetValue) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, facetValueImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FacetValue")
+		case "value":
+			out.Values[i] = ec._FacetValue_value(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "label":
+			out.Values[i] = ec._FacetValue_label(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._FacetValue_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "selected":
+			out.Values[i] = ec._FacetValue_selected(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var highlightImplementors = []string{"Highlight"}
+
+func (ec *executionContext) _Highlight(ctx context.Context, sel ast.SelectionSet, obj *model.Highlight) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, highlightImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Highlight")
+		case "field":
+			out.Values[i] = ec._Highlight_field(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fragments":
+			out.Values[i] = ec._Highlight_fragments(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var inventoryAlertImplementors = []string{"InventoryAlert"}
 
 func (ec *executionContext) _InventoryAlert(ctx context.Context, sel ast.SelectionSet, obj *model.InventoryAlert) graphql.Marshaler {
@@ -10970,6 +15692,41 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "putSynonymRule":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_putSynonymRule(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteSynonymRule":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteSynonymRule(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setRelevanceWeights":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setRelevanceWeights(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "putQueryRule":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_putQueryRule(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteQueryRule":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteQueryRule(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "startSession":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_startSession(ctx, field)
@@ -11264,6 +16021,44 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var priceStatsImplementors = []string{"PriceStats"}
+
+func (ec *executionContext) _PriceStats(ctx context.Context, sel ast.SelectionSet, obj *model.PriceStats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, priceStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PriceStats")
+		case "min":
+			out.Values[i] = ec._PriceStats_min(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._PriceStats_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var productImplementors = []string{"Product", "Node"}
 
 func (ec *executionContext) _Product(ctx context.Context, sel ast.SelectionSet, obj *model.Product) graphql.Marshaler {
@@ -11526,6 +16321,70 @@ func (ec *executionContext) _ProductEdge(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var productSalesImplementors = []string{"ProductSales"}
+
+func (ec *executionContext) _ProductSales(ctx context.Context, sel ast.SelectionSet, obj *model.ProductSales) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, productSalesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ProductSales")
+		case "product":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ProductSales_product(ctx, field, obj)
+				})
+		case "revenue":
+			out.Values[i] = ec._ProductSales_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "cost":
+			out.Values[i] = ec._ProductSales_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "orders":
+			out.Values[i] = ec._ProductSales_orders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "units":
+			out.Values[i] = ec._ProductSales_units(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "averageOrderValue":
+			out.Values[i] = ec._ProductSales_averageOrderValue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "margin":
+			out.Values[i] = ec._ProductSales_margin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -11556,6 +16415,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_nodes(ctx, field)
+				})
+		case "salesAnalytics":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_salesAnalytics(ctx, field)
+				})
+		case "topProducts":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_topProducts(ctx, field)
 				})
 		case "product":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -11647,6 +16518,42 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_stockMovements(ctx, field)
 				})
+		case "search":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_search(ctx, field)
+				})
+		case "suggest":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_suggest(ctx, field)
+				})
+		case "searchInsights":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_searchInsights(ctx, field)
+				})
+		case "synonymRules":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_synonymRules(ctx, field)
+				})
+		case "queryRules":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_queryRules(ctx, field)
+				})
+		case "relevanceWeights":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_relevanceWeights(ctx, field)
+				})
 		case "session":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -11666,6 +16573,615 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var queryRuleImplementors = []string{"QueryRule"}
+
+func (ec *executionContext) _QueryRule(ctx context.Context, sel ast.SelectionSet, obj *model.QueryRule) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, queryRuleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("QueryRule")
+		case "query":
+			out.Values[i] = ec._QueryRule_query(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pinnedProducts":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._QueryRule_pinnedProducts(ctx, field, obj)
+				})
+		case "boosts":
+			out.Values[i] = ec._QueryRule_boosts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var relevanceWeightsImplementors = []string{"RelevanceWeights"}
+
+func (ec *executionContext) _RelevanceWeights(ctx context.Context, sel ast.SelectionSet, obj *model.RelevanceWeights) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, relevanceWeightsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RelevanceWeights")
+		case "popularity":
+			out.Values[i] = ec._RelevanceWeights_popularity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "recency":
+			out.Values[i] = ec._RelevanceWeights_recency(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "margin":
+			out.Values[i] = ec._RelevanceWeights_margin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var salesFiguresImplementors = []string{"SalesFigures"}
+
+func (ec *executionContext) _SalesFigures(ctx context.Context, sel ast.SelectionSet, obj *model.SalesFigures) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, salesFiguresImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SalesFigures")
+		case "revenue":
+			out.Values[i] = ec._SalesFigures_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cost":
+			out.Values[i] = ec._SalesFigures_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "orders":
+			out.Values[i] = ec._SalesFigures_orders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "units":
+			out.Values[i] = ec._SalesFigures_units(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "averageOrderValue":
+			out.Values[i] = ec._SalesFigures_averageOrderValue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "margin":
+			out.Values[i] = ec._SalesFigures_margin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var salesPointImplementors = []string{"SalesPoint"}
+
+func (ec *executionContext) _SalesPoint(ctx context.Context, sel ast.SelectionSet, obj *model.SalesPoint) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, salesPointImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SalesPoint")
+		case "bucketStart":
+			out.Values[i] = ec._SalesPoint_bucketStart(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revenue":
+			out.Values[i] = ec._SalesPoint_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cost":
+			out.Values[i] = ec._SalesPoint_cost(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "orders":
+			out.Values[i] = ec._SalesPoint_orders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "units":
+			out.Values[i] = ec._SalesPoint_units(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "averageOrderValue":
+			out.Values[i] = ec._SalesPoint_averageOrderValue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "margin":
+			out.Values[i] = ec._SalesPoint_margin(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var salesReportImplementors = []string{"SalesReport"}
+
+func (ec *executionContext) _SalesReport(ctx context.Context, sel ast.SelectionSet, obj *model.SalesReport) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, salesReportImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SalesReport")
+		case "from":
+			out.Values[i] = ec._SalesReport_from(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "to":
+			out.Values[i] = ec._SalesReport_to(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "bucket":
+			out.Values[i] = ec._SalesReport_bucket(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "groupBy":
+			out.Values[i] = ec._SalesReport_groupBy(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "timeZone":
+			out.Values[i] = ec._SalesReport_timeZone(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "series":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SalesReport_series(ctx, field, obj)
+				})
+		case "totals":
+			out.Values[i] = ec._SalesReport_totals(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var salesSeriesImplementors = []string{"SalesSeries"}
+
+func (ec *executionContext) _SalesSeries(ctx context.Context, sel ast.SelectionSet, obj *model.GroupedSeries) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, salesSeriesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SalesSeries")
+		case "category":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SalesSeries_category(ctx, field, obj)
+				})
+		case "brand":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SalesSeries_brand(ctx, field, obj)
+				})
+		case "product":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SalesSeries_product(ctx, field, obj)
+				})
+		case "points":
+			out.Values[i] = ec._SalesSeries_points(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "totals":
+			out.Values[i] = ec._SalesSeries_totals(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var salesTickImplementors = []string{"SalesTick"}
+
+func (ec *executionContext) _SalesTick(ctx context.Context, sel ast.SelectionSet, obj *model.SalesTick) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, salesTickImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SalesTick")
+		case "at":
+			out.Values[i] = ec._SalesTick_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "today":
+			out.Values[i] = ec._SalesTick_today(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "thisHour":
+			out.Values[i] = ec._SalesTick_thisHour(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var searchBoostImplementors = []string{"SearchBoost"}
+
+func (ec *executionContext) _SearchBoost(ctx context.Context, sel ast.SelectionSet, obj *model.SearchBoost) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, searchBoostImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SearchBoost")
+		case "brand":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SearchBoost_brand(ctx, field, obj)
+				})
+		case "category":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SearchBoost_category(ctx, field, obj)
+				})
+		case "factor":
+			out.Values[i] = ec._SearchBoost_factor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var searchEdgeImplementors = []string{"SearchEdge"}
+
+func (ec *executionContext) _SearchEdge(ctx context.Context, sel ast.SelectionSet, obj *model.SearchHit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, searchEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SearchEdge")
+		case "cursor":
+			out.Values[i] = ec._SearchEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "node":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._SearchEdge_node(ctx, field, obj)
+				})
+		case "highlights":
+			out.Values[i] = ec._SearchEdge_highlights(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "pinned":
+			out.Values[i] = ec._SearchEdge_pinned(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var searchInsightsImplementors = []string{"SearchInsights"}
+
+func (ec *executionContext) _SearchInsights(ctx context.Context, sel ast.SelectionSet, obj *model.SearchInsights) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, searchInsightsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SearchInsights")
+		case "topQueries":
+			out.Values[i] = ec._SearchInsights_topQueries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "zeroResultQueries":
+			out.Values[i] = ec._SearchInsights_zeroResultQueries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var searchQueryStatImplementors = []string{"SearchQueryStat"}
+
+func (ec *executionContext) _SearchQueryStat(ctx context.Context, sel ast.SelectionSet, obj *model.SearchQueryStat) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, searchQueryStatImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SearchQueryStat")
+		case "query":
+			out.Values[i] = ec._SearchQueryStat_query(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._SearchQueryStat_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastSeen":
+			out.Values[i] = ec._SearchQueryStat_lastSeen(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var searchResultImplementors = []string{"SearchResult"}
+
+func (ec *executionContext) _SearchResult(ctx context.Context, sel ast.SelectionSet, obj *model.SearchResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, searchResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SearchResult")
+		case "totalCount":
+			out.Values[i] = ec._SearchResult_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "edges":
+			out.Values[i] = ec._SearchResult_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "facets":
+			out.Values[i] = ec._SearchResult_facets(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "priceRange":
+			out.Values[i] = ec._SearchResult_priceRange(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._SearchResult_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "backend":
+			out.Values[i] = ec._SearchResult_backend(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "degraded":
+			out.Values[i] = ec._SearchResult_degraded(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -11844,9 +17360,98 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	switch fields[0].Name {
 	case "inventoryAlerts":
 		return ec._Subscription_inventoryAlerts(ctx, fields[0])
+	case "salesTicker":
+		return ec._Subscription_salesTicker(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var suggestionImplementors = []string{"Suggestion"}
+
+func (ec *executionContext) _Suggestion(ctx context.Context, sel ast.SelectionSet, obj *model.Suggestion) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, suggestionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Suggestion")
+		case "text":
+			out.Values[i] = ec._Suggestion_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "product":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Suggestion_product(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var synonymRuleImplementors = []string{"SynonymRule"}
+
+func (ec *executionContext) _SynonymRule(ctx context.Context, sel ast.SelectionSet, obj *model.SynonymRule) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, synonymRuleImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SynonymRule")
+		case "id":
+			out.Values[i] = ec._SynonymRule_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._SynonymRule_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "terms":
+			out.Values[i] = ec._SynonymRule_terms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "synonyms":
+			out.Values[i] = ec._SynonymRule_synonyms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
 }
 
 var warehouseImplementors = []string{"Warehouse", "Node"}
@@ -12296,6 +17901,11 @@ func (ec *executionContext) marshalNAllocation2ᚖgithubᚗcomᚋhomegoodsᚋsto
 	return ec._Allocation(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNAttributeFilter2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐAttributeFilter(ctx context.Context, v any) (model.AttributeFilter, error) {
+	res, err := ec.unmarshalInputAttributeFilter(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNAttributeKind2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐAttributeKind(ctx context.Context, v any) (model.AttributeKind, error) {
 	var res model.AttributeKind
 	err := res.UnmarshalGQL(v)
@@ -12460,6 +18070,61 @@ func (ec *executionContext) marshalNDecimal2githubᚗcomᚋhomegoodsᚋstorefron
 	return v
 }
 
+func (ec *executionContext) marshalNFacet2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacet(ctx context.Context, sel ast.SelectionSet, v model.Facet) graphql.Marshaler {
+	return ec._Facet(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNFacet2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacetᚄ(ctx context.Context, sel ast.SelectionSet, v []model.Facet) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFacet2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacet(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNFacetKind2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacetKind(ctx context.Context, v any) (model.FacetKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := model.FacetKind(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFacetKind2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacetKind(ctx context.Context, sel ast.SelectionSet, v model.FacetKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "FacetKind!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNFacetValue2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacetValue(ctx context.Context, sel ast.SelectionSet, v model.FacetValue) graphql.Marshaler {
+	return ec._FacetValue(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNFacetValue2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacetValueᚄ(ctx context.Context, sel ast.SelectionSet, v []model.FacetValue) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNFacetValue2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐFacetValue(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
 	res, err := graphql.UnmarshalFloatContext(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -12472,6 +18137,26 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
 	}
 	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) marshalNHighlight2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐHighlight(ctx context.Context, sel ast.SelectionSet, v model.Highlight) graphql.Marshaler {
+	return ec._Highlight(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNHighlight2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐHighlightᚄ(ctx context.Context, sel ast.SelectionSet, v []model.Highlight) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNHighlight2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐHighlight(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalNID2string(ctx context.Context, v any) (string, error) {
@@ -12711,6 +18396,10 @@ func (ec *executionContext) marshalNOrderStatus2githubᚗcomᚋhomegoodsᚋstore
 	return res
 }
 
+func (ec *executionContext) marshalNPageInfo2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v model.PageInfo) graphql.Marshaler {
+	return ec._PageInfo(ctx, sel, &v)
+}
+
 func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "PageInfo!")
@@ -12799,6 +18488,30 @@ func (ec *executionContext) marshalNProductEdge2ᚖgithubᚗcomᚋhomegoodsᚋst
 	return ec._ProductEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNProductSales2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProductSalesᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ProductSales) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNProductSales2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProductSales(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNProductSales2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProductSales(ctx context.Context, sel ast.SelectionSet, v *model.ProductSales) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ProductSales!")
+		return graphql.Null
+	}
+	return ec._ProductSales(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNProductStatus2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProductStatus(ctx context.Context, v any) (model.ProductStatus, error) {
 	var res model.ProductStatus
 	err := res.UnmarshalGQL(v)
@@ -12809,6 +18522,48 @@ func (ec *executionContext) marshalNProductStatus2githubᚗcomᚋhomegoodsᚋsto
 	return v
 }
 
+func (ec *executionContext) marshalNQueryRule2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐQueryRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.QueryRule) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNQueryRule2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐQueryRule(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNQueryRule2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐQueryRule(ctx context.Context, sel ast.SelectionSet, v *model.QueryRule) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "QueryRule!")
+		return graphql.Null
+	}
+	return ec._QueryRule(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNQueryRuleInput2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐQueryRuleInput(ctx context.Context, v any) (model.QueryRuleInput, error) {
+	res, err := ec.unmarshalInputQueryRuleInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRelevanceWeights2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRelevanceWeights(ctx context.Context, sel ast.SelectionSet, v *model.RelevanceWeights) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RelevanceWeights!")
+		return graphql.Null
+	}
+	return ec._RelevanceWeights(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNRelevanceWeightsInput2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRelevanceWeights(ctx context.Context, v any) (model.RelevanceWeights, error) {
+	res, err := ec.unmarshalInputRelevanceWeightsInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx context.Context, v any) (model.Role, error) {
 	var res model.Role
 	err := res.UnmarshalGQL(v)
@@ -12817,6 +18572,181 @@ func (ec *executionContext) unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefront
 
 func (ec *executionContext) marshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx context.Context, sel ast.SelectionSet, v model.Role) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) unmarshalNSalesBucket2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesBucket(ctx context.Context, v any) (model.SalesBucket, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := model.SalesBucket(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSalesBucket2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesBucket(ctx context.Context, sel ast.SelectionSet, v model.SalesBucket) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SalesBucket!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNSalesFigures2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesFigures(ctx context.Context, sel ast.SelectionSet, v model.SalesFigures) graphql.Marshaler {
+	return ec._SalesFigures(ctx, sel, &v)
+}
+
+func (ec *executionContext) unmarshalNSalesGroupBy2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesGroupBy(ctx context.Context, v any) (model.SalesGroupBy, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := model.SalesGroupBy(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSalesGroupBy2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesGroupBy(ctx context.Context, sel ast.SelectionSet, v model.SalesGroupBy) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SalesGroupBy!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNSalesPoint2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesPoint(ctx context.Context, sel ast.SelectionSet, v model.SalesPoint) graphql.Marshaler {
+	return ec._SalesPoint(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSalesPoint2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesPointᚄ(ctx context.Context, sel ast.SelectionSet, v []model.SalesPoint) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSalesPoint2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesPoint(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSalesReport2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesReport(ctx context.Context, sel ast.SelectionSet, v *model.SalesReport) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SalesReport!")
+		return graphql.Null
+	}
+	return ec._SalesReport(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSalesSeries2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐGroupedSeriesᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.GroupedSeries) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSalesSeries2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐGroupedSeries(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSalesSeries2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐGroupedSeries(ctx context.Context, sel ast.SelectionSet, v *model.GroupedSeries) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SalesSeries!")
+		return graphql.Null
+	}
+	return ec._SalesSeries(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSalesTick2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesTick(ctx context.Context, sel ast.SelectionSet, v *model.SalesTick) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SalesTick!")
+		return graphql.Null
+	}
+	return ec._SalesTick(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSearchBoost2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchBoost(ctx context.Context, sel ast.SelectionSet, v model.SearchBoost) graphql.Marshaler {
+	return ec._SearchBoost(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSearchBoost2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchBoostᚄ(ctx context.Context, sel ast.SelectionSet, v []model.SearchBoost) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSearchBoost2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchBoost(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNSearchBoostInput2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchBoostInput(ctx context.Context, v any) (*model.SearchBoostInput, error) {
+	res, err := ec.unmarshalInputSearchBoostInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSearchEdge2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchHit(ctx context.Context, sel ast.SelectionSet, v model.SearchHit) graphql.Marshaler {
+	return ec._SearchEdge(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSearchEdge2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchHitᚄ(ctx context.Context, sel ast.SelectionSet, v []model.SearchHit) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSearchEdge2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchHit(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSearchInsights2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchInsights(ctx context.Context, sel ast.SelectionSet, v *model.SearchInsights) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SearchInsights!")
+		return graphql.Null
+	}
+	return ec._SearchInsights(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSearchQueryStat2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchQueryStat(ctx context.Context, sel ast.SelectionSet, v model.SearchQueryStat) graphql.Marshaler {
+	return ec._SearchQueryStat(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNSearchQueryStat2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchQueryStatᚄ(ctx context.Context, sel ast.SelectionSet, v []model.SearchQueryStat) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSearchQueryStat2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchQueryStat(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSearchResult2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchResult(ctx context.Context, sel ast.SelectionSet, v *model.SearchResult) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SearchResult!")
+		return graphql.Null
+	}
+	return ec._SearchResult(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNSession2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSession(ctx context.Context, sel ast.SelectionSet, v *model.Session) graphql.Marshaler {
@@ -12871,6 +18801,103 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSuggestion2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSuggestionᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Suggestion) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSuggestion2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSuggestion(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSuggestion2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSuggestion(ctx context.Context, sel ast.SelectionSet, v *model.Suggestion) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Suggestion!")
+		return graphql.Null
+	}
+	return ec._Suggestion(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSynonymKind2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymKind(ctx context.Context, v any) (model.SynonymKind, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := model.SynonymKind(tmp)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSynonymKind2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymKind(ctx context.Context, sel ast.SelectionSet, v model.SynonymKind) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(string(v))
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SynonymKind!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNSynonymRule2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SynonymRule) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNSynonymRule2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymRule(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNSynonymRule2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymRule(ctx context.Context, sel ast.SelectionSet, v *model.SynonymRule) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SynonymRule!")
+		return graphql.Null
+	}
+	return ec._SynonymRule(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSynonymRuleInput2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSynonymRuleInput(ctx context.Context, v any) (model.SynonymRuleInput, error) {
+	res, err := ec.unmarshalInputSynonymRuleInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNTime2timeᚐTime(ctx context.Context, v any) (time.Time, error) {
@@ -13066,6 +19093,23 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 		graphql.AddInvalidNullFromMarshaler(ctx, "__TypeKind!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalOAttributeFilter2ᚕgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐAttributeFilterᚄ(ctx context.Context, v any) ([]model.AttributeFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.AttributeFilter, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAttributeFilter2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐAttributeFilter(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
@@ -13299,6 +19343,21 @@ func (ec *executionContext) marshalOOrderStatus2ᚕgithubᚗcomᚋhomegoodsᚋst
 	return ret
 }
 
+func (ec *executionContext) unmarshalOPriceRange2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐPriceRange(ctx context.Context, v any) (*model.PriceRange, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputPriceRange(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOPriceStats2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐPriceStats(ctx context.Context, sel ast.SelectionSet, v *model.PriceStats) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PriceStats(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOProduct2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐProduct(ctx context.Context, sel ast.SelectionSet, v *model.Product) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -13382,11 +19441,136 @@ func (ec *executionContext) marshalOProductStatus2ᚖgithubᚗcomᚋhomegoodsᚋ
 	return v
 }
 
+func (ec *executionContext) unmarshalOSalesFilter2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesFilter(ctx context.Context, v any) (*model.SalesFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSalesFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOSalesGroupBy2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesGroupBy(ctx context.Context, v any) (*model.SalesGroupBy, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := model.SalesGroupBy(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSalesGroupBy2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesGroupBy(ctx context.Context, sel ast.SelectionSet, v *model.SalesGroupBy) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
+}
+
+func (ec *executionContext) unmarshalOSalesMetric2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesMetric(ctx context.Context, v any) (*model.SalesMetric, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := model.SalesMetric(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSalesMetric2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSalesMetric(ctx context.Context, sel ast.SelectionSet, v *model.SalesMetric) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
+}
+
+func (ec *executionContext) unmarshalOSearchBoostInput2ᚕᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchBoostInputᚄ(ctx context.Context, v any) ([]*model.SearchBoostInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.SearchBoostInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNSearchBoostInput2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchBoostInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOSearchFilter2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchFilter(ctx context.Context, v any) (*model.SearchFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputSearchFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOSearchSort2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchSort(ctx context.Context, v any) (*model.SearchSort, error) {
+	if v == nil {
+		return nil, nil
+	}
+	tmp, err := graphql.UnmarshalString(v)
+	res := model.SearchSort(tmp)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSearchSort2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSearchSort(ctx context.Context, sel ast.SelectionSet, v *model.SearchSort) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(string(*v))
+	return res
+}
+
 func (ec *executionContext) marshalOSession2ᚖgithubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐSession(ctx context.Context, sel ast.SelectionSet, v *model.Session) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Session(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

@@ -21,13 +21,18 @@ import (
 type Config struct {
 	Catalog Catalog
 	// Batches serves the dataloaders' hot loads; nil means the catalog itself.
-	Batches  Batches
-	Commerce Commerce
-	Sessions Sessions
-	Rankings Rankings
-	Alerts   Alerts
-	Auth     *Auth
-	Log      *slog.Logger
+	Batches   Batches
+	Commerce  Commerce
+	Sessions  Sessions
+	Rankings  Rankings
+	Alerts    Alerts
+	Searcher  Searcher
+	Analytics Analytics
+	Ticker    SalesTicker
+	// SearchControls serve the merchandisers' relevance controls; nil turns them off.
+	SearchControls SearchControls
+	Auth           *Auth
+	Log            *slog.Logger
 	// Metrics records operations when set.
 	Metrics *Metrics
 	// Introspection serves the schema to tools such as the playground.
@@ -53,11 +58,15 @@ func NewHandler(cfg Config) http.Handler {
 		cfg.Batches = cfg.Catalog
 	}
 	c := graph.Config{
-		Resolvers:  &Resolver{Catalog: cfg.Catalog, Commerce: cfg.Commerce, Sessions: cfg.Sessions, Rankings: cfg.Rankings, Alerts: cfg.Alerts, Log: cfg.Log},
+		Resolvers: &Resolver{Catalog: cfg.Catalog, Commerce: cfg.Commerce, Sessions: cfg.Sessions, Rankings: cfg.Rankings, Alerts: cfg.Alerts,
+			Searcher: cfg.Searcher, Analytics: cfg.Analytics, Ticker: cfg.Ticker, SearchControls: cfg.SearchControls, Log: cfg.Log},
 		Directives: graph.DirectiveRoot{HasRole: hasRole},
 	}
 	c.Complexity.Query.Products = func(child int, first *int, _ *string, last *int, _ *string, _ *model.ProductFilter, _ *model.ProductSort) int {
 		return pageComplexity(first, last, child)
+	}
+	c.Complexity.Query.Search = func(child int, _ *string, _ *model.SearchFilter, _ *model.SearchSort, first *int, _ *string) int {
+		return pageComplexity(first, nil, child)
 	}
 
 	srv := handler.New(graph.NewExecutableSchema(c))

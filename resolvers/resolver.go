@@ -47,10 +47,15 @@ type Catalog interface {
 
 // Resolver holds the dependencies of every resolver. gqlgen never regenerates this file.
 type Resolver struct {
-	Catalog  Catalog
-	Commerce Commerce
-	Sessions Sessions
-	Rankings Rankings
-	Alerts   Alerts
-	Log      *slog.Logger
+	Catalog   Catalog
+	Commerce  Commerce
+	Sessions  Sessions
+	Rankings  Rankings
+	Alerts    Alerts
+	Searcher  Searcher
+	Analytics Analytics
+	Ticker    SalesTicker
+	// SearchControls are the relevance controls; search works without them.
+	SearchControls SearchControls
+	Log            *slog.Logger
 }

@@ -83,7 +83,35 @@ func (s *Store) checkout(ctx context.Context, tx pgx.Tx, customerID string, in m
 	if err != nil {
 		return "", err
 	}
-	return id, reserve(ctx, tx, id, items)
+	if err := reserve(ctx, tx, id, items); err != nil {
+		return "", err
+	}
+	return id, recordSales(ctx, tx, id)
+}
+
+// recordSalesSQL writes the order's sales facts: one per line and warehouse allocation, at
+// the order's time, cost at the product's current cost. The flags mark one fact of each
+// order, (order, category), (order, brand) and (order, product), so that their sums count
+// distinct orders (see model.SalesFigures).
+const recordSalesSQL = `
+INSERT INTO sales_facts (time, order_id, product_id, category_id, brand_id, warehouse_id, units,
+                         revenue_cents, cost_cents, order_first, category_first, brand_first, product_first)
+SELECT o.created_at, o.id, l.product_id, l.category_id, p.brand_id, a.warehouse_id, a.quantity,
+       a.quantity * l.unit_price_cents, a.quantity * p.cost_cents,
+       (row_number() OVER (ORDER BY l.id, a.warehouse_id) = 1)::int,
+       (row_number() OVER (PARTITION BY l.category_id ORDER BY l.id, a.warehouse_id) = 1)::int,
+       (row_number() OVER (PARTITION BY p.brand_id ORDER BY l.id, a.warehouse_id) = 1)::int,
+       (row_number() OVER (PARTITION BY l.id ORDER BY a.warehouse_id) = 1)::int
+FROM orders o
+JOIN order_lines l ON l.order_id = o.id
+JOIN order_allocations a ON a.order_line_id = l.id
+JOIN products p ON p.id = l.product_id
+WHERE o.id = $1`
+
+// recordSales writes the sales facts of a placed order whose stock is allocated.
+func recordSales(ctx context.Context, tx pgx.Tx, orderID string) error {
+	_, err := tx.Exec(ctx, recordSalesSQL, orderID)
+	return err
 }
 
 func checkoutable(cart *model.Cart, customerID string) error {

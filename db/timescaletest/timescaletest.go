@@ -8,9 +8,13 @@ package timescaletest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,6 +58,7 @@ var (
 func Open(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
 	url := URL(tb)
+	holdEngine(tb, url)
 	closePrevious(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
 	defer cancel()
@@ -69,6 +74,33 @@ func Open(tb testing.TB) *pgxpool.Pool {
 		tb.Fatalf("reset the TimescaleDB engine: %v", err)
 	}
 	return pool
+}
+
+// engineLock is this process's hold on the engine, taken by its first Open.
+var engineLock struct {
+	sync.Once
+	err error
+}
+
+// holdEngine makes the test binaries of several packages, which go test runs at once, take
+// turns on the one engine: the first Open of a process waits for an exclusive lock on a
+// file named after the engine, and the process keeps it until it exits.
+func holdEngine(tb testing.TB, url string) {
+	tb.Helper()
+	engineLock.Do(func() {
+		sum := sha256.Sum256([]byte(url))
+		path := filepath.Join(os.TempDir(), "storefront-timescale-"+hex.EncodeToString(sum[:8])+".lock")
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			engineLock.err = err
+			return
+		}
+		// f stays open, and the lock held, for the life of the process.
+		engineLock.err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	})
+	if engineLock.err != nil {
+		tb.Fatalf("take the TimescaleDB engine's lock: %v", engineLock.err)
+	}
 }
 
 // closePrevious closes the pool of the previous Open, unless its connection is in use (a

@@ -53,7 +53,28 @@ type Mutation struct {
 type Query struct {
 }
 
+type QueryRuleInput struct {
+	Query            string              `json:"query"`
+	PinnedProductIds []string            `json:"pinnedProductIds,omitempty"`
+	Boosts           []*SearchBoostInput `json:"boosts,omitempty"`
+}
+
+type SearchBoostInput struct {
+	BrandID    *string `json:"brandId,omitempty"`
+	CategoryID *string `json:"categoryId,omitempty"`
+	Factor     float64 `json:"factor"`
+}
+
 type Subscription struct {
+}
+
+type SynonymRuleInput struct {
+	// Give the id to replace a rule; leave it out to add one.
+	ID    *string     `json:"id,omitempty"`
+	Kind  SynonymKind `json:"kind"`
+	Terms []string    `json:"terms"`
+	// ONE_WAY rules only.
+	Synonyms []string `json:"synonyms,omitempty"`
 }
 
 type UpdateBrandInput struct {

@@ -113,6 +113,8 @@ type SearchHit struct {
 	ProductID  string
 	Cursor     string
 	Highlights []Highlight
+	// Pinned marks a product a merchandiser pinned for the query (set by the service).
+	Pinned bool
 }
 
 // Highlight holds fragments of a field with the matched words wrapped in <em></em>.

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# bench_analytics.sh benchmarks the sales analytics (`make bench`, after the catalog): for
+# each size in BENCH_FACTS (default "1000000 10000000" order lines) it fills a database of
+# the private bench cluster with a year of synthetic sales facts (`storefront seed --orders N
+# --facts-only`, kept between runs), then tools/analyticsbench times the dashboard queries
+# through the rollups and as a plain GROUP BY over the raw facts, side by side, and the
+# refresh of an hour of new facts. The report goes to .run/bench/analytics.md.
+#
+# The native PostgreSQL here has no TimescaleDB, so this measures the plain-PostgreSQL mode;
+# the TimescaleDB mode runs only in the WebAssembly test engine, whose speed means nothing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+readonly PG_DIR=.run/bench-pg PG_PORT=5435
+readonly OUT_DIR=.run/bench REPORT=.run/bench/analytics.md
+readonly SIZES=${BENCH_FACTS:-1000000 10000000}
+readonly RUNS=${BENCH_ANALYTICS_RUNS:-30}
+# A generated order holds 1.84 lines on average: orders = lines / 1.84.
+readonly LINES_PER_ORDER_X100=184
+
+cleanup() { scripts/pg.sh stop "$PG_DIR" || echo "bench_analytics: could not stop $PG_DIR" >&2; }
+
+main() {
+	trap cleanup EXIT
+	mkdir -p bin "$OUT_DIR"
+	go build -o bin/storefront .
+	go build -o bin/analyticsbench ./tools/analyticsbench
+	scripts/pg.sh start "$PG_DIR" "$PG_PORT" fast
+	{
+		echo "# Sales analytics benchmark"
+		echo
+		echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); commit: $(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)"
+		echo "- CPUs: $(nproc), shared by the benchmark and PostgreSQL; $RUNS runs of each query, the two paths alternating"
+		echo "- store-level timings (store.SalesReport, as the API calls it), without HTTP and GraphQL"
+		echo
+	} >"$REPORT"
+	local lines db
+	for lines in $SIZES; do
+		db="analytics_$lines"
+		scripts/pg.sh createdb "$PG_PORT" "$db"
+		DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" "$db") bin/storefront seed --products 3000 --seed 11 \
+			--orders $((lines * 100 / LINES_PER_ORDER_X100)) --facts-only --if-empty
+		bin/analyticsbench -db "$(scripts/pg.sh url "$PG_PORT" "$db")" -runs "$RUNS" | tee -a "$REPORT"
+		echo >>"$REPORT"
+	done
+	echo "bench_analytics: report in $REPORT" >&2
+}
+
+main "$@"

@@ -1,0 +1,359 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// Sales analytics read two relations that migration 0004 builds in one of two ways (see its
+// files): sales_hourly and sales_daily, partial sums of the sales facts per UTC hour or day
+// and (product, category, brand). With TimescaleDB they are real-time continuous aggregates;
+// without it, views over rollup tables, a watermark and an invalidation log with the same
+// semantics. Everything here is the same SQL in both modes.
+
+// Analytics modes, as AnalyticsMode reports them.
+const (
+	AnalyticsTimescaleDB = "timescaledb"
+	AnalyticsPostgres    = "postgres"
+)
+
+// AnalyticsMode reports how the database aggregates sales: AnalyticsTimescaleDB or
+// AnalyticsPostgres. Migration 0004 chose it, once: TimescaleDB when the server offered it.
+func (s *Store) AnalyticsMode(ctx context.Context) (string, error) {
+	var mode string
+	if err := s.pool.QueryRow(ctx, `SELECT analytics_mode()`).Scan(&mode); err != nil {
+		return "", fmt.Errorf("analytics mode: %w", err)
+	}
+	return mode, nil
+}
+
+// DefaultCompressAfter is the age at which raw sales facts are compressed (TimescaleDB).
+const DefaultCompressAfter = 7 * 24 * time.Hour
+
+// AnalyticsSettings configure the storage of raw sales facts.
+type AnalyticsSettings struct {
+	// CompressAfter is the age at which raw facts are compressed (TimescaleDB only; plain
+	// PostgreSQL ignores it): 0 means DefaultCompressAfter, a negative value turns
+	// compression off.
+	CompressAfter time.Duration
+	// RetainFor is the age at which raw facts are dropped (whole chunks or partitions);
+	// 0 keeps them forever. The aggregates keep the sales of dropped facts: refreshes then
+	// re-aggregate late changes only within RetainFor. At least 7 days when set.
+	RetainFor time.Duration
+}
+
+const configureAnalyticsSQL = `SELECT analytics_configure($1::interval, $2::interval)`
+
+// ConfigureAnalytics applies settings: the compression and retention policies with
+// TimescaleDB, the retention of daily partitions without it. It changes only what differs,
+// so the server calls it at every start.
+func (s *Store) ConfigureAnalytics(ctx context.Context, settings AnalyticsSettings) error {
+	if settings.RetainFor < 0 || (settings.RetainFor > 0 && settings.RetainFor < 7*24*time.Hour) {
+		return model.InvalidArgument("retainFor", "retention must be 0 (keep everything) or at least 7 days, not %s", settings.RetainFor)
+	}
+	compress := settings.CompressAfter
+	if compress == 0 {
+		compress = DefaultCompressAfter
+	}
+	if _, err := s.pool.Exec(ctx, configureAnalyticsSQL, interval(compress), interval(settings.RetainFor)); err != nil {
+		return fmt.Errorf("configure analytics: %w", err)
+	}
+	return nil
+}
+
+// interval renders a positive duration as an interval literal, and anything else as NULL.
+func interval(d time.Duration) *string {
+	if d <= 0 {
+		return nil
+	}
+	v := fmt.Sprintf("%d microseconds", d.Microseconds())
+	if d%(24*time.Hour) == 0 {
+		v = fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return &v
+}
+
+// RefreshAnalytics brings the aggregates up to date now: it materializes the complete hours
+// up to an hour ago and re-aggregates the ranges where facts changed below the watermark
+// (plain: the analytics_refresh procedure; TimescaleDB: the refresh policies' jobs, hourly
+// before daily). Before a refresh, new facts above the watermark count already (real-time
+// aggregation), late facts below it do not.
+func (s *Store) RefreshAnalytics(ctx context.Context) error {
+	// A procedure that commits as it goes: it must not run inside a transaction block.
+	if _, err := s.pool.Exec(ctx, `CALL analytics_refresh()`, pgx.QueryExecModeSimpleProtocol); err != nil {
+		return fmt.Errorf("refresh analytics: %w", err)
+	}
+	return nil
+}
+
+// CreateAnalyticsPartitions creates the partitions of the coming days and of days whose facts
+// landed in the default partition, and drops those past the retention (plain PostgreSQL;
+// TimescaleDB creates and drops chunks itself, and this does nothing). It returns how many
+// partitions it created and dropped.
+func (s *Store) CreateAnalyticsPartitions(ctx context.Context) (created, dropped int, err error) {
+	return s.createPartitions(ctx, nil, nil)
+}
+
+// CreateAnalyticsPartitionsFor is CreateAnalyticsPartitions that also creates the partitions
+// of the UTC days of [from, to): call it before loading history in bulk, so that the facts
+// go straight to their partitions rather than through the default one.
+func (s *Store) CreateAnalyticsPartitionsFor(ctx context.Context, from, to time.Time) (created, dropped int, err error) {
+	return s.createPartitions(ctx, &from, &to)
+}
+
+const createPartitionsSQL = `CALL analytics_create_partitions(from_day => $1, to_day => $2)`
+
+func (s *Store) createPartitions(ctx context.Context, from, to *time.Time) (created, dropped int, err error) {
+	err = s.pool.QueryRow(ctx, createPartitionsSQL, pgx.QueryExecModeSimpleProtocol, from, to).Scan(&created, &dropped)
+	if err != nil {
+		return 0, 0, fmt.Errorf("create analytics partitions: %w", err)
+	}
+	return created, dropped, nil
+}
+
+// RunAnalyticsRefresh refreshes the aggregates (and, in plain mode, maintains the
+// partitions) every interval until ctx ends. Every server instance runs it; the holder of its
+// advisory lock leads and the others stand by (see Store.lead).
+func (s *Store) RunAnalyticsRefresh(ctx context.Context, every time.Duration, log *slog.Logger) {
+	log = log.With("job", "analytics-refresh")
+	s.lead(ctx, "analytics-refresh", every, every, log, func(ctx context.Context, conn *pgx.Conn) error {
+		for {
+			created, dropped, err := s.CreateAnalyticsPartitions(ctx)
+			if err != nil {
+				// Partitions are made days ahead: a busy moment is fine, try again next time.
+				log.Warn("analytics partitions", "err", err)
+			} else if created+dropped > 0 {
+				log.Info("analytics partitions", "created", created, "dropped", dropped)
+			}
+			start := time.Now()
+			if err := s.RefreshAnalytics(ctx); err != nil && ctx.Err() == nil {
+				// Say a writer kept its transaction open too long: the next run retries.
+				log.Warn("analytics refresh", "err", err)
+			} else {
+				log.Debug("analytics refreshed", "took", time.Since(start))
+			}
+			if !sleep(ctx, every) {
+				return ctx.Err()
+			}
+			// The lock lives with this connection: if it is gone, so is the leadership.
+			if err := conn.Ping(ctx); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// ordersColumn is the flag sum that counts orders for a query: see model.SalesFigures.
+func ordersColumn(g model.SalesGroupBy, f model.SalesFilter) string {
+	category := g == model.SalesGroupByCategory || len(f.CategoryIDs) > 0
+	brand := g == model.SalesGroupByBrand || len(f.BrandIDs) > 0
+	switch {
+	case g == model.SalesGroupByProduct || len(f.ProductIDs) > 0 || (category && brand):
+		return "product_orders"
+	case brand:
+		return "brand_orders"
+	case category:
+		return "category_orders"
+	}
+	return "orders"
+}
+
+var groupColumn = map[model.SalesGroupBy]string{
+	model.SalesGroupByNone:     `''`,
+	model.SalesGroupByCategory: `s.category_id::text`,
+	model.SalesGroupByBrand:    `coalesce(s.brand_id::text, '')`,
+	model.SalesGroupByProduct:  `s.product_id::text`,
+}
+
+var truncUnit = map[model.SalesBucket]string{
+	model.SalesBucketHour:  "hour",
+	model.SalesBucketDay:   "day",
+	model.SalesBucketWeek:  "week",
+	model.SalesBucketMonth: "month",
+}
+
+// salesFilterConditions turns f into conditions on the rollup rows s.
+func salesFilterConditions(a *args, f model.SalesFilter) []string {
+	var conds []string
+	if len(f.CategoryIDs) > 0 {
+		conds = append(conds, `s.category_id IN (SELECT c.id FROM categories c WHERE c.path && `+a.add(uuidArray(f.CategoryIDs))+`::uuid[])`)
+	}
+	if len(f.BrandIDs) > 0 {
+		conds = append(conds, `s.brand_id = ANY (`+a.add(uuidArray(f.BrandIDs))+`::uuid[])`)
+	}
+	if len(f.ProductIDs) > 0 {
+		conds = append(conds, `s.product_id = ANY (`+a.add(uuidArray(f.ProductIDs))+`::uuid[])`)
+	}
+	return conds
+}
+
+// salesReportSQL sums the rollup rows of the range per bucket of the report's zone and group:
+// per rollup bucket first, so that date_trunc in the zone (costly: a zone conversion per row)
+// runs once per hour or day rather than once per row. date_trunc in the zone is exact on
+// hourly rows because the zone's offset is whole hours, and on daily rows only used when the
+// zone is UTC throughout the range.
+const salesReportSQL = `
+SELECT date_trunc(%[1]s, r.bucket, %[2]s) AS bucket, r.group_id,
+       sum(r.revenue)::bigint, sum(r.cost)::bigint, sum(r.orders)::bigint, sum(r.units)::bigint
+FROM (
+    SELECT s.bucket, %[3]s AS group_id, sum(s.revenue_cents) AS revenue, sum(s.cost_cents) AS cost,
+           sum(s.%[4]s) AS orders, sum(s.units) AS units
+    FROM %[5]s s
+    WHERE s.bucket >= %[6]s AND s.bucket < %[7]s%[8]s
+    GROUP BY 1, 2
+) r
+GROUP BY 1, 2`
+
+type salesRow struct {
+	Bucket  time.Time
+	GroupID string
+	model.SalesFigures
+}
+
+func scanSalesRow(row pgx.CollectableRow) (salesRow, error) {
+	var r salesRow
+	var revenue, cost, orders, units int64
+	err := row.Scan(&r.Bucket, &r.GroupID, &revenue, &cost, &orders, &units)
+	r.Revenue, r.Cost, r.Orders, r.Units = model.Cents(revenue), model.Cents(cost), int(orders), int(units)
+	return r, err
+}
+
+// SalesReport answers q (see model.SalesQuery.Normalize for what it refuses): a series per
+// group that has sales facts in the range, sorted by group id, each with a point for every
+// bucket (zeros where nothing sold), and totals. Daily rollups serve DAY, WEEK and MONTH
+// buckets when the zone is UTC over the whole range; hourly ones everything else.
+func (s *Store) SalesReport(ctx context.Context, q model.SalesQuery) (*model.SalesReport, error) {
+	q, err := q.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	relation := "sales_hourly"
+	if q.Bucket != model.SalesBucketHour && q.UTCThroughout() {
+		relation = "sales_daily"
+	}
+	// The simple protocol plans the statement with its values: the range prunes partitions
+	// or chunks at planning.
+	var a args
+	sql := fmt.Sprintf(salesReportSQL, a.add(truncUnit[q.Bucket]), a.add(q.TimeZone),
+		groupColumn[q.GroupBy], ordersColumn(q.GroupBy, q.Filter), relation,
+		a.add(q.From), a.add(q.To), andMore(salesFilterConditions(&a, q.Filter)))
+	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeSimpleProtocol}, a...)...)
+	if err != nil {
+		return nil, fmt.Errorf("sales report: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, scanSalesRow)
+	if err != nil {
+		return nil, fmt.Errorf("sales report: %w", err)
+	}
+	return assembleReport(q, found), nil
+}
+
+// andMore joins conditions to a WHERE clause that has some already.
+func andMore(conds []string) string {
+	if len(conds) == 0 {
+		return ""
+	}
+	return " AND " + strings.Join(conds, " AND ")
+}
+
+// assembleReport lays the rows out as gap-filled series.
+func assembleReport(q model.SalesQuery, rows []salesRow) *model.SalesReport {
+	loc := q.Location()
+	buckets := model.SalesBuckets(q.From, q.To, q.Bucket, model.MaxSalesBuckets)
+	report := &model.SalesReport{From: q.From, To: q.To, Bucket: q.Bucket, GroupBy: q.GroupBy, TimeZone: q.TimeZone}
+	series := map[string]*model.SalesSeries{}
+	for _, r := range rows {
+		ser := series[r.GroupID]
+		if ser == nil {
+			ser = &model.SalesSeries{GroupID: r.GroupID, Points: make([]model.SalesPoint, len(buckets))}
+			for i, b := range buckets {
+				ser.Points[i].BucketStart = b
+			}
+			series[r.GroupID] = ser
+		}
+		// The bucket that starts last at or before the row's (they are equal but for zone
+		// rules PostgreSQL and Go might see differently).
+		i := sort.Search(len(buckets), func(i int) bool { return buckets[i].After(r.Bucket) }) - 1
+		i = max(i, 0)
+		ser.Points[i].Add(r.SalesFigures)
+		ser.Totals.Add(r.SalesFigures)
+		report.Totals.Add(r.SalesFigures)
+	}
+	for _, ser := range series {
+		report.Series = append(report.Series, *ser)
+	}
+	slices.SortFunc(report.Series, func(a, b model.SalesSeries) int { return cmp.Compare(a.GroupID, b.GroupID) })
+	for i := range report.Series {
+		for j := range report.Series[i].Points {
+			report.Series[i].Points[j].BucketStart = report.Series[i].Points[j].BucketStart.In(loc)
+		}
+	}
+	return report
+}
+
+// topProductsSQL ranks products over [from, to): whole UTC days from the daily rollup, the
+// hours before and after them from the hourly one.
+const topProductsSQL = `
+WITH s AS (
+    SELECT product_id, revenue_cents, cost_cents, units, product_orders
+    FROM sales_daily WHERE bucket >= $2 AND bucket < $3
+    UNION ALL
+    SELECT product_id, revenue_cents, cost_cents, units, product_orders
+    FROM sales_hourly WHERE bucket >= $1 AND bucket < $2
+    UNION ALL
+    SELECT product_id, revenue_cents, cost_cents, units, product_orders
+    FROM sales_hourly WHERE bucket >= $3 AND bucket < $4
+)
+SELECT product_id::text, sum(revenue_cents)::bigint AS revenue, sum(cost_cents)::bigint,
+       sum(product_orders)::bigint, sum(units)::bigint AS units
+FROM s
+GROUP BY product_id
+ORDER BY %s DESC, product_id
+LIMIT $5`
+
+// TopProducts ranks the products sold in q's range (widened to whole hours) by revenue or
+// units, highest first, ties by product id; Orders is the number of orders that bought each.
+func (s *Store) TopProducts(ctx context.Context, q model.TopProductsQuery) ([]model.ProductSales, error) {
+	q, err := q.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	dayFrom := q.From.Truncate(24 * time.Hour)
+	if dayFrom.Before(q.From) {
+		dayFrom = dayFrom.Add(24 * time.Hour)
+	}
+	dayTo := q.To.Truncate(24 * time.Hour)
+	if !dayFrom.Before(dayTo) {
+		dayFrom, dayTo = q.To, q.To // no whole day: hours only
+	}
+	metric := "revenue"
+	if q.By == model.SalesMetricUnits {
+		metric = "units"
+	}
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(topProductsSQL, metric), pgx.QueryExecModeSimpleProtocol,
+		q.From, dayFrom, dayTo, q.To, q.First)
+	if err != nil {
+		return nil, fmt.Errorf("top products: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (model.ProductSales, error) {
+		var p model.ProductSales
+		var revenue, cost, orders, units int64
+		err := row.Scan(&p.ProductID, &revenue, &cost, &orders, &units)
+		p.Revenue, p.Cost, p.Orders, p.Units = model.Cents(revenue), model.Cents(cost), int(orders), int(units)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("top products: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,155 @@
+// Command analyticsbench measures the dashboard queries of the sales analytics on a database
+// that `storefront seed --orders N --facts-only` filled: each query through the rollups
+// (store.SalesReport, the API's path) and as a plain GROUP BY over the raw facts, side by
+// side in one run, and the refresh of one new hour of facts. It prints a markdown table.
+//
+//	analyticsbench -db URL [-runs 30]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/homegoods/storefront/db"
+	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/store"
+)
+
+// scenario is one dashboard question, asked both ways.
+type scenario struct {
+	name  string
+	query model.SalesQuery
+	raw   string // the same figures by brute force; $1 and $2 are the range
+}
+
+func scenarios(now time.Time) []scenario {
+	hour := now.Truncate(time.Hour)
+	day := now.Truncate(24 * time.Hour)
+	return []scenario{
+		{"30-day daily series by category",
+			model.SalesQuery{From: day.AddDate(0, 0, -30), To: day, Bucket: model.SalesBucketDay, GroupBy: model.SalesGroupByCategory},
+			`SELECT date_trunc('day', time), category_id, sum(revenue_cents), sum(cost_cents), sum(units), sum(category_first)
+			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1, 2`},
+		{"24-hour hourly series",
+			model.SalesQuery{From: hour.Add(-24 * time.Hour), To: hour, Bucket: model.SalesBucketHour},
+			`SELECT date_trunc('hour', time), sum(revenue_cents), sum(cost_cents), sum(units), sum(order_first)
+			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1`},
+		{"12-month monthly totals",
+			model.SalesQuery{From: day.AddDate(-1, 0, 0), To: day, Bucket: model.SalesBucketMonth},
+			`SELECT date_trunc('month', time), sum(revenue_cents), sum(cost_cents), sum(units), sum(order_first)
+			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1`},
+	}
+}
+
+func main() {
+	url := flag.String("db", "", "PostgreSQL URL of the seeded database")
+	runs := flag.Int("runs", 30, "measured runs of each query")
+	flag.Parse()
+	if err := run(context.Background(), *url, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "analyticsbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, url string, runs int) error {
+	pool, err := db.Open(ctx, url, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	mode, err := st.AnalyticsMode(ctx)
+	if err != nil {
+		return err
+	}
+	var facts int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM sales_facts`).Scan(&facts); err != nil {
+		return err
+	}
+	began := time.Now()
+	if err := st.RefreshAnalytics(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("### Sales analytics: %d facts, %s mode\n\nCatch-up refresh before measuring: %s.\n\n", facts, mode, time.Since(began).Round(time.Millisecond))
+	fmt.Println("| query | rollups p50 | rollups p95 | raw GROUP BY p50 | raw GROUP BY p95 | p95 ratio |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	for _, s := range scenarios(time.Now().UTC()) {
+		if err := measure(ctx, st, pool, s, runs); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return refreshHour(ctx, st, pool, runs)
+}
+
+// measure times the scenario's two paths alternately, so that both see the same machine.
+func measure(ctx context.Context, st *store.Store, pool *pgxpool.Pool, s scenario, runs int) error {
+	var agg, raw []time.Duration
+	for i := -2; i < runs; i++ { // two unmeasured rounds warm the caches of both paths
+		t0 := time.Now()
+		if _, err := st.SalesReport(ctx, s.query); err != nil {
+			return err
+		}
+		t1 := time.Now()
+		rows, err := pool.Query(ctx, s.raw, s.query.From, s.query.To)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if i >= 0 {
+			agg, raw = append(agg, t1.Sub(t0)), append(raw, time.Since(t1))
+		}
+	}
+	fmt.Printf("| %s | %s | %s | %s | %s | %.0fx |\n", s.name, ms(pct(agg, 50)), ms(pct(agg, 95)), ms(pct(raw, 50)), ms(pct(raw, 95)),
+		float64(pct(raw, 95))/float64(pct(agg, 95)))
+	return nil
+}
+
+// refreshHour inserts an hour of facts at the average rate of the history, just after the
+// materialized part, and times the refresh that takes them in, runs times.
+func refreshHour(ctx context.Context, st *store.Store, pool *pgxpool.Pool, runs int) error {
+	var perHour int64
+	if err := pool.QueryRow(ctx, `SELECT greatest(count(*) / 8760, 1) FROM sales_facts`).Scan(&perHour); err != nil {
+		return err
+	}
+	var took []time.Duration
+	for range min(runs, 5) {
+		// The history ends now: an hour two hours back is below the refresh window's end.
+		if _, err := pool.Exec(ctx, insertHourSQL, perHour); err != nil {
+			return fmt.Errorf("insert an hour of facts: %w", err)
+		}
+		t0 := time.Now()
+		if err := st.RefreshAnalytics(ctx); err != nil {
+			return err
+		}
+		took = append(took, time.Since(t0))
+	}
+	fmt.Printf("\nRefresh after %d new facts in an hour (late facts, %d runs): p50 %s, max %s.\n", perHour, len(took), ms(pct(took, 50)), ms(slices.Max(took)))
+	return nil
+}
+
+// insertHourSQL copies a random sample of facts into the hour two hours ago, as late facts.
+const insertHourSQL = `
+INSERT INTO sales_facts (time, order_id, product_id, category_id, brand_id, warehouse_id, units, revenue_cents, cost_cents,
+                         order_first, category_first, brand_first, product_first)
+SELECT date_trunc('hour', now()) - interval '2 hours' + random() * interval '1 hour', gen_random_uuid(), product_id,
+       category_id, brand_id, warehouse_id, units, revenue_cents, cost_cents, 1, 1, 1, 1
+FROM sales_facts TABLESAMPLE SYSTEM (1) LIMIT $1`
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
