@@ -18,6 +18,11 @@ RUN_DB := storefront
 RUN_REDIS_DIR := .run/redis
 RUN_REDIS_PORT := 6380
 HTTP_ADDR := 127.0.0.1:8080
+# `make run SEARCH=elasticsearch`: a search node (OpenSearch, scripts/search.sh) on 9200;
+# the default SEARCH=postgres needs no JVM.
+SEARCH ?= postgres
+RUN_SEARCH_DIR := .run/search
+RUN_SEARCH_PORT := 9200
 
 # Servers of `make test` and `make bench` (scripts/test.sh, scripts/bench.sh).
 TEST_PG_DIR := .run/test-pg
@@ -36,27 +41,32 @@ help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
-run: ## Start PostgreSQL (.run/pg, port 5433) and Redis (.run/redis, port 6380), build, migrate, seed if empty and serve on http://localhost:8080.
+run: ## Start PostgreSQL (.run/pg, port 5433) and Redis (.run/redis, port 6380), build, migrate, seed if empty and serve on http://localhost:8080. SEARCH=elasticsearch adds a search node on 9200.
 	$(PG) start $(RUN_PG_DIR) $(RUN_PG_PORT) durable
 	$(PG) createdb $(RUN_PG_PORT) $(RUN_DB)
 	$(REDIS) start $(RUN_REDIS_DIR) $(RUN_REDIS_PORT) durable
+	if [ "$(SEARCH)" = elasticsearch ]; then scripts/search.sh start $(RUN_SEARCH_DIR) $(RUN_SEARCH_PORT); fi
 	go build -o bin/storefront .
 	export DATABASE_URL="$$($(PG) url $(RUN_PG_PORT) $(RUN_DB))" HTTP_ADDR="$(HTTP_ADDR)" \
 		REDIS_URL="$$($(REDIS) url $(RUN_REDIS_PORT))"; \
+	if [ "$(SEARCH)" = elasticsearch ]; then export ELASTICSEARCH_URL="$$(scripts/search.sh url $(RUN_SEARCH_PORT))"; fi; \
 	bin/storefront migrate; \
 	bin/storefront seed --products 3000 --seed 1 --if-empty; \
+	bin/storefront seed --orders 20000 --seed 1 --if-empty; \
 	echo "storefront: API and playground on http://localhost:$${HTTP_ADDR##*:} (Ctrl-C stops the server; make stop stops PostgreSQL and Redis)"; \
 	exec bin/storefront serve
 
-stop: ## Stop the PostgreSQL cluster and the Redis server of make run.
+stop: ## Stop the PostgreSQL cluster, the Redis server and the search node of make run.
+	scripts/search.sh stop $(RUN_SEARCH_DIR)
 	$(REDIS) stop $(RUN_REDIS_DIR)
 	$(PG) stop $(RUN_PG_DIR)
 
 test: ## Run go test -race on ./... against private PostgreSQL (port 5434), Redis (6381) and Redis Cluster (7101-7103), stopped afterwards.
 	scripts/test.sh
 
-bench: ## Run the benchmarks (scripts/bench.sh).
+bench: ## Run the benchmarks: catalog and search (scripts/bench.sh), then analytics (scripts/bench_analytics.sh).
 	bash scripts/bench.sh
+	bash scripts/bench_analytics.sh
 
 generate: ## Regenerate gqlgen code (go generate ./...).
 	go generate ./...
@@ -85,6 +95,10 @@ check: ## Run lint, then check-generated (what CI checks before the tests).
 	$(MAKE) check-generated
 
 clean: ## Stop every private server and cluster under .run, then delete .run and bin.
+	@for d in $$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \
+		scripts/search.sh stop "$$d"; \
+		scripts/timescale.sh stop "$$d"; \
+	done
 	@for d in $(RUN_REDIS_DIR) $(TEST_REDIS_DIR) $(TEST_REDIS_CLUSTER_DIR) $(BENCH_REDIS_DIR) \
 		$$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \
 		$(REDIS) destroy "$$d"; \

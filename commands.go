@@ -93,6 +93,44 @@ func seedOrders(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, opts 
 	return nil
 }
 
+// reindex rebuilds the search index behind its alias; searches go on meanwhile.
+func reindex(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	pool, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ix, err := newIndexer(cfg, pool, log)
+	if err != nil {
+		return err
+	}
+	stats, err := ix.Reindex(ctx)
+	if err != nil {
+		return fmt.Errorf("reindex: %w", err)
+	}
+	_, err = fmt.Fprintf(stdout, "%+v\n", stats)
+	return err
+}
+
+// reconcile repairs the drift between the search index and PostgreSQL and reports it.
+func reconcile(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	pool, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ix, err := newIndexer(cfg, pool, log)
+	if err != nil {
+		return err
+	}
+	report, err := ix.Reconcile(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	_, err = fmt.Fprintf(stdout, "%+v\n", report)
+	return err
+}
+
 // printToken prints a signed development token.
 func printToken(cfg config, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)

@@ -70,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return seedCatalog(ctx, cfg, log, args, stderr)
 	case "token":
 		return printToken(cfg, args, stdout)
+	case "reindex":
+		return reindex(ctx, cfg, log, stdout)
+	case "reconcile":
+		return reconcile(ctx, cfg, log, stdout)
 	case "help", "-h", "--help":
 		_, err := fmt.Fprint(stdout, usage)
 		return err
@@ -82,7 +86,9 @@ const usage = `usage: storefront [command] [flags]
 commands:
   serve     serve the GraphQL API (the default)
   migrate   apply the database migrations
-  seed      load a demo catalog: --products N --seed S [--if-empty]
+  seed      load a demo catalog: --products N --seed S [--if-empty] [--orders N [--facts-only]]
+  reindex   rebuild the Elasticsearch index from PostgreSQL behind its alias (ELASTICSEARCH_URL)
+  reconcile compare the Elasticsearch index with PostgreSQL and repair drift (ELASTICSEARCH_URL)
   token     print a development token: --role merchandiser|customer [--customer ID] [--ttl 24h]
 
 configuration comes from the environment; see README.md.
@@ -125,6 +131,12 @@ type config struct {
 	// polls, and how raw sales facts are kept.
 	AnalyticsRefresh, SalesTickerInterval time.Duration
 	Analytics                             store.AnalyticsSettings
+	// Search: Elasticsearch (or OpenSearch) when ElasticsearchURL is set, PostgreSQL
+	// full-text search otherwise and as the fallback.
+	ElasticsearchURL, SearchIndex          string
+	SearchTimeout, SearchReconcileInterval time.Duration
+	// SearchInsightsInterval is how often counted searches are written for insights.
+	SearchInsightsInterval time.Duration
 }
 
 // devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
@@ -170,6 +182,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 			CompressAfter: e.duration("ANALYTICS_COMPRESS_AFTER", store.DefaultCompressAfter),
 			RetainFor:     e.duration("ANALYTICS_RETAIN_FOR", 0),
 		},
+		ElasticsearchURL:        e.str("ELASTICSEARCH_URL", ""),
+		SearchIndex:             e.str("SEARCH_INDEX", "products"),
+		SearchTimeout:           e.duration("SEARCH_TIMEOUT", 500*time.Millisecond),
+		SearchReconcileInterval: e.duration("SEARCH_RECONCILE_INTERVAL", 10*time.Minute),
+		SearchInsightsInterval:  e.duration("SEARCH_INSIGHTS_INTERVAL", 5*time.Second),
 	}
 	switch cfg.PersistedQueries {
 	case "automatic", "allowlist", "off":
@@ -238,7 +255,8 @@ func (c config) logValue() []any {
 	}
 	return []any{"database", maskURL(c.DatabaseURL), "addr", c.HTTPAddr, "jwt_secret", secret,
 		"playground", c.Playground, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait,
-		"redis", maskURL(c.RedisURL) + c.RedisAddrs, "cache", c.Cache, "rate_limit_per_second", c.RateLimitPerSecond}
+		"redis", maskURL(c.RedisURL) + c.RedisAddrs, "cache", c.Cache, "rate_limit_per_second", c.RateLimitPerSecond,
+		"elasticsearch", maskURL(c.ElasticsearchURL)}
 }
 
 // maskURL hides the password of a database or Redis URL.
@@ -298,6 +316,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := caches.warmRankings(ctx, pool, log); err != nil {
 		log.Warn("rankings not seeded", "err", err)
 	}
+	reg := prometheus.NewRegistry()
+	searches, err := newSearching(cfg, pool, newSearchMetrics(reg), log)
+	if err != nil {
+		return err
+	}
+	searches.run(ctx, cfg, st, log)
 
 	if cfg.DebugAddr != "" {
 		go serveDebug(cfg.DebugAddr, log)
@@ -307,7 +331,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           routes(cfg, pool, st, caches, log),
+		Handler:           routes(cfg, reg, pool, st, caches, searches, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -348,8 +372,7 @@ func startAnalytics(ctx context.Context, cfg config, st *store.Store, log *slog.
 }
 
 // routes wires the HTTP endpoints.
-func routes(cfg config, pool *pgxpool.Pool, st *store.Store, caches *caching, log *slog.Logger) http.Handler {
-	reg := prometheus.NewRegistry()
+func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.Store, caches *caching, searches *searching, log *slog.Logger) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerPoolMetrics(reg, pool)
 	registerCacheMetrics(reg, caches)
@@ -369,6 +392,8 @@ func routes(cfg config, pool *pgxpool.Pool, st *store.Store, caches *caching, lo
 		Catalog:          st,
 		Commerce:         st,
 		Analytics:        st,
+		Searcher:         searches.service,
+		SearchControls:   searches.controls,
 		Ticker:           st.NewSalesTicker(cfg.SalesTickerInterval, log),
 		WebsocketOrigins: cfg.WebsocketOrigins,
 		Batches:          batches,

@@ -16,6 +16,12 @@
 # for many clients. Then Go benchmarks: the stale-read window after a change with three
 # server instances on one Redis, checkout and add-to-cart throughput, and the read-through
 # cache's hit path.
+# Then search (search_bench): at each size of BENCH_SEARCH_PRODUCTS ("10000 100000"), the
+# PostgreSQL engine and then Elasticsearch (the OpenSearch node of scripts/search.sh on port
+# 9251, the index built by the server from PostgreSQL at start) answer (a) a two-word query,
+# (b) a misspelled one and (c) a category browse with two attribute facets selected, each
+# with every facet; then a full reindex of the largest catalog and the sync lag (a Go
+# benchmark of search/).
 # Load generator, server and PostgreSQL share this machine's CPUs: compare runs made on the
 # same machine only.
 #
@@ -47,9 +53,17 @@ readonly Q_TYPENAME='{ __typename }'
 readonly Q_PRODUCT="query(\$id: ID!) { product(id: \$id) { $FIELDS } }"
 readonly Q_PAGE="{ products(first: 20) { edges { node { $FIELDS } } } }"
 
+# Search: the page of 20 with every facet and the price range, as a search page shows them.
+readonly SEARCH_FIELDS='totalCount backend edges { node { id name price { amount } } highlights { field fragments } } facets { key label values { value label count selected } } priceRange { min max }'
+readonly Q_SEARCH="query(\$q: String, \$f: SearchFilter) { search(query: \$q, filter: \$f, first: 20) { $SEARCH_FIELDS } }"
+readonly SEARCH_SIZES=${BENCH_SEARCH_PRODUCTS:-10000 100000}
+readonly SEARCH_DIR=.run/bench-search SEARCH_PORT=9251
+
 server_pid=""
 failed=""
 rows=()
+catalog_rows=()
+search_rows=()
 rss_notes=()
 
 die() {
@@ -62,6 +76,7 @@ note() { echo "bench: $*" >&2; }
 # outlive the benchmark.
 cleanup() {
 	stop_server
+	scripts/search.sh stop "$SEARCH_DIR" || note "could not stop the search node in $SEARCH_DIR"
 	scripts/redis.sh stop "$REDIS_DIR" || note "could not stop Redis in $REDIS_DIR"
 	scripts/pg.sh stop "$PG_DIR" || note "could not stop the cluster in $PG_DIR"
 }
@@ -214,6 +229,68 @@ go_benchmarks() {
 		grep '^Benchmark' | tee -a "$OUT_DIR/go.txt"
 }
 
+# search_engine ENGINE SIZE [VAR=value...] measures the three searches of the issue on one
+# engine over a catalog of SIZE products, after the { __typename } ceiling of the same run.
+search_engine() {
+	local engine=$1 size=$2 category
+	shift 2
+	start_server "$@"
+	wait_for_backend "$engine"
+	category=$(category_id furniture)
+	scenario "$engine @ $size" typename "$Q_TYPENAME"
+	scenario "$engine @ $size" "(a) two words, all facets" "$Q_SEARCH" '{"q":"oak table"}'
+	scenario "$engine @ $size" "(b) misspelled" "$Q_SEARCH" '{"q":"oak tabel"}'
+	scenario "$engine @ $size" "(c) category + 2 facets" "$Q_SEARCH" \
+		"{\"f\":{\"categoryIds\":[\"$category\"],\"attributes\":[{\"key\":\"material\",\"values\":[\"oak\"]},{\"key\":\"color\",\"values\":[\"walnut\"]}]}}"
+	stop_server
+}
+
+# wait_for_backend ENGINE waits until searches are answered by ENGINE: with Elasticsearch,
+# the server first builds the index from PostgreSQL.
+wait_for_backend() {
+	local deadline=$((SECONDS + 600)) body
+	until body=$(curl -sf --max-time 10 -H 'Content-Type: application/json' \
+		--data '{"query":"{ search(query: \"lamp\", first: 1) { backend } }"}' "http://$ADDR/graphql") &&
+		[[ $body == *"\"backend\":\"$1\""* ]]; do
+		((SECONDS < deadline)) || server_failed "searches were not answered by $1 within 600 s: ${body:0:300}"
+		sleep 1
+	done
+}
+
+# category_id SLUG prints the global id of a top-level category.
+category_id() {
+	local body re="\"id\":\"([^\"]+)\",\"slug\":\"$1\""
+	body=$(curl -sSf --max-time 10 -H 'Content-Type: application/json' \
+		--data '{"query":"{ categories { id slug } }"}' "http://$ADDR/graphql")
+	[[ $body =~ $re ]] || die "no category $1 in: ${body:0:300}"
+	echo "${BASH_REMATCH[1]}"
+}
+
+# search_bench runs both engines at each catalog size, each size in a database of its own
+# (seeded once and kept), then a full reindex of the largest one.
+search_bench() {
+	local size url
+	catalog_rows=("${rows[@]}")
+	rows=()
+	scripts/search.sh start "$SEARCH_DIR" "$SEARCH_PORT"
+	for size in $SEARCH_SIZES; do
+		scripts/pg.sh createdb "$PG_PORT" "search_$size"
+		url=$(scripts/pg.sh url "$PG_PORT" "search_$size")
+		DATABASE_URL=$url bin/storefront seed --products "$size" --seed 7 --if-empty
+		search_engine postgres "$size" DATABASE_URL="$url"
+		search_engine elasticsearch "$size" DATABASE_URL="$url" ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")" SEARCH_INDEX="bench_$size"
+	done
+	note "running: full reindex of search_$size"
+	DATABASE_URL=$url ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")" SEARCH_INDEX="bench_$size" LOG_LEVEL=warn \
+		bin/storefront reindex | tee "$OUT_DIR/reindex.txt"
+	note "running: sync lag"
+	TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")" TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) \
+		SEARCH_BENCH_DATABASE_URL=$url SEARCH_BENCH_PRODUCTS=$size \
+		go test -run '^$' -bench 'ElasticSyncLag' -benchtime 300x -timeout 20m ./search/ | grep '^Benchmark' | tee "$OUT_DIR/synclag.txt"
+	search_rows=("${rows[@]}")
+	rows=("${catalog_rows[@]}")
+}
+
 report() {
 	local commit cpu
 	commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
@@ -235,6 +312,18 @@ report() {
 		echo '```'
 		cat "$OUT_DIR/go.txt"
 		echo '```'
+		echo
+		echo "## Search"
+		echo
+		echo "Each engine over the same database, $CONCURRENCY concurrent clients, after the { __typename } ceiling of the same server."
+		echo
+		echo "| engine @ products | scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cache hit ratio | backend trips/request |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		printf '%s\n' "${search_rows[@]}"
+		echo
+		echo '```'
+		cat "$OUT_DIR/reindex.txt" "$OUT_DIR/synclag.txt"
+		echo '```'
 	} | tee "$REPORT"
 }
 
@@ -249,6 +338,7 @@ main() {
 	mode redis REDIS_URL="$BENCH_REDIS_URL" CACHE_L1_SIZE=0
 	mode redis+L1 REDIS_URL="$BENCH_REDIS_URL"
 	go_benchmarks
+	search_bench
 	report
 	[ -z "$failed" ] || die "some requests failed: see the errors column and loadgen's messages above"
 }

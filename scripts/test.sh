@@ -5,10 +5,12 @@
 #   - the private PostgreSQL cluster .run/test-pg on port 5434 (scripts/pg.sh),
 #   - the private Redis server .run/test-redis on port 6381 (scripts/redis.sh),
 #   - the private Redis Cluster .run/test-redis-cluster, three masters on ports 7101-7103,
+#   - the search node .run/test-search on port 9250 (scripts/search.sh: a real single-node
+#     OpenSearch from tools/searchnode),
 #   - the TimescaleDB engine .run/test-timescale on port 5436 (scripts/timescale.sh: PGlite with
 #     TimescaleDB from tools/pglite, the only TimescaleDB this machine can run),
 # points the tests at them with TEST_DATABASE_URL, TEST_REDIS_URL, TEST_REDIS_CLUSTER_ADDRS
-# (comma-separated host:port) and TEST_TIMESCALE_URL, gives them REDIS_SERVER_BIN (the absolute path of redis-server,
+# (comma-separated host:port), TEST_ELASTICSEARCH_URL and TEST_TIMESCALE_URL, gives them REDIS_SERVER_BIN (the absolute path of redis-server,
 # for tests that start throwaway servers of their own), sets STOREFRONT_REQUIRE_SERVICES=1 (a
 # test that cannot reach a service fails instead of skipping), runs
 # `go test -race -count=1 -timeout 20m`, and always stops the servers again, also when
@@ -25,6 +27,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly PG_DIR=.run/test-pg PG_PORT=5434
 readonly REDIS_DIR=.run/test-redis REDIS_PORT=6381
 readonly REDIS_CLUSTER_DIR=.run/test-redis-cluster REDIS_CLUSTER_BASEPORT=7101
+readonly SEARCH_DIR=.run/test-search SEARCH_PORT=9250
 readonly TIMESCALE_DIR=.run/test-timescale TIMESCALE_PORT=5436
 readonly USERS_LOCK=.run/test.users
 
@@ -35,6 +38,7 @@ cleanup() {
 	trap '' INT TERM
 	if flock -x -n 8; then
 		scripts/timescale.sh stop "$TIMESCALE_DIR" 8>&- || true
+		scripts/search.sh stop "$SEARCH_DIR" 8>&- || true
 		scripts/redis.sh cluster-stop "$REDIS_CLUSTER_DIR" 8>&- || true
 		scripts/redis.sh stop "$REDIS_DIR" 8>&- || true
 		scripts/pg.sh stop "$PG_DIR" 8>&- || true
@@ -56,14 +60,16 @@ trap 'exit 143' TERM
 scripts/pg.sh start "$PG_DIR" "$PG_PORT" fast 8>&-
 scripts/redis.sh start "$REDIS_DIR" "$REDIS_PORT" fast 8>&-
 scripts/redis.sh cluster-start "$REDIS_CLUSTER_DIR" "$REDIS_CLUSTER_BASEPORT" 8>&-
+scripts/search.sh start "$SEARCH_DIR" "$SEARCH_PORT" 8>&-
 scripts/timescale.sh start "$TIMESCALE_DIR" "$TIMESCALE_PORT" 8>&-
 
 TEST_DATABASE_URL="$(scripts/pg.sh url "$PG_PORT" postgres)"
 TEST_REDIS_URL="$(scripts/redis.sh url "$REDIS_PORT")"
 TEST_REDIS_CLUSTER_ADDRS="$(scripts/redis.sh cluster-addrs "$REDIS_CLUSTER_BASEPORT")"
 REDIS_SERVER_BIN="$(scripts/redis.sh bin 8>&-)"
+TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")"
 TEST_TIMESCALE_URL="$(scripts/timescale.sh url "$TIMESCALE_PORT")"
-export TEST_DATABASE_URL TEST_REDIS_URL TEST_REDIS_CLUSTER_ADDRS REDIS_SERVER_BIN TEST_TIMESCALE_URL
+export TEST_DATABASE_URL TEST_REDIS_URL TEST_REDIS_CLUSTER_ADDRS REDIS_SERVER_BIN TEST_ELASTICSEARCH_URL TEST_TIMESCALE_URL
 export STOREFRONT_REQUIRE_SERVICES=1
 
 args=("$@")

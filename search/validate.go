@@ -35,7 +35,22 @@ func (c Config) Validate(q *model.SearchQuery) error {
 	if q.Sort == "" {
 		q.Sort = model.SearchSortRelevance
 	}
-	return c.validateFilter(q.Filter)
+	if err := c.validateFilter(q.Filter); err != nil {
+		return err
+	}
+	return validateRelevance(q)
+}
+
+// validateRelevance checks what the service sets from the merchandisers' controls: an
+// excluded id that is not one would otherwise exclude everything (x <> ALL of a NULL).
+func validateRelevance(q *model.SearchQuery) error {
+	if err := checkIDs("excludeIds", q.ExcludeIDs); err != nil {
+		return err
+	}
+	if err := checkWeights("weights", q.Weights); err != nil {
+		return err
+	}
+	return checkBoosts("boosts", q.Boosts)
 }
 
 func (c Config) validateFilter(f model.SearchFilter) error {

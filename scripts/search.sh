@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# search.sh runs a private single-node search engine (OpenSearch 2.19, started by the Java
+# launcher in tools/searchnode) for development, tests and benchmarks.
+#
+# Usage:
+#   scripts/search.sh start DIR PORT   build the launcher if needed, start a node in DIR
+#   scripts/search.sh stop DIR         stop the node in DIR (fine when not running)
+#   scripts/search.sh status DIR       say whether the node in DIR runs
+#   scripts/search.sh url PORT         print http://127.0.0.1:PORT
+#   scripts/search.sh build            build the launcher (skipped when up to date)
+#   scripts/search.sh destroy DIR      stop the node in DIR and delete DIR
+#
+# A node listens on 127.0.0.1:PORT only (HTTP; its transport port is an ephemeral one), with
+# no security (it is a private dev node: never expose it), and keeps everything in DIR:
+# data/, node.log (its output) and node.pid. It is a one-node cluster, so its indices are
+# green with 0 replicas; auto-creation of indices is off (writes go through the aliases the
+# application creates). Heap: -Xms512m -Xmx1g unless SEARCH_JAVA_OPTS says otherwise.
+#
+# Elastic publishes no Elasticsearch 8 analysis-common module (synonym_graph, stemmer,
+# edge_ngram) as a Maven artifact, so the node is OpenSearch 2.19.6, the newest line that
+# runs on Java 17; the application speaks to it with the Elasticsearch client.
+#
+# The launcher is built with Maven into tools/searchnode/target (searchnode.jar and lib/) the
+# first time and whenever its pom or sources change; after that starting needs no network.
+# If Java 17 or Maven are missing they are installed from Debian's packages (root only).
+#
+# Environment: JAVA_HOME (a Java 17+ runtime) overrides /usr/lib/jvm/java-17-openjdk-amd64;
+# SEARCH_JAVA_OPTS replaces the JVM options; SEARCH_START_TIMEOUT (seconds, default 180)
+# bounds the wait for the node.
+set -euo pipefail
+umask 022
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+readonly REPO_ROOT
+readonly NODE_SRC="$REPO_ROOT/tools/searchnode"
+readonly NODE_JAR="$NODE_SRC/target/searchnode.jar"
+readonly DEFAULT_JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+check_port() {
+	case "$1" in '' | *[!0-9]*) die "PORT must be a number, got '$1'" ;; esac
+	if [ "$1" -lt 1 ] || [ "$1" -gt 65535 ]; then die "PORT must be between 1 and 65535, got $1"; fi
+}
+
+# apt_install PACKAGES... installs Debian packages (root only).
+apt_install() {
+	is_root || die "$* missing: install them (apt-get install $*) or set JAVA_HOME"
+	command -v apt-get >/dev/null || die "$* missing and apt-get is unavailable"
+	note "installing $* from Debian's packages"
+	export DEBIAN_FRONTEND=noninteractive
+	{
+		apt-get -y -q -o DPkg::Lock::Timeout=600 update &&
+			apt-get -y -q -o DPkg::Lock::Timeout=600 install --no-install-recommends "$@"
+	} >&2 || die "installing $* failed"
+}
+
+# java_bin prints the java to run, installing Java 17 when there is none.
+java_bin() {
+	local home=${JAVA_HOME:-$DEFAULT_JAVA_HOME}
+	if [ ! -x "$home/bin/java" ]; then
+		[ -z "${JAVA_HOME:-}" ] || die "JAVA_HOME=$JAVA_HOME has no bin/java"
+		apt_install openjdk-17-jdk-headless
+		[ -x "$home/bin/java" ] || die "Java 17 installed but $home/bin/java is missing"
+	fi
+	echo "$home/bin/java"
+}
+
+# up_to_date succeeds when the launcher's jar is newer than its pom and every source file.
+up_to_date() {
+	[ -f "$NODE_JAR" ] && [ -d "$NODE_SRC/target/lib" ] || return 1
+	[ -z "$(find "$NODE_SRC/pom.xml" "$NODE_SRC/src" -newer "$NODE_JAR" -print -quit)" ]
+}
+
+# build builds the launcher unless it is up to date; one build at a time per checkout.
+build() {
+	up_to_date && return 0
+	local java
+	java=$(java_bin)
+	command -v mvn >/dev/null || apt_install maven
+	mkdir -p "$NODE_SRC/target"
+	exec 6>"$NODE_SRC/target/.build.lock"
+	flock -w 900 6 || die "timed out waiting for another build of $NODE_SRC"
+	if ! up_to_date; then
+		note "building the search node launcher in $NODE_SRC (the first build downloads ~45 MB of jars)"
+		(cd "$NODE_SRC" && JAVA_HOME="$(dirname "$(dirname "$java")")" mvn -q -B package 6>&-) >&2 ||
+			die "building $NODE_SRC failed"
+	fi
+	exec 6>&-
+}
+
+# lock DIR serialises start/stop on one node (flock on a file beside DIR), on fd 9.
+lock() {
+	local dir=$1 lockfile
+	lockfile="$(dirname "$dir")/.$(basename "$dir").lock"
+	mkdir -p "$(dirname "$dir")"
+	exec 9>"$lockfile"
+	flock -w 600 9 || die "timed out waiting for $lockfile"
+}
+unlock() { exec 9>&-; }
+
+# node_pid DIR prints the pid of the node running in DIR, or fails. The pid must be a java
+# process working in DIR, so that a stale pid file or a recycled pid never counts.
+node_pid() {
+	local dir=$1 pid
+	[ -f "$dir/node.pid" ] || return 1
+	pid=$(tr -dc '0-9' <"$dir/node.pid")
+	[ -n "$pid" ] || return 1
+	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = java ] || return 1
+	[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$dir" ] || return 1
+	echo "$pid"
+}
+
+port_in_use() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# http_get URL prints the body of a GET, failing on connection errors and HTTP errors.
+http_get() {
+	curl -fsS --max-time 5 "$1" 2>/dev/null
+}
+
+# node_ready PORT succeeds when the node answers and its cluster is yellow or green.
+node_ready() {
+	local port=$1 health
+	http_get "http://127.0.0.1:$port/" >/dev/null || return 1
+	health=$(http_get "http://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=2s") || return 1
+	case "$health" in *'"status":"green"'* | *'"status":"yellow"'*) return 0 ;; esac
+	return 1
+}
+
+# wait_ready DIR PORT PID waits until the node answers, giving up when it exits or after
+# SEARCH_START_TIMEOUT seconds.
+wait_ready() {
+	local dir=$1 port=$2 pid=$3 deadline
+	deadline=$((SECONDS + ${SEARCH_START_TIMEOUT:-180}))
+	until node_ready "$port"; do
+		kill -0 "$pid" 2>/dev/null || return 2
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.5
+	done
+}
+
+show_log() {
+	local dir=$1
+	if [ -f "$dir/node.log" ]; then
+		echo "--- last lines of $dir/node.log ---" >&2
+		tail -n 40 "$dir/node.log" >&2 || true
+	fi
+}
+
+# spawn DIR CMD... starts CMD in the background in DIR, in a session of its own, with every
+# file descriptor above 2 closed (the node must not hold the locks of this script or of its
+# callers) and its output appended to DIR/node.log; it writes the pid to DIR/node.pid.
+spawn() {
+	local dir=$1
+	shift
+	(
+		for fd in /proc/"$BASHPID"/fd/*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+		done
+		cd "$dir"
+		echo "$BASHPID" >"$dir/node.pid"
+		# Not a process group leader (no job control here), so setsid does not fork: the pid
+		# written above is the node's.
+		exec setsid "$@" </dev/null >>"$dir/node.log" 2>&1
+	) &
+}
+
+# wait_pid_file DIR prints the pid of the node just spawned in DIR once it has written it.
+wait_pid_file() {
+	local _
+	for _ in $(seq 1 100); do
+		if [ -s "$1/node.pid" ]; then
+			tr -dc '0-9' <"$1/node.pid"
+			return 0
+		fi
+		sleep 0.05
+	done
+	die "the node in $1 did not start"
+}
+
+# stop_pid DIR PID stops a node: SIGTERM (it closes its shards cleanly), then SIGKILL when it
+# has not exited within 60 s.
+stop_pid() {
+	local dir=$1 pid=$2 _
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 1 600); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	note "$dir (pid $pid) did not exit within 60 s: killing it"
+	kill -KILL "$pid" 2>/dev/null || return 0
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+cmd_start() {
+	[ $# -eq 2 ] || usage
+	local dir port=$2 java pid rc started=$SECONDS
+	check_port "$port"
+	command -v curl >/dev/null || apt_install curl
+	dir=$(abs_path "$1")
+	build
+	java=$(java_bin)
+	lock "$dir"
+	mkdir -p "$dir"
+	if pid=$(node_pid "$dir"); then
+		if [ "$(cat "$dir/node.port" 2>/dev/null)" = "$port" ] && node_ready "$port"; then
+			note "already running: $dir on 127.0.0.1:$port (pid $pid)"
+			return 0
+		fi
+		note "the node in $dir (pid $pid) does not serve port $port: restarting it"
+		stop_pid "$dir" "$pid" || die "could not stop the node in $dir (pid $pid)"
+	fi
+	if port_in_use "$port"; then
+		die "port $port on 127.0.0.1 is already used by another server; stop it or pick another port"
+	fi
+
+	# shellcheck disable=SC2206 # SEARCH_JAVA_OPTS is a list of options
+	local opts=(${SEARCH_JAVA_OPTS:--Xms512m -Xmx1g})
+	mkdir -p "$dir/tmp"
+	rm -f "$dir/node.pid"
+	echo "$port" >"$dir/node.port"
+	note "starting $dir on 127.0.0.1:$port"
+	spawn "$dir" "$java" "${opts[@]}" -XX:+ExitOnOutOfMemoryError -Djava.io.tmpdir="$dir/tmp" \
+		-Dlog4j2.disable.jmx=true -Dfile.encoding=UTF-8 -jar "$NODE_JAR" "$dir" "$port"
+	pid=$(wait_pid_file "$dir")
+	rc=0
+	wait_ready "$dir" "$port" "$pid" || rc=$?
+	case $rc in
+	0) ;;
+	2)
+		show_log "$dir"
+		die "the node in $dir exited before it answered on port $port"
+		;;
+	*)
+		show_log "$dir"
+		stop_pid "$dir" "$pid" || true
+		die "the node in $dir did not answer on port $port within ${SEARCH_START_TIMEOUT:-180} s"
+		;;
+	esac
+	unlock
+	note "ready: $(url "$port") ($((SECONDS - started)) s)"
+}
+
+cmd_stop() {
+	[ $# -eq 1 ] || usage
+	local dir pid
+	dir=$(abs_path "$1")
+	if [ ! -d "$dir" ]; then
+		note "no node in $dir: nothing to stop"
+		return 0
+	fi
+	lock "$dir"
+	if ! pid=$(node_pid "$dir"); then
+		note "not running: $dir"
+		rm -f "$dir/node.pid"
+		return 0
+	fi
+	stop_pid "$dir" "$pid" || die "could not stop the node in $dir (pid $pid)"
+	rm -f "$dir/node.pid"
+	note "stopped: $dir"
+}
+
+cmd_status() {
+	[ $# -eq 1 ] || usage
+	local dir pid
+	dir=$(abs_path "$1")
+	if pid=$(node_pid "$dir"); then
+		echo "running: $dir (pid $pid, port $(cat "$dir/node.port" 2>/dev/null || echo '?'))"
+	else
+		echo "not running: $dir"
+		return 3
+	fi
+}
+
+cmd_destroy() {
+	[ $# -eq 1 ] || usage
+	local dir
+	dir=$(abs_path "$1")
+	[ -f "$dir/node.port" ] || return 0 # not a node's directory: leave it alone
+	cmd_stop "$dir"
+	rm -rf -- "$dir" "$(dirname "$dir")/.$(basename "$dir").lock"
+	note "deleted: $dir"
+}
+
+url() { echo "http://127.0.0.1:$1"; }
+
+cmd_url() {
+	[ $# -eq 1 ] || usage
+	check_port "$1"
+	url "$1"
+}
+
+main() {
+	[ $# -ge 1 ] || usage
+	local cmd=$1
+	shift
+	case "$cmd" in
+	start) cmd_start "$@" ;;
+	stop) cmd_stop "$@" ;;
+	status) cmd_status "$@" ;;
+	url) cmd_url "$@" ;;
+	build) [ $# -eq 0 ] || usage; build ;;
+	destroy) cmd_destroy "$@" ;;
+	-h | --help | help) usage 0 ;;
+	*) usage ;;
+	esac
+}
+
+# Run main unless sourced.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi

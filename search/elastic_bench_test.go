@@ -1,0 +1,329 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/homegoods/storefront/db"
+	"github.com/homegoods/storefront/db/dbtest"
+	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/seed"
+	"github.com/homegoods/storefront/store"
+)
+
+// Benchmarks of the Elasticsearch side at catalog sizes of SEARCH_BENCH_PRODUCTS products
+// (default 10,000). SEARCH_BENCH_DATABASE_URL names a database to use (migrated and
+// seeded when empty, kept afterwards, so that a 100k catalog is seeded once); without it
+// a fresh test database is seeded. For example:
+//
+//	TEST_ELASTICSEARCH_URL=http://127.0.0.1:9260 SEARCH_BENCH_PRODUCTS=100000 \
+//	SEARCH_BENCH_DATABASE_URL=postgres://storefront@127.0.0.1:5453/es100k \
+//	go test -run '^$' -bench Elastic -benchtime 200x ./search/
+
+type benchEnv struct {
+	pool *pgxpool.Pool
+	ix   *Indexer
+	es   *Elastic
+	n    int
+}
+
+var (
+	benchOnce sync.Once
+	bench     *benchEnv
+	benchErr  error
+)
+
+// benchSetup returns the catalog and an index built from it, shared by the benchmarks.
+func benchSetup(b *testing.B) *benchEnv {
+	b.Helper()
+	elasticURL(b)
+	benchOnce.Do(func() { bench, benchErr = newBenchEnv(b) })
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return bench
+}
+
+func newBenchEnv(b *testing.B) (*benchEnv, error) {
+	n := 10_000
+	if v, err := strconv.Atoi(os.Getenv("SEARCH_BENCH_PRODUCTS")); err == nil && v > 0 {
+		n = v
+	}
+	ctx := context.Background()
+	var pool *pgxpool.Pool
+	if url := os.Getenv("SEARCH_BENCH_DATABASE_URL"); url != "" {
+		var err error
+		if pool, err = db.Open(ctx, url, nil); err != nil {
+			return nil, err
+		}
+		// Migrate a new database only: a seeded one is kept across runs as it is.
+		var exists bool
+		if err := pool.QueryRow(ctx, `SELECT to_regclass('products') IS NOT NULL`).Scan(&exists); err != nil {
+			return nil, err
+		}
+		if !exists {
+			if _, err := db.Migrate(ctx, pool); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		pool = dbtest.Open(b, dbtest.NewURL(b), nil)
+	}
+	if _, err := seed.Catalog(ctx, pool, seed.Options{Products: n, Seed: 1, IfEmpty: true}); err != nil {
+		return nil, err
+	}
+	// The index is named after the database: a kept database keeps its index across runs
+	// (Ensure builds it once); indices of throwaway databases of earlier runs are deleted.
+	var dbName string
+	if err := pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbName); err != nil {
+		return nil, err
+	}
+	es, err := NewElastic(ElasticConfig{URL: elasticURL(b), Index: "bench_" + dbName + "_products",
+		Facets: DefaultConfig(), Controls: NewControls(pool)})
+	if err != nil {
+		return nil, err
+	}
+	if err := es.do(ctx, "DELETE", "/bench_t_*?expand_wildcards=all", nil, nil); err != nil {
+		return nil, err
+	}
+	ix := NewIndexer(es, pool, IndexerOptions{Log: quietLog, SwapGrace: 100 * time.Millisecond})
+	if err := ix.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	return &benchEnv{pool: pool, ix: ix, es: es, n: n}, nil
+}
+
+// BenchmarkElasticReindex rebuilds the whole index once per iteration.
+func BenchmarkElasticReindex(b *testing.B) {
+	env := benchSetup(b)
+	var docs int
+	var loadRate []float64
+	b.ResetTimer()
+	for range b.N {
+		st, err := env.ix.Reindex(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		docs += st.Documents
+		loadRate = append(loadRate, st.DocsPerSecond)
+	}
+	b.ReportMetric(float64(docs)/b.Elapsed().Seconds(), "docs/s")
+	b.ReportMetric(slices.Min(loadRate), "min-load-docs/s")
+}
+
+// BenchmarkElasticSearch runs the issue's three kinds of query with 16 concurrent clients
+// (SEARCH_BENCH_CLIENTS) and reports throughput and percentiles of their latency.
+func BenchmarkElasticSearch(b *testing.B) {
+	env := benchSetup(b)
+	queries := benchQueries(b, env.pool)
+	for _, name := range []string{"two-words-all-facets", "misspelled", "category-browse-3-facets"} {
+		q := queries[name]
+		b.Run(name, func(b *testing.B) {
+			lat := runClients(b, benchClients(), func() error {
+				_, err := env.es.Search(context.Background(), q)
+				return err
+			})
+			reportPercentiles(b, lat)
+		})
+	}
+}
+
+// benchClients is how many clients search at once: SEARCH_BENCH_CLIENTS, default 16.
+func benchClients() int {
+	if v, err := strconv.Atoi(os.Getenv("SEARCH_BENCH_CLIENTS")); err == nil && v > 0 {
+		return v
+	}
+	return 16
+}
+
+// runClients runs op b.N times in all from clients goroutines and returns the latencies.
+func runClients(b *testing.B, clients int, op func() error) []time.Duration {
+	var (
+		mu   sync.Mutex
+		lat  = make([]time.Duration, 0, b.N)
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	b.ResetTimer()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				began := time.Now()
+				if err := op(); err != nil {
+					b.Error(err)
+					return
+				}
+				d := time.Since(began)
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
+	return lat
+}
+
+// benchQueries are (a) a two-word query counting every facet, (b) a misspelled query and
+// (c) a category browse with three facets selected (category, brand, material).
+func benchQueries(b *testing.B, pool *pgxpool.Pool) map[string]model.SearchQuery {
+	var category, brand string
+	err := pool.QueryRow(context.Background(), `
+SELECT p.category_id::text, p.brand_id::text FROM products p JOIN categories c ON c.id = p.category_id
+ WHERE c.slug = 'dining-tables' AND p.brand_id IS NOT NULL AND p.attributes ->> 'material' = 'oak'
+ GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1`).Scan(&category, &brand)
+	if err != nil {
+		b.Fatalf("bench queries: %v", err)
+	}
+	return map[string]model.SearchQuery{
+		"two-words-all-facets": {Text: "oak table"},
+		"misspelled":           {Text: "velvit sofa"},
+		"category-browse-3-facets": {Filter: model.SearchFilter{CategoryIDs: []string{category}, BrandIDs: []string{brand},
+			Attributes: []model.AttributeFilter{{Key: "material", Values: []string{"oak", "walnut"}}}}},
+	}
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	at := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(at(0.50), "p50-ms")
+	b.ReportMetric(at(0.95), "p95-ms")
+	b.ReportMetric(at(0.99), "p99-ms")
+}
+
+// BenchmarkElasticSyncLag updates one product per iteration through the store (a
+// transaction with its outbox row) while a relay feeds the indexer, and measures the time
+// from the commit until a search finds the new version.
+func BenchmarkElasticSyncLag(b *testing.B) {
+	env := benchSetup(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := store.New(env.pool)
+	relay := st.NewRelay(env.ix.opts.Consumer, env.ix.Handle, store.RelayOptions{Poll: time.Second}, quietLog)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = relay.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	rows, err := env.pool.Query(ctx, `SELECT id::text FROM products WHERE status = 'ACTIVE' ORDER BY id LIMIT 1000`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		id := ids[i%len(ids)]
+		price := model.Cents(1000 + i)
+		p, err := st.UpdateProduct(ctx, id, model.UpdateProductInput{Price: &price})
+		if err != nil {
+			b.Fatal(err)
+		}
+		committed := time.Now()
+		if err := waitVersion(ctx, env.es, id, p.Version, 10*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(committed))
+	}
+	reportPercentiles(b, lat)
+}
+
+// waitVersion polls searches until the document of id has at least version.
+func waitVersion(ctx context.Context, es *Elastic, id string, version int64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	body := obj{"size": 1, "_source": false, "version": true,
+		"query": obj{"bool": obj{"filter": []any{obj{"ids": obj{"values": []string{id}}}, obj{"range": obj{"version": obj{"gte": version}}}}}}}
+	for time.Now().Before(deadline) {
+		var ans esSearchAnswer
+		if err := es.do(ctx, "POST", "/"+es.alias+"/_search", body, &ans); err != nil {
+			return err
+		}
+		if len(ans.Hits.Hits) > 0 {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("version %d of %s not searchable after %s", version, id, limit)
+}
+
+// BenchmarkElasticRepricingLag commits a repricing of 10,000 products in one transaction
+// (10,000 outbox events), then changes one more product, and measures how long the one
+// change takes to become searchable behind the large one, and how long the relay takes to
+// drain the repricing. The relay runs with its default batch of 500 events.
+func BenchmarkElasticRepricingLag(b *testing.B) {
+	env := benchSetup(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := store.New(env.pool)
+	relay := st.NewRelay(env.ix.opts.Consumer, env.ix.Handle, store.RelayOptions{}, quietLog)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = relay.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	var one string
+	if err := env.pool.QueryRow(ctx, `SELECT id::text FROM products WHERE status = 'ACTIVE' ORDER BY id DESC LIMIT 1`).Scan(&one); err != nil {
+		b.Fatal(err)
+	}
+	var lag, drain []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		_, err := env.pool.Exec(ctx, `
+WITH changed AS (
+    UPDATE products SET price_cents = price_cents + 1, version = version + 1, updated_at = now()
+     WHERE id IN (SELECT id FROM products ORDER BY id LIMIT 10000) RETURNING id, version)
+INSERT INTO outbox (aggregate, aggregate_id, kind, version)
+SELECT 'product', id::text, 'product.updated', version FROM changed`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		began := time.Now()
+		price := model.Cents(5000 + i)
+		p, err := st.UpdateProduct(ctx, one, model.UpdateProductInput{Price: &price})
+		if err != nil {
+			b.Fatal(err)
+		}
+		committed := time.Now()
+		if err := waitVersion(ctx, env.es, one, p.Version, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		lag = append(lag, time.Since(committed))
+		for {
+			var n int
+			_ = env.pool.QueryRow(ctx, `SELECT count(*) FROM outbox_pending WHERE consumer = $1`, env.ix.opts.Consumer).Scan(&n)
+			if n == 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		drain = append(drain, time.Since(began))
+	}
+	b.StopTimer()
+	slices.Sort(lag)
+	slices.Sort(drain)
+	b.ReportMetric(float64(lag[len(lag)/2].Milliseconds()), "one-change-lag-p50-ms")
+	b.ReportMetric(float64(lag[len(lag)-1].Milliseconds()), "one-change-lag-max-ms")
+	b.ReportMetric(float64(drain[len(drain)/2].Milliseconds()), "10k-drain-p50-ms")
+}

@@ -1,0 +1,380 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// DefaultConsumer is the outbox consumer the indexer's relay drains.
+const DefaultConsumer = "search"
+
+// IndexerOptions tune an Indexer; zero values take the defaults.
+type IndexerOptions struct {
+	// Consumer is the outbox consumer whose relay calls Handle (default "search"). Ensure
+	// registers it before it first loads the index, so that no change falls in between.
+	Consumer string
+	// ObserveLag, when set, is told the sync lag of every event applied: from the commit
+	// of the change (the event's created_at) until its document was written.
+	ObserveLag func(kind string, lag time.Duration)
+	// LoadWorkers is how many bulk requests a rebuild keeps in flight (default 2).
+	LoadWorkers int
+	// SwapGrace is how long a rebuild waits after swapping the alias before it deletes
+	// the old index, for searches that resolved the alias just before the swap (default 2s).
+	SwapGrace time.Duration
+	Log       *slog.Logger
+}
+
+// Indexer keeps the Elasticsearch index in step with PostgreSQL: it applies outbox events
+// (Handle, the relay's handler), rebuilds the index behind its alias (Reindex) and repairs
+// drift (Reconcile). Documents are written with their product's row version as an external
+// version, so a replayed or late write never overwrites newer data.
+//
+// Large changes: the relay hands Handle batches of its BatchSize events (500 by default),
+// and Handle writes a batch as bulk requests of at most maxBulkDocs documents and
+// maxBulkBytes, two at a time. A repricing of 10,000 products is twenty such batches; the
+// outbox is drained in commit order, so a change committed after it waits for them
+// (about two seconds on a quiet 2-core machine), while searches keep the cluster's other
+// threads.
+type Indexer struct {
+	es   *Elastic
+	pool *pgxpool.Pool
+	opts IndexerOptions
+	log  *slog.Logger
+}
+
+// NewIndexer returns the indexer writing es's alias from the catalog in pool.
+func NewIndexer(es *Elastic, pool *pgxpool.Pool, opts IndexerOptions) *Indexer {
+	if opts.Consumer == "" {
+		opts.Consumer = DefaultConsumer
+	}
+	if opts.LoadWorkers <= 0 {
+		opts.LoadWorkers = 2
+	}
+	if opts.SwapGrace <= 0 {
+		opts.SwapGrace = 2 * time.Second
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Indexer{es: es, pool: pool, opts: opts, log: log.With("component", "search-indexer", "index", es.alias)}
+}
+
+// changes is what a batch of events asks the indexer to do.
+type changes struct {
+	products   []string // product ids whose documents to rewrite, in first-seen order
+	categories []string // renamed or moved categories: rewrite their products
+	brands     []string // renamed brands: rewrite their products
+	controls   bool     // relevance controls changed: push the synonyms
+}
+
+func classify(events []model.OutboxEvent) changes {
+	var c changes
+	type key struct{ aggregate, id string }
+	seen := map[key]bool{}
+	add := func(list *[]string, ev model.OutboxEvent) {
+		if k := (key{ev.Aggregate, ev.AggregateID}); !seen[k] {
+			seen[k] = true
+			*list = append(*list, ev.AggregateID)
+		}
+	}
+	for _, ev := range events {
+		switch ev.Aggregate {
+		case "product":
+			add(&c.products, ev)
+		case "category":
+			if ev.Kind != "category.created" { // a new category has no products yet
+				add(&c.categories, ev)
+			}
+		case "brand":
+			if ev.Kind != "brand.created" {
+				add(&c.brands, ev)
+			}
+		case "search":
+			c.controls = true
+		}
+		// "inventory" events change no document: search does not show stock.
+	}
+	return c
+}
+
+// Handle applies a batch of outbox events; it is the handler of the consumer's relay
+// (store.Relay). It is idempotent: the relay redoes a batch that failed or whose relay
+// died, and a document write is refused when the index already has its version. Documents
+// are read from PostgreSQL as they are now, whatever the events say, so that a batch
+// brings the index up to date with the database.
+func (ix *Indexer) Handle(ctx context.Context, events []model.OutboxEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	c := classify(events)
+	targets, err := ix.writeTargets(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := ix.writeProducts(ctx, targets, c.products, "external")
+	if err != nil {
+		return err
+	}
+	if c.controls {
+		// The live index only: closing the index a rebuild loads would fail the load, and
+		// the rebuild applies the controls of the moment to its index when it swaps.
+		if err := ix.applyControls(ctx, targets[:1]); err != nil {
+			return err
+		}
+	}
+	if err := ix.refreshDenormalized(ctx, targets, c); err != nil {
+		return err
+	}
+	ix.observe(events, st)
+	return nil
+}
+
+// writeTargets are the aliases writes go to: the alias, and the index being rebuilt when a
+// rebuild runs. A missing alias is created first (Ensure).
+func (ix *Indexer) writeTargets(ctx context.Context) ([]string, error) {
+	live, err := ix.es.aliasIndices(ctx, ix.es.alias)
+	if err != nil {
+		return nil, err
+	}
+	if len(live) == 0 {
+		if err := ix.Ensure(ctx); err != nil {
+			return nil, err
+		}
+	}
+	next, err := ix.es.aliasIndices(ctx, nextAlias(ix.es.alias))
+	if err != nil {
+		return nil, err
+	}
+	if len(next) > 0 {
+		return []string{ix.es.alias, nextAlias(ix.es.alias)}, nil
+	}
+	return []string{ix.es.alias}, nil
+}
+
+// writeConcurrency is how many chunks of one batch are loaded and written at once: two
+// keep both PostgreSQL and the cluster busy (a chunk's load overlaps another's bulk), so
+// that a large change drains quickly and holds up the changes queued behind it less.
+const writeConcurrency = 2
+
+// minChunk is the smallest chunk worth splitting a batch into.
+const minChunk = 100
+
+// writeProducts loads the documents of ids and writes them to every target, in chunks of
+// at most maxBulkDocs written concurrently; a product that no longer exists is deleted from
+// the index.
+func (ix *Indexer) writeProducts(ctx context.Context, targets, ids []string, versionType string) (bulkStats, error) {
+	size := min(maxBulkDocs, max(minChunk, (len(ids)+writeConcurrency-1)/writeConcurrency))
+	var chunks [][]string
+	for len(ids) > 0 {
+		n := min(len(ids), size)
+		chunks, ids = append(chunks, ids[:n]), ids[n:]
+	}
+	var (
+		mu       sync.Mutex
+		total    bulkStats
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	sem := make(chan struct{}, writeConcurrency)
+	for _, chunk := range chunks {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			st, err := ix.writeChunk(ctx, targets, chunk, versionType)
+			mu.Lock()
+			defer mu.Unlock()
+			total.add(st)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}()
+	}
+	wg.Wait()
+	return total, firstErr
+}
+
+// writeChunk loads and writes one chunk of ids to every target.
+func (ix *Indexer) writeChunk(ctx context.Context, targets, ids []string, versionType string) (bulkStats, error) {
+	var total bulkStats
+	items, err := ix.loadItems(ctx, ids)
+	if err != nil {
+		return total, err
+	}
+	for _, t := range targets {
+		st, err := ix.es.bulk(ctx, t, items, versionType, true)
+		if err != nil && t == nextAlias(ix.es.alias) && isMissingAlias(err) {
+			// The rebuild swapped the alias (or gave up) between the two writes: the write
+			// to the alias may have gone to the old index, so write to the alias again,
+			// which now names the new one (a version already there is refused).
+			st, err = ix.es.bulk(ctx, ix.es.alias, items, versionType, true)
+		}
+		if err != nil {
+			return total, err
+		}
+		total.add(st)
+	}
+	return total, nil
+}
+
+// loadItems makes the bulk writes of ids: their documents, and deletes for ids that are not
+// products (any more).
+func (ix *Indexer) loadItems(ctx context.Context, ids []string) ([]bulkItem, error) {
+	docs, err := LoadDocuments(ctx, ix.pool, ids)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]bulkItem, 0, len(ids))
+	found := make(map[string]bool, len(docs))
+	for _, d := range docs {
+		items = append(items, bulkItem{doc: d})
+		found[d.ProductID] = true
+	}
+	for _, id := range ids {
+		if !found[id] && model.IsUUID(id) {
+			items = append(items, bulkItem{doc: &Document{ProductID: id}, delete: true})
+		}
+	}
+	return items, nil
+}
+
+// isMissingAlias tells whether a bulk failed because its alias does not exist.
+func isMissingAlias(err error) bool {
+	var ee *esError
+	return errors.As(err, &ee) && (ee.Status == 404 || ee.Type == "index_not_found_exception")
+}
+
+// refreshDenormalized rewrites the products that show a renamed brand or a renamed or
+// moved category. Their row version did not change, so the write uses external_gte: the
+// same version with the new names replaces the old.
+func (ix *Indexer) refreshDenormalized(ctx context.Context, targets []string, c changes) error {
+	if len(c.categories) == 0 && len(c.brands) == 0 {
+		return nil
+	}
+	ids, err := productsOf(ctx, ix.pool, c.categories, c.brands)
+	if err != nil {
+		return err
+	}
+	done := make(map[string]bool, len(c.products))
+	for _, id := range c.products {
+		done[id] = true
+	}
+	ids = slices.DeleteFunc(ids, func(id string) bool { return done[id] })
+	st, err := ix.writeProducts(ctx, targets, ids, "external_gte")
+	if err != nil {
+		return err
+	}
+	ix.log.Info("search: rewrote products of renamed categories or brands",
+		"categories", len(c.categories), "brands", len(c.brands), "products", len(ids), "written", st.Indexed)
+	return nil
+}
+
+// applyControls pushes the current synonyms into every index the targets name. It reads
+// the controls as they are now, so that a batch of many changes costs one update, and an
+// index that already has them is left alone.
+func (ix *Indexer) applyControls(ctx context.Context, targets []string) error {
+	lines, err := ix.synonymLines(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		indices, err := ix.es.aliasIndices(ctx, t)
+		if err != nil {
+			return err
+		}
+		for _, index := range indices {
+			if err := ix.es.setSynonyms(ctx, index, lines); err != nil {
+				return err
+			}
+		}
+	}
+	ix.es.words.reset() // a synonym can make an unknown word known
+	return nil
+}
+
+// synonymLines returns the synonyms of the controls in the filter's format.
+func (ix *Indexer) synonymLines(ctx context.Context) ([]string, error) {
+	if ix.es.controls == nil {
+		return []string{}, nil
+	}
+	rules, err := ix.es.controls.Synonyms(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return SynonymLines(rules), nil
+}
+
+// observe reports the sync lag of the events just applied, and logs the batch.
+func (ix *Indexer) observe(events []model.OutboxEvent, st bulkStats) {
+	now := time.Now()
+	var worst time.Duration
+	for _, ev := range events {
+		lag := now.Sub(ev.CreatedAt)
+		worst = max(worst, lag)
+		if ix.opts.ObserveLag != nil {
+			ix.opts.ObserveLag(ev.Kind, lag)
+		}
+	}
+	level := slog.LevelDebug
+	if worst > time.Second {
+		level = slog.LevelInfo
+	}
+	ix.log.Log(context.Background(), level, "search: events applied", "events", len(events),
+		"written", st.Indexed, "already_current", st.Conflicts, "max_lag", worst.Round(time.Millisecond))
+}
+
+// Ensure makes sure the alias exists, building the index from PostgreSQL when it does not
+// (a bootstrap). It first registers the indexer's outbox consumer, so that every change
+// committed after the load began reaches the index through the relay.
+func (ix *Indexer) Ensure(ctx context.Context) error {
+	if _, err := ix.pool.Exec(ctx, `INSERT INTO outbox_consumers (name) VALUES ($1) ON CONFLICT DO NOTHING`, ix.opts.Consumer); err != nil {
+		return fmt.Errorf("register outbox consumer %s: %w", ix.opts.Consumer, err)
+	}
+	live, err := ix.es.aliasIndices(ctx, ix.es.alias)
+	if err != nil || len(live) > 0 {
+		return err
+	}
+	return ix.withLock(ctx, func() error {
+		live, err := ix.es.aliasIndices(ctx, ix.es.alias)
+		if err != nil || len(live) > 0 {
+			return err // another instance built it while this one waited
+		}
+		ix.log.Info("search: the index does not exist yet: building it")
+		_, err = ix.rebuild(ctx)
+		return err
+	})
+}
+
+// withLock runs fn holding the rebuild lock of the alias: one rebuild at a time across
+// every instance and command. The lock is a session advisory lock on a connection of its
+// own, so that it goes away with the connection if the process dies.
+func (ix *Indexer) withLock(ctx context.Context, fn func() error) error {
+	conn, err := pgx.ConnectConfig(ctx, ix.pool.Config().ConnConfig)
+	if err != nil {
+		return fmt.Errorf("search rebuild lock: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockKey("search-rebuild:"+ix.es.alias)); err != nil {
+		return fmt.Errorf("search rebuild lock: %w", err)
+	}
+	return fn()
+}
+
+// lockKey derives an advisory lock key from its name.
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return int64(h.Sum64())
+}

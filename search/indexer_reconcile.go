@@ -1,0 +1,234 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// ReconcileReport says what a reconciliation found and did.
+type ReconcileReport struct {
+	Products  int // in PostgreSQL
+	Documents int // in the index
+	Missing   int // products without a document
+	Stale     int // documents older than their product
+	Extra     int // documents of no product
+	// Ahead counts documents newer than their product, which only a database restored to
+	// an earlier state explains: external versions cannot go back, so only a Reindex
+	// repairs them.
+	Ahead    int
+	Repaired int // documents written or deleted
+	Elapsed  time.Duration
+}
+
+// Drift is how many documents were wrong.
+func (r ReconcileReport) Drift() int { return r.Missing + r.Stale + r.Extra + r.Ahead }
+
+// reconcileBatch is the page size of the PostgreSQL side of a reconciliation.
+const reconcileBatch = 10_000
+
+// Reconcile compares (id, version) between PostgreSQL and the index and repairs what
+// differs: it writes the documents of missing and stale products and deletes documents of
+// no product. Whatever looks wrong is checked again against PostgreSQL before it is
+// repaired, so that a change committed during the comparison is not mistaken for drift.
+// It logs a line with the counts.
+func (ix *Indexer) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	rep, err := ix.reconcileTarget(ctx, ix.es.alias, true)
+	if err != nil {
+		return rep, err
+	}
+	level := slog.LevelInfo
+	if rep.Drift() > 0 {
+		level = slog.LevelWarn
+	}
+	ix.log.Log(ctx, level, "search: reconciled", "products", rep.Products, "documents", rep.Documents,
+		"missing", rep.Missing, "stale", rep.Stale, "extra", rep.Extra, "ahead", rep.Ahead,
+		"repaired", rep.Repaired, "elapsed", rep.Elapsed.Round(time.Millisecond))
+	return rep, nil
+}
+
+// reconcileTarget reconciles target, an alias (writes require it) or a concrete index.
+// PostgreSQL's versions are read first, then the index is scanned: a document can only be
+// newer than what was read, never older, unless it really is stale.
+func (ix *Indexer) reconcileTarget(ctx context.Context, target string, isAlias bool) (ReconcileReport, error) {
+	began := time.Now()
+	var rep ReconcileReport
+	want := map[string]int64{}
+	err := StreamVersions(ctx, ix.pool, reconcileBatch, func(page []IDVersion) error {
+		for _, p := range page {
+			want[p.ID] = p.Version
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	rep.Products = len(want)
+	// Searches see what the last refresh made visible: refresh, so that the scan sees
+	// every write that was acknowledged before it.
+	if err := ix.es.refresh(ctx, target); err != nil {
+		return rep, err
+	}
+	var suspects []string // stale, ahead or extra: to check again
+	err = ix.es.scanVersions(ctx, target, func(page []IDVersion) error {
+		rep.Documents += len(page)
+		for _, d := range page {
+			v, ok := want[d.ID]
+			delete(want, d.ID)
+			if !ok || v != d.Version {
+				suspects = append(suspects, d.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	missing := make([]string, 0, len(want))
+	for id := range want {
+		missing = append(missing, id)
+	}
+	rep.Missing = len(missing)
+	if err := ix.repair(ctx, target, isAlias, missing, suspects, &rep); err != nil {
+		return rep, err
+	}
+	rep.Elapsed = time.Since(began)
+	return rep, nil
+}
+
+// repair writes the missing documents, and classifies the suspects against the current
+// rows and the index's current versions before it rewrites or deletes them.
+func (ix *Indexer) repair(ctx context.Context, target string, isAlias bool, missing, suspects []string, rep *ReconcileReport) error {
+	ids := append(missing, suspects...)
+	for len(ids) > 0 {
+		n := min(len(ids), maxBulkDocs)
+		items, err := ix.loadItems(ctx, ids[:n])
+		if err != nil {
+			return err
+		}
+		have, err := ix.es.versionsOf(ctx, target, ids[:n])
+		if err != nil {
+			return err
+		}
+		var writes, absent []bulkItem
+		for _, it := range items {
+			v, indexed := have[it.doc.ProductID]
+			switch {
+			case it.delete && indexed:
+				rep.Extra++
+				writes = append(writes, it)
+			case it.delete: // gone from both
+			case !indexed:
+				absent = append(absent, it)
+			case v < it.doc.Version:
+				rep.Stale++
+				writes = append(writes, it)
+			case v > it.doc.Version:
+				rep.Ahead++
+			}
+		}
+		written, err := ix.writeRepairs(ctx, target, isAlias, writes, absent)
+		if err != nil {
+			return err
+		}
+		rep.Repaired += written
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// writeRepairs writes the repairs and the documents found absent. A document deleted
+// behind the indexer's back leaves a delete tombstone that refuses its version until a
+// refresh prunes it (gc_deletes is 0, but the engine's clock for tombstones ticks every
+// 200ms): such writes are retried after a pause and a refresh, a few times.
+func (ix *Indexer) writeRepairs(ctx context.Context, target string, isAlias bool, writes, absent []bulkItem) (int, error) {
+	st, err := ix.es.bulk(ctx, target, append(writes, absent...), "external", isAlias)
+	if err != nil {
+		return 0, err
+	}
+	written := st.Indexed
+	retry := absent
+	for attempt := 0; attempt < 5; attempt++ {
+		retry = slices.DeleteFunc(retry, func(it bulkItem) bool { return !slices.Contains(st.conflicted, it.doc.ProductID) })
+		if len(retry) == 0 {
+			return written, nil
+		}
+		time.Sleep(150 * time.Millisecond)
+		if err := ix.es.refresh(ctx, target); err != nil {
+			return written, err
+		}
+		if st, err = ix.es.bulk(ctx, target, retry, "external", isAlias); err != nil {
+			return written, err
+		}
+		written += st.Indexed
+	}
+	return written, nil
+}
+
+// versionsOf returns the versions target holds for ids (absent: no document).
+func (e *Elastic) versionsOf(ctx context.Context, target string, ids []string) (map[string]int64, error) {
+	var ans struct {
+		Docs []struct {
+			ID      string `json:"_id"`
+			Found   bool   `json:"found"`
+			Version int64  `json:"_version"`
+		} `json:"docs"`
+	}
+	body := obj{"ids": ids}
+	if err := e.do(ctx, "POST", "/"+target+"/_mget?_source=false", body, &ans); err != nil {
+		return nil, fmt.Errorf("versions in %s: %w", target, err)
+	}
+	out := make(map[string]int64, len(ids))
+	for _, d := range ans.Docs {
+		if d.Found {
+			out[d.ID] = d.Version
+		}
+	}
+	return out, nil
+}
+
+// RunReconciler reconciles every interval until ctx ends. Only one instance reconciles at
+// a time (a try-lock in PostgreSQL): the others skip their turn.
+func (ix *Indexer) RunReconciler(ctx context.Context, every time.Duration, log *slog.Logger) {
+	if log == nil {
+		log = ix.log
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ran, err := ix.tryReconcile(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("search: reconcile failed", "err", err)
+		} else if !ran {
+			log.Debug("search: another instance is reconciling")
+		}
+	}
+}
+
+// tryReconcile reconciles unless another instance is reconciling or rebuilding.
+func (ix *Indexer) tryReconcile(ctx context.Context) (bool, error) {
+	conn, err := ix.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	key := lockKey("search-reconcile:" + ix.es.alias)
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil || !got {
+		return false, err
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx)) // the lock goes with the session
+		}
+	}()
+	_, err = ix.Reconcile(ctx)
+	return true, err
+}

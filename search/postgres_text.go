@@ -1,0 +1,400 @@
+package search
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// How the PostgreSQL engine reads the words of a query:
+//
+//  1. The text is split into words: maximal runs of letters and digits, lowercase (at most
+//     maxQueryWords distinct words are searched). A query without words browses.
+//  2. Synonyms: from left to right, the longest run of words that is a term of a synonym
+//     rule becomes one unit, matched by the words themselves or by any of the rule's other
+//     terms (EQUIVALENT) or synonyms (ONE_WAY), each as a phrase.
+//  3. Every other word is one unit. A stop word ("the") is dropped. A word whose English
+//     stem occurs in the catalog's vocabulary (search_words) is matched as it is. An
+//     unknown word of 3 letters or more is replaced by the vocabulary words (and one-word
+//     synonym terms) nearest to it by edit distance (Damerau-Levenshtein, optimal string
+//     alignment), within Elasticsearch's AUTO fuzziness: 1 edit for 3 to 5 letters, 2 from
+//     6; only the nearest distance found is kept, at most maxCorrections words, ties in
+//     trigram-similarity order. A correction that is a synonym term brings its synonyms.
+//  4. A product matches when every unit matches its stemmed English tsvector (name,
+//     brand, category, description), which search_tsquery builds from the units in SQL:
+//     the text never reaches a tsquery parser.
+const (
+	maxQueryWords  = 32
+	maxCorrections = 5
+	// nearestWords is how many trigram-nearest vocabulary words are checked for edit distance.
+	nearestWords = 40
+	// wordsTTL is how long what the vocabulary says of a word is reused: new products add
+	// words rarely, and a stale answer only misses a typo correction.
+	wordsTTL      = 5 * time.Second
+	maxWordsCache = 10_000
+)
+
+// tsAlt is one alternative of a unit: words matched anywhere (Phrase false) or as a phrase.
+type tsAlt struct {
+	T      string `json:"t"`
+	Phrase bool   `json:"phrase"`
+}
+
+// tsUnit matches when any of its alternatives does.
+type tsUnit []tsAlt
+
+// wordInfo is what the vocabulary says of a query word.
+type wordInfo struct {
+	stop    bool     // no lexeme: never matched
+	known   bool     // its stem occurs in the catalog
+	nearest []string // trigram-nearest vocabulary words, when unknown
+	at      time.Time
+}
+
+// textUnits reads the words of text into tsquery units; nil when text has no words.
+func (e *Postgres) textUnits(ctx context.Context, text string) ([]tsUnit, error) {
+	words := distinctPrefix(queryWords(text), maxQueryWords)
+	if len(words) == 0 {
+		return nil, nil
+	}
+	syn := emptySynonyms
+	if e.controls != nil {
+		var err error
+		if syn, err = e.controls.synonymSet(ctx); err != nil {
+			return nil, err
+		}
+	}
+	spans := syn.spans(words)
+	info, err := e.words.lookup(ctx, e.pool, unspannedWords(words, spans))
+	if err != nil {
+		return nil, err
+	}
+	units := make([]tsUnit, 0, len(words))
+	for i := 0; i < len(words); {
+		if sp, ok := spans[i]; ok {
+			units = append(units, spanUnit(words[i:i+sp.n], sp.alts))
+			i += sp.n
+			continue
+		}
+		if u := wordUnit(words[i], info[words[i]], syn); u != nil {
+			units = append(units, u)
+		}
+		i++
+	}
+	return units, nil
+}
+
+// distinctPrefix keeps the first max distinct words, in order: repeating a word in an AND
+// query changes nothing.
+func distinctPrefix(words []string, max int) []string {
+	out := words[:0:0]
+	for _, w := range words {
+		if len(out) == max {
+			break
+		}
+		if !slices.Contains(out, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// unspannedWords returns the words that no synonym span covers.
+func unspannedWords(words []string, spans map[int]synonymSpan) []string {
+	var out []string
+	for i := 0; i < len(words); i++ {
+		if sp, ok := spans[i]; ok {
+			i += sp.n - 1
+			continue
+		}
+		out = append(out, words[i])
+	}
+	return out
+}
+
+// spanUnit matches the span's own words (anywhere, all of them) or any synonym as a phrase.
+func spanUnit(words []string, alts []string) tsUnit {
+	u := tsUnit{{T: strings.Join(words, " ")}}
+	for _, a := range alts {
+		u = append(u, tsAlt{T: a, Phrase: true})
+	}
+	return u
+}
+
+// wordUnit is the unit of a word outside synonym spans; nil for a stop word.
+func wordUnit(word string, info wordInfo, syn *synonymSet) tsUnit {
+	if info.stop {
+		return nil
+	}
+	if info.known || !hasLettersOnly(word) {
+		return tsUnit{{T: word}} // numbers and codes ("3x5") are never corrected
+	}
+	fixes := corrections(word, info.nearest, syn.singleWordTerms())
+	if len(fixes) == 0 {
+		return tsUnit{{T: word}} // matches nothing: an AND query then finds nothing, as it should
+	}
+	var u tsUnit
+	for _, f := range fixes {
+		u = append(u, tsAlt{T: f})
+		for _, a := range syn.alternativesOf(f) {
+			u = append(u, tsAlt{T: a, Phrase: true})
+		}
+	}
+	return u
+}
+
+func hasLettersOnly(w string) bool {
+	for _, r := range w {
+		if !unicode.IsLetter(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// corrections returns the candidates nearest to word by edit distance within the AUTO
+// fuzziness, at most maxCorrections, in the candidates' order.
+func corrections(word string, candidates ...[]string) []string {
+	maxEdits := fuzziness(word)
+	if maxEdits == 0 {
+		return nil
+	}
+	best := maxEdits + 1
+	var out []string
+	for _, list := range candidates {
+		for _, c := range list {
+			d := editDistance(word, c, maxEdits)
+			switch {
+			case d > maxEdits || d > best || slices.Contains(out, c):
+			case d < best:
+				best, out = d, []string{c}
+			default:
+				out = append(out, c)
+			}
+		}
+	}
+	if len(out) > maxCorrections {
+		out = out[:maxCorrections]
+	}
+	return out
+}
+
+// fuzziness is Elasticsearch's AUTO: no edit below 3 characters, 1 up to 5, then 2.
+func fuzziness(word string) int {
+	switch n := len([]rune(word)); {
+	case n < 3:
+		return 0
+	case n < 6:
+		return 1
+	default:
+		return 2
+	}
+}
+
+// editDistance is the optimal string alignment distance of a and b (insertions,
+// deletions, substitutions and transpositions of adjacent letters), or limit+1 when it
+// is certainly above limit.
+func editDistance(a, b string, limit int) int {
+	ra, rb := []rune(a), []rune(b)
+	if d := len(ra) - len(rb); d > limit || -d > limit {
+		return limit + 1
+	}
+	prev2 := make([]int, len(rb)+1)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin > limit {
+			return limit + 1
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(rb)]
+}
+
+// wordCache remembers what the vocabulary says of words for wordsTTL.
+type wordCache struct {
+	mu    sync.Mutex
+	words map[string]wordInfo
+}
+
+// resolveWordsSQL looks words up in the vocabulary: the English stem of each (none for a
+// stop word), whether the catalog has it, and for an unknown word of letters the nearest
+// vocabulary words by trigram distance (a KNN scan of the GiST index), whose edit distance
+// the engine then checks.
+const resolveWordsSQL = `
+SELECT w.word, l.lexeme IS NULL AS stop, k.known,
+       CASE WHEN NOT k.known AND w.word ~ '^[[:alpha:]]{3,30}$'
+            THEN ARRAY(SELECT s.word FROM search_words s ORDER BY s.word <-> w.word, s.word LIMIT $2)
+       END AS nearest
+  FROM unnest($1::text[]) AS w(word)
+ CROSS JOIN LATERAL (SELECT (tsvector_to_array(to_tsvector('english', w.word)))[1] AS lexeme) l
+ CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM search_words s WHERE s.lexeme = l.lexeme) AS known) k`
+
+// lookup returns what the vocabulary says of each word, asking the database only about
+// words it does not remember.
+func (c *wordCache) lookup(ctx context.Context, pool *pgxpool.Pool, words []string) (map[string]wordInfo, error) {
+	out := make(map[string]wordInfo, len(words))
+	var missing []string
+	now := time.Now()
+	c.mu.Lock()
+	for _, w := range words {
+		if info, ok := c.words[w]; ok && now.Sub(info.at) < wordsTTL {
+			out[w] = info
+		} else {
+			missing = append(missing, w)
+		}
+	}
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := pool.Query(ctx, resolveWordsSQL, missing, nearestWords)
+	if err != nil {
+		return nil, fmt.Errorf("look up query words: %w", err)
+	}
+	var word string
+	var info wordInfo
+	_, err = pgx.ForEachRow(rows, []any{&word, &info.stop, &info.known, &info.nearest}, func() error {
+		info.at = now
+		out[word] = info
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up query words: %w", err)
+	}
+	c.remember(missing, out)
+	return out, nil
+}
+
+func (c *wordCache) remember(words []string, info map[string]wordInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.words == nil || len(c.words)+len(words) > maxWordsCache {
+		c.words = make(map[string]wordInfo, len(words))
+	}
+	for _, w := range words {
+		c.words[w] = info[w]
+	}
+}
+
+// unitsJSON is the argument of search_tsquery.
+func unitsJSON(units []tsUnit) string {
+	if units == nil {
+		units = []tsUnit{}
+	}
+	b, _ := json.Marshal(units) // strings and booleans always marshal
+	return string(b)
+}
+
+// synonymSet finds synonym terms in the words of queries.
+type synonymSet struct {
+	byFirst map[string][]synonymEntry // by the first word of the term
+	single  []string                  // one-word terms, candidates for typo correction
+}
+
+// synonymEntry is one term of a rule and what it also finds.
+type synonymEntry struct {
+	words []string
+	alts  []string
+}
+
+var emptySynonyms = newSynonymSet(nil)
+
+func newSynonymSet(rules []*model.SynonymRule) *synonymSet {
+	s := &synonymSet{byFirst: map[string][]synonymEntry{}}
+	add := func(term string, alts []string) {
+		words := queryWords(term)
+		if len(words) == 0 {
+			return
+		}
+		s.byFirst[words[0]] = append(s.byFirst[words[0]], synonymEntry{words: words, alts: alts})
+		if len(words) == 1 && !slices.Contains(s.single, words[0]) {
+			s.single = append(s.single, words[0])
+		}
+	}
+	for _, r := range rules {
+		for _, t := range r.Terms {
+			if r.Kind == model.SynonymEquivalent {
+				add(t, slices.DeleteFunc(slices.Clone(r.Terms), func(o string) bool { return o == t }))
+			} else {
+				add(t, r.Synonyms)
+			}
+		}
+	}
+	return s
+}
+
+// synonymSpan is a run of n query words that is a synonym term, and what it also finds.
+type synonymSpan struct {
+	n    int
+	alts []string
+}
+
+// spans finds, left to right, the longest synonym term at each position, by the index of
+// its first word. Rules sharing that term all contribute their alternatives.
+func (s *synonymSet) spans(words []string) map[int]synonymSpan {
+	out := map[int]synonymSpan{}
+	for i := 0; i < len(words); {
+		var best synonymSpan
+		for _, e := range s.byFirst[words[i]] {
+			n := len(e.words)
+			if i+n > len(words) || !slices.Equal(words[i:i+n], e.words) || n < best.n {
+				continue
+			}
+			if n > best.n {
+				best = synonymSpan{n: n}
+			}
+			for _, a := range e.alts {
+				if !slices.Contains(best.alts, a) {
+					best.alts = append(best.alts, a)
+				}
+			}
+		}
+		if best.n == 0 {
+			i++
+			continue
+		}
+		out[i] = best
+		i += best.n
+	}
+	return out
+}
+
+// alternativesOf returns what a one-word term also finds.
+func (s *synonymSet) alternativesOf(word string) []string {
+	var out []string
+	for _, e := range s.byFirst[word] {
+		if len(e.words) == 1 {
+			out = append(out, e.alts...)
+		}
+	}
+	return out
+}
+
+func (s *synonymSet) singleWordTerms() []string { return s.single }

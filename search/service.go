@@ -1,0 +1,249 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/homegoods/storefront/graph/model"
+)
+
+// controlSource is what the service reads of the merchandisers' relevance controls.
+type controlSource interface {
+	Rule(ctx context.Context, query string) (*model.QueryRule, error)
+	Weights(ctx context.Context) (model.RelevanceWeights, error)
+	RecordSearches(ctx context.Context, text string, searches, zeroResults int) error
+}
+
+// ServiceOptions tune a Service; zero values take the defaults.
+type ServiceOptions struct {
+	// Timeout bounds one call to the primary engine (default 500ms): past it the fallback
+	// answers, so a slow Elasticsearch costs at most this much latency.
+	Timeout time.Duration
+	// OpenFor is how long the breaker stays open after the primary failed (default 5s).
+	OpenFor time.Duration
+	// Failures in a row that open the breaker (default 3).
+	Failures uint32
+	// FlushEvery is how often the recorded searches are written for insights (default 5s).
+	FlushEvery time.Duration
+	// OnAnswer, when set, is told which backend answered each search and suggestion.
+	OnAnswer func(backend string, degraded bool)
+}
+
+// Service is what resolvers search through: it validates the query, applies the
+// merchandisers' controls, asks the primary engine behind a circuit breaker and falls back
+// to the other engine when the primary fails or its breaker is open, and records queries
+// for insights. With no primary, the fallback is the only engine.
+type Service struct {
+	primary  Engine // nil without Elasticsearch
+	fallback Engine
+	breaker  *gobreaker.CircuitBreaker[any]
+	controls controlSource
+	cfg      Config
+	opts     ServiceOptions
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	counts map[string]searchCount // searches since the last flush, by normalized query
+}
+
+// searchCount is how often a query was searched since the last flush, and how often it
+// found nothing.
+type searchCount struct {
+	n, zero int
+}
+
+// NewService returns a service answering from primary (may be nil) and fallback.
+func NewService(primary, fallback Engine, controls controlSource, cfg Config, opts ServiceOptions, log *slog.Logger) *Service {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 500 * time.Millisecond
+	}
+	if opts.OpenFor <= 0 {
+		opts.OpenFor = 5 * time.Second
+	}
+	if opts.Failures == 0 {
+		opts.Failures = 3
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = 5 * time.Second
+	}
+	s := &Service{primary: primary, fallback: fallback, controls: controls, cfg: cfg, opts: opts,
+		log: log.With("component", "search"), counts: map[string]searchCount{}}
+	s.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
+		Name:        "search",
+		Timeout:     opts.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= opts.Failures },
+		// A refused query says nothing about the engine's health.
+		IsSuccessful: func(err error) bool { return err == nil || model.ErrorCodeOf(err) == model.CodeBadUserInput },
+		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			s.log.Warn("search breaker", "from", from.String(), "to", to.String())
+		},
+	})
+	return s
+}
+
+// Config returns the facet configuration the service validates against.
+func (s *Service) Config() Config { return s.cfg }
+
+// Search answers q, with the pinned products of its query first on the first page of the
+// relevance sort.
+func (s *Service) Search(ctx context.Context, q model.SearchQuery) (*model.SearchResult, error) {
+	if err := s.cfg.Validate(&q); err != nil {
+		return nil, err
+	}
+	pins, err := s.applyControls(ctx, &q)
+	if err != nil {
+		return nil, err
+	}
+	res, err := call(ctx, s, func(ctx context.Context, e Engine) (*model.SearchResult, error) { return e.Search(ctx, q) })
+	if err != nil {
+		return nil, err
+	}
+	if len(pins) > 0 && q.After == "" {
+		res.Hits = append(pinnedHits(pins), res.Hits...)
+		res.Total += len(pins)
+	}
+	s.record(q.Text, res.Total)
+	return res, nil
+}
+
+// Suggest proposes product names for an autocomplete prefix.
+func (s *Service) Suggest(ctx context.Context, prefix string, limit int) ([]model.Suggestion, error) {
+	if len([]rune(prefix)) > MaxPrefixLength {
+		return nil, badInput("prefix", "the prefix is too long: at most %d characters", MaxPrefixLength)
+	}
+	if limit <= 0 || limit > MaxFirst {
+		return nil, badInput("first", "first must be between 1 and %d", MaxFirst)
+	}
+	return call(ctx, s, func(ctx context.Context, e Engine) ([]model.Suggestion, error) { return e.Suggest(ctx, prefix, limit) })
+}
+
+// applyControls sets the merchandisers' weights and the query's boosts on q, and returns
+// the products pinned for it, which the engines then leave out. Pins apply to the relevance
+// sort of a query without filters: a shopper who narrows the result sees organic results.
+func (s *Service) applyControls(ctx context.Context, q *model.SearchQuery) ([]string, error) {
+	if s.controls == nil {
+		return nil, nil
+	}
+	w, err := s.controls.Weights(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q.Weights = w
+	if q.Text == "" {
+		return nil, nil
+	}
+	rule, err := s.controls.Rule(ctx, Normalize(q.Text))
+	if err != nil || rule == nil {
+		return nil, err
+	}
+	q.Boosts = rule.Boosts
+	if q.Sort != model.SearchSortRelevance || !filterEmpty(q.Filter) || len(rule.PinnedProductIDs) == 0 {
+		return nil, nil
+	}
+	q.ExcludeIDs = append(q.ExcludeIDs, rule.PinnedProductIDs...)
+	return rule.PinnedProductIDs, nil
+}
+
+func filterEmpty(f model.SearchFilter) bool {
+	return len(f.CategoryIDs) == 0 && len(f.BrandIDs) == 0 && f.Price == nil && f.MinRating == nil && len(f.Attributes) == 0
+}
+
+// pinnedHits are the pinned products as hits. Their cursor is empty: a page that ends on a
+// pin is not paged from it (the first page always holds organic hits after the pins).
+func pinnedHits(ids []string) []model.SearchHit {
+	hits := make([]model.SearchHit, len(ids))
+	for i, id := range ids {
+		hits[i] = model.SearchHit{ProductID: id, Pinned: true}
+	}
+	return hits
+}
+
+// call runs fn on the primary engine through the breaker, and on the fallback when there is
+// no primary, its breaker is open, or it failed. A client error is returned as it is.
+func call[T any](ctx context.Context, s *Service, fn func(context.Context, Engine) (T, error)) (T, error) {
+	if s.primary == nil {
+		v, err := fn(ctx, s.fallback)
+		s.answered(s.fallback, false)
+		return v, err
+	}
+	got, err := s.breaker.Execute(func() (any, error) {
+		pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		defer cancel()
+		return fn(pctx, s.primary)
+	})
+	if err == nil {
+		s.answered(s.primary, false)
+		return got.(T), nil
+	}
+	if model.ErrorCodeOf(err) == model.CodeBadUserInput || ctx.Err() != nil {
+		var zero T
+		return zero, err
+	}
+	if !errors.Is(err, gobreaker.ErrOpenState) {
+		s.log.Warn("search: primary engine failed, answering from the fallback", "engine", s.primary.Name(), "err", err)
+	}
+	v, ferr := fn(ctx, s.fallback)
+	s.answered(s.fallback, true)
+	if r, ok := any(v).(*model.SearchResult); ok && r != nil {
+		r.Degraded = true
+	}
+	return v, ferr
+}
+
+func (s *Service) answered(e Engine, degraded bool) {
+	if s.opts.OnAnswer != nil {
+		s.opts.OnAnswer(e.Name(), degraded)
+	}
+}
+
+// record counts a search for insights; Run writes the counts out in batches, so that a
+// popular query costs one upsert per flush rather than one per search.
+func (s *Service) record(text string, total int) {
+	if text == "" || s.controls == nil {
+		return
+	}
+	key := Normalize(text)
+	s.mu.Lock()
+	c := s.counts[key]
+	c.n++
+	if total == 0 {
+		c.zero++
+	}
+	s.counts[key] = c
+	s.mu.Unlock()
+}
+
+// Run flushes recorded searches every FlushEvery until ctx ends, then once more.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(s.opts.FlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.Flush(context.WithoutCancel(ctx))
+			return
+		case <-t.C:
+			s.Flush(ctx)
+		}
+	}
+}
+
+// Flush writes the searches recorded since the last flush.
+func (s *Service) Flush(ctx context.Context) {
+	s.mu.Lock()
+	counts := s.counts
+	s.counts = map[string]searchCount{}
+	s.mu.Unlock()
+	for query, c := range counts {
+		if err := s.controls.RecordSearches(ctx, query, c.n, c.zero); err != nil {
+			s.log.Warn("search: record queries for insights", "err", err)
+			return
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/store"
+)
+
+// searching is product search: the service resolvers call, the relevance controls, and,
+// with ELASTICSEARCH_URL, the indexer that keeps the index in step with PostgreSQL.
+type searching struct {
+	service  *search.Service
+	controls *search.Controls
+	indexer  *search.Indexer // nil without Elasticsearch
+}
+
+// searchMetrics are what search reports to /metrics.
+type searchMetrics struct {
+	answers *prometheus.CounterVec
+	lag     *prometheus.HistogramVec
+}
+
+func newSearchMetrics(reg prometheus.Registerer) *searchMetrics {
+	m := &searchMetrics{
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storefront_search_answers_total",
+			Help: "Searches and suggestions answered, by engine; degraded: the fallback answered for a failed primary."},
+			[]string{"backend", "degraded"}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "storefront_search_sync_lag_seconds",
+			Help:    "From the commit of a change to its document in the search index.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"kind"}),
+	}
+	reg.MustRegister(m.answers, m.lag)
+	return m
+}
+
+// newSearching builds search on PostgreSQL, with Elasticsearch in front when configured.
+func newSearching(cfg config, pool *pgxpool.Pool, metrics *searchMetrics, log *slog.Logger) (*searching, error) {
+	facets := search.DefaultConfig()
+	s := &searching{controls: search.NewControls(pool)}
+	fallback := search.NewPostgres(pool, facets, s.controls)
+	var primary search.Engine
+	if cfg.ElasticsearchURL != "" {
+		es, err := search.NewElastic(search.ElasticConfig{URL: cfg.ElasticsearchURL, Index: cfg.SearchIndex, Facets: facets, Controls: s.controls})
+		if err != nil {
+			return nil, err
+		}
+		primary = es
+		s.indexer = search.NewIndexer(es, pool, search.IndexerOptions{Log: log,
+			ObserveLag: func(kind string, lag time.Duration) { metrics.lag.WithLabelValues(kind).Observe(lag.Seconds()) }})
+		log.Info("search: elasticsearch, postgres as fallback", "url", maskURL(cfg.ElasticsearchURL), "index", cfg.SearchIndex)
+	} else {
+		log.Info("search: postgres full-text (set ELASTICSEARCH_URL for elasticsearch)")
+	}
+	s.service = search.NewService(primary, fallback, s.controls, facets, search.ServiceOptions{
+		Timeout:    cfg.SearchTimeout,
+		FlushEvery: cfg.SearchInsightsInterval,
+		OnAnswer: func(backend string, degraded bool) {
+			metrics.answers.WithLabelValues(backend, fmt.Sprint(degraded)).Inc()
+		},
+	}, log)
+	return s, nil
+}
+
+// run starts search's background work: flushing insights, and with Elasticsearch the
+// index bootstrap, then the outbox relay that feeds the index and the periodic reconciler.
+// Search is answered from PostgreSQL meanwhile, so an unreachable Elasticsearch delays the
+// index, never the server.
+func (s *searching) run(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) {
+	go s.service.Run(ctx)
+	if s.indexer == nil {
+		return
+	}
+	go func() {
+		for ctx.Err() == nil {
+			err := s.indexer.Ensure(ctx)
+			if err == nil {
+				break
+			}
+			log.Warn("search: cannot reach the index yet: searching PostgreSQL meanwhile", "err", err)
+			sleepCtx(ctx, 5*time.Second)
+		}
+		go runRelay(ctx, st.NewRelay(search.DefaultConsumer, s.indexer.Handle, store.RelayOptions{Poll: 500 * time.Millisecond}, log), log)
+		s.indexer.RunReconciler(ctx, cfg.SearchReconcileInterval, log)
+	}()
+}
+
+// newIndexer is the indexer of the reindex and reconcile commands.
+func newIndexer(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*search.Indexer, error) {
+	if cfg.ElasticsearchURL == "" {
+		return nil, fmt.Errorf("ELASTICSEARCH_URL is not set: the PostgreSQL search needs no index")
+	}
+	facets := search.DefaultConfig()
+	es, err := search.NewElastic(search.ElasticConfig{URL: cfg.ElasticsearchURL, Index: cfg.SearchIndex, Facets: facets, Controls: search.NewControls(pool)})
+	if err != nil {
+		return nil, err
+	}
+	return search.NewIndexer(es, pool, search.IndexerOptions{Log: log}), nil
+}
+
+// sleepCtx waits d unless ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
