@@ -25,7 +25,7 @@
 # Load generator, server and PostgreSQL share this machine's CPUs: compare runs made on the
 # same machine only.
 #
-# Environment: BENCH_PRODUCTS (10000) products to seed into an empty database,
+# Environment: BENCH_PARTS ("catalog search") what to run; BENCH_PRODUCTS (10000) products to seed into an empty database,
 # BENCH_CONCURRENCY (16) concurrent clients, BENCH_DURATION (15s) measured time per scenario.
 # The cluster in .run/bench-pg is kept between runs (stopped, not deleted), so the seed only
 # happens once; `scripts/pg.sh destroy .run/bench-pg` starts afresh, say after changing
@@ -57,6 +57,8 @@ readonly Q_PAGE="{ products(first: 20) { edges { node { $FIELDS } } } }"
 readonly SEARCH_FIELDS='totalCount backend edges { node { id name price { amount } } highlights { field fragments } } facets { key label values { value label count selected } } priceRange { min max }'
 readonly Q_SEARCH="query(\$q: String, \$f: SearchFilter) { search(query: \$q, filter: \$f, first: 20) { $SEARCH_FIELDS } }"
 readonly SEARCH_SIZES=${BENCH_SEARCH_PRODUCTS:-10000 100000}
+# BENCH_PARTS picks what runs: "catalog search" (the default), or either alone.
+readonly PARTS=${BENCH_PARTS:-catalog search}
 readonly SEARCH_DIR=.run/bench-search SEARCH_PORT=9251
 
 server_pid=""
@@ -334,11 +336,20 @@ main() {
 	build
 	start_database
 	start_redis
-	mode postgres CACHE=false
-	mode redis REDIS_URL="$BENCH_REDIS_URL" CACHE_L1_SIZE=0
-	mode redis+L1 REDIS_URL="$BENCH_REDIS_URL"
-	go_benchmarks
-	search_bench
+	if [[ " $PARTS " == *" catalog "* ]]; then
+		mode postgres CACHE=false
+		mode redis REDIS_URL="$BENCH_REDIS_URL" CACHE_L1_SIZE=0
+		mode redis+L1 REDIS_URL="$BENCH_REDIS_URL"
+		go_benchmarks
+	else
+		: >"$OUT_DIR/go.txt"
+	fi
+	if [[ " $PARTS " == *" search "* ]]; then
+		search_bench
+	else
+		: >"$OUT_DIR/reindex.txt"
+		: >"$OUT_DIR/synclag.txt"
+	fi
 	report
 	[ -z "$failed" ] || die "some requests failed: see the errors column and loadgen's messages above"
 }

@@ -194,11 +194,16 @@ func TestRelayStandbyTakesOver(t *testing.T) {
 	}
 	stopLeader := startRelay(t, s, "test", stuck)
 	registered(t, s, "test")
+	createProduct(t, s, category, "TAKEOVER-1")
+	// The standby starts only once the first relay holds the batch: started together, either
+	// could lead.
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first relay did not take the batch in 20s")
+	}
 	standby := newCollector()
 	startRelay(t, s, "test", standby)
-
-	createProduct(t, s, category, "TAKEOVER-1")
-	<-entered
 	close(release)
 	stopLeader()
 	createProduct(t, s, category, "TAKEOVER-2")
