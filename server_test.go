@@ -42,16 +42,30 @@ func startServer(t testing.TB, env testEnv) (string, func() error) {
 		logW.Close()
 	}()
 	addr := make(chan string, 1)
+	scanned := make(chan struct{}) // the log is read to its end: t.Log is safe until then
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(logR)
 		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			var line struct{ Msg, Addr, Level string }
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			switch {
+			case line.Msg == "listening":
 				addr <- line.Addr
+			case line.Level == "ERROR":
+				// A failing test then shows why the server answered INTERNAL.
+				t.Log(sc.Text())
 			}
 		}
 	}()
-	stop := sync.OnceValue(func() error { cancel(); return <-done })
+	stop := sync.OnceValue(func() error {
+		cancel()
+		err := <-done
+		<-scanned
+		return err
+	})
 	t.Cleanup(func() { _ = stop() })
 	select {
 	case a := <-addr:
