@@ -22,7 +22,10 @@ import (
 // the variant "postgres", the plain-PostgreSQL fallback every set must have. Either way the
 // version recorded in schema_migrations is NNNN_name.sql, with the variant applied in its
 // variant column, so that a database never gets two variants of one version and the choice,
-// once made, is kept.
+// once made, is kept. It is kept across versions too: a later version with a variant for the
+// same extension follows the choice recorded for the latest earlier one (a version that builds
+// on 0004_analytics's TimescaleDB relations must not take the plain variant, nor the reverse,
+// whatever the server offers now).
 //
 //go:embed migrations/*.sql
 var Migrations embed.FS
@@ -123,8 +126,8 @@ func MigrateFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, e
 		return nil, err
 	}
 	var applied []string
-	for _, m := range migrations {
-		variant, err := applyOne(ctx, conn.Conn(), fsys, m)
+	for i, m := range migrations {
+		variant, err := applyOne(ctx, conn.Conn(), fsys, m, migrations[:i])
 		if err != nil {
 			return applied, err
 		}
@@ -141,8 +144,8 @@ func MigrateFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, e
 
 // applyOne runs one migration and records it in the same transaction, unless it is recorded
 // already. It returns the variant it applied ("" for a plain migration), or nil when it
-// applied nothing.
-func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration) (*string, error) {
+// applied nothing. earlier are the versions before m.
+func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration, earlier []Migration) (*string, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -158,7 +161,7 @@ func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration) (*st
 	}
 	variant := ""
 	if _, plain := m.Variants[""]; !plain {
-		if variant, err = chooseVariant(ctx, tx, m); err != nil {
+		if variant, err = chooseVariant(ctx, tx, m, earlier); err != nil {
 			return nil, fmt.Errorf("migration %s: %w", m.Version, err)
 		}
 	}
@@ -175,11 +178,13 @@ func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration) (*st
 	return &variant, tx.Commit(ctx)
 }
 
-// chooseVariant picks the first variant, by name, whose extension the server offers and can
-// create in this transaction; else the fallback. The extension is created in a savepoint, so
-// that a server that lists an extension it cannot load (TimescaleDB missing from
-// shared_preload_libraries, say) or a role without the right to create it falls back cleanly.
-func chooseVariant(ctx context.Context, tx pgx.Tx, m Migration) (string, error) {
+// chooseVariant picks the first variant, by name, whose extension was chosen for the latest
+// earlier version offering it, or, when no earlier version offered it, whose extension the
+// server offers and can create in this transaction; else the fallback. The extension is
+// created in a savepoint, so that a server that lists an extension it cannot load
+// (TimescaleDB missing from shared_preload_libraries, say) or a role without the right to
+// create it falls back cleanly.
+func chooseVariant(ctx context.Context, tx pgx.Tx, m Migration, earlier []Migration) (string, error) {
 	var names []string
 	for v := range m.Variants {
 		if v != FallbackVariant {
@@ -188,6 +193,16 @@ func chooseVariant(ctx context.Context, tx pgx.Tx, m Migration) (string, error) 
 	}
 	sort.Strings(names)
 	for _, ext := range names {
+		recorded, err := earlierChoice(ctx, tx, ext, earlier)
+		if err != nil {
+			return "", err
+		}
+		if recorded != nil {
+			if *recorded == ext {
+				return ext, nil
+			}
+			continue
+		}
 		var offered bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1)`, ext).Scan(&offered); err != nil {
 			return "", err
@@ -211,6 +226,27 @@ func chooseVariant(ctx context.Context, tx pgx.Tx, m Migration) (string, error) 
 		return ext, nil
 	}
 	return FallbackVariant, nil
+}
+
+// earlierChoice returns the variant recorded for the latest of the earlier versions that
+// have a variant for ext, or nil when none of them is recorded.
+func earlierChoice(ctx context.Context, tx pgx.Tx, ext string, earlier []Migration) (*string, error) {
+	var versions []string
+	for _, m := range earlier {
+		if _, ok := m.Variants[ext]; ok {
+			versions = append(versions, m.Version)
+		}
+	}
+	if len(versions) == 0 {
+		return nil, nil
+	}
+	var variant *string
+	err := tx.QueryRow(ctx, `SELECT coalesce(variant, '') FROM schema_migrations WHERE version = ANY ($1)
+	                         ORDER BY version DESC LIMIT 1`, versions).Scan(&variant)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return variant, err
 }
 
 // AppliedVariant returns the variant recorded for version ("" for a plain migration), and

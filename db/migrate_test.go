@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -164,5 +165,61 @@ func TestAnalyticsMigrationVariant(t *testing.T) {
 	variant, ok, err := db.AppliedVariant(ctx, pool, "0004_analytics.sql")
 	if err != nil || !ok || variant != want {
 		t.Errorf("applied variant: %q, %v, %v; want %q", variant, ok, err, want)
+	}
+}
+
+// A later version with a variant for the same extension follows the choice recorded for the
+// earlier one, whatever the server offers now: 0006_analytics_rollups builds on the relations
+// of the 0004_analytics variant that was applied.
+func TestMigrateKeepsVariantChoiceAcrossVersions(t *testing.T) {
+	pool := dbtest.Open(t, dbtest.NewEmptyURL(t), nil)
+	ctx := context.Background()
+	variants := func(version string) fstest.MapFS {
+		return fstest.MapFS{
+			"migrations/" + version + ".pg_trgm.sql":  {Data: []byte(`CREATE TABLE t` + version + ` AS SELECT 'pg_trgm' AS variant`)},
+			"migrations/" + version + ".postgres.sql": {Data: []byte(`CREATE TABLE t` + version + ` AS SELECT 'postgres' AS variant`)},
+		}
+	}
+	// 0001 ran its fallback when pg_trgm was not offered (recorded by hand here, as the test
+	// server offers it); 0002 must follow, though pg_trgm is offered now. 0003 follows 0002.
+	if _, err := db.MigrateFS(ctx, pool, fstest.MapFS{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO schema_migrations (version, variant) VALUES ('0001_a.sql', 'postgres')`); err != nil {
+		t.Fatal(err)
+	}
+	fsys := variants("0001_a")
+	maps.Copy(fsys, variants("0002_b"))
+	maps.Copy(fsys, variants("0003_c"))
+	fsys["migrations/0004_d.sql"] = &fstest.MapFile{Data: []byte(`SELECT 1`)}
+	maps.Copy(fsys, fstest.MapFS{ // another extension: its own choice
+		"migrations/0005_e.pg_trgm.sql":    {Data: []byte(`SELECT 1`)},
+		"migrations/0005_e.postgres.sql":   {Data: []byte(`SELECT 1`)},
+		"migrations/0005_e.zz_no_such.sql": {Data: []byte(`SELECT 1`)},
+		"migrations/0006_f.zz_no_such.sql": {Data: []byte(`SELECT 1`)},
+		"migrations/0006_f.postgres.sql":   {Data: []byte(`SELECT 1`)},
+		"migrations/0007_g.pg_trgm.sql":    {Data: []byte(`SELECT 1`)},
+		"migrations/0007_g.postgres.sql":   {Data: []byte(`SELECT 1`)},
+		"migrations/0007_g.zz_no_such.sql": {Data: []byte(`SELECT 1`)},
+	})
+	applied, err := db.MigrateFS(ctx, pool, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0002_b.sql (postgres)", "0003_c.sql (postgres)", "0004_d.sql", "0005_e.sql (postgres)",
+		"0006_f.sql (postgres)", "0007_g.sql (postgres)"}
+	if !slices.Equal(applied, want) {
+		t.Errorf("applied: got %q; want %q", applied, want)
+	}
+
+	// The other way round: an extension chosen once is chosen again.
+	pool = dbtest.Open(t, dbtest.NewEmptyURL(t), nil)
+	fsys = variants("0001_a")
+	if applied, err := db.MigrateFS(ctx, pool, fsys); err != nil || !slices.Equal(applied, []string{"0001_a.sql (pg_trgm)"}) {
+		t.Fatalf("first: %q, %v; want 0001_a.sql (pg_trgm)", applied, err)
+	}
+	maps.Copy(fsys, variants("0002_b"))
+	if applied, err := db.MigrateFS(ctx, pool, fsys); err != nil || !slices.Equal(applied, []string{"0002_b.sql (pg_trgm)"}) {
+		t.Errorf("then: %q, %v; want 0002_b.sql (pg_trgm)", applied, err)
 	}
 }

@@ -15,11 +15,13 @@ import (
 	"github.com/homegoods/storefront/graph/model"
 )
 
-// Sales analytics read two relations that migration 0004 builds in one of two ways (see its
-// files): sales_hourly and sales_daily, partial sums of the sales facts per UTC hour or day
-// and (product, category, brand). With TimescaleDB they are real-time continuous aggregates;
-// without it, views over rollup tables, a watermark and an invalidation log with the same
-// semantics. Everything here is the same SQL in both modes.
+// Sales analytics read relations that migrations 0004 and 0006 build in one of two ways (see
+// their files): partial sums of the sales facts per UTC hour or day (sales_hourly*,
+// sales_daily*), at four levels: per (product, category, brand) in sales_hourly and
+// sales_daily, and coarser, per category (*_by_category), per brand (*_by_brand) or
+// neither (*_totals). With TimescaleDB they are real-time continuous aggregates; without it,
+// views over rollup tables, a watermark and an invalidation log with the same semantics.
+// Everything here is the same SQL in both modes.
 
 // Analytics modes, as AnalyticsMode reports them.
 const (
@@ -84,10 +86,10 @@ func interval(d time.Duration) *string {
 }
 
 // RefreshAnalytics brings the aggregates up to date now: it materializes the complete hours
-// up to an hour ago and re-aggregates the ranges where facts changed below the watermark
-// (plain: the analytics_refresh procedure; TimescaleDB: the refresh policies' jobs, hourly
-// before daily). Before a refresh, new facts above the watermark count already (real-time
-// aggregation), late facts below it do not.
+// up to an hour ago and re-aggregates the ranges where facts changed below the watermark,
+// at every level (plain: the analytics_refresh procedure; TimescaleDB: the refresh
+// policies' jobs, each aggregate's after those of its sources). Before a refresh, new facts
+// above the watermark count already (real-time aggregation), late facts below it do not.
 func (s *Store) RefreshAnalytics(ctx context.Context) error {
 	// A procedure that commits as it goes: it must not run inside a transaction block.
 	if _, err := s.pool.Exec(ctx, `CALL analytics_refresh()`, pgx.QueryExecModeSimpleProtocol); err != nil {
@@ -153,19 +155,56 @@ func (s *Store) RunAnalyticsRefresh(ctx context.Context, every time.Duration, lo
 	})
 }
 
-// ordersColumn is the flag sum that counts orders for a query: see model.SalesFigures.
-func ordersColumn(g model.SalesGroupBy, f model.SalesFilter) string {
+// salesLevel is a level of the rollups: the suffix of its relations' names and the flag
+// sum that counts orders there (see model.SalesFigures).
+type salesLevel struct {
+	suffix, orders string
+}
+
+// levelFor returns the smallest level that keeps every dimension the grouping and the filter
+// use: no dimension, the totals; the category alone, or the brand alone, the level of that
+// dimension; the product, or both category and brand, the product level. Its orders column
+// is the counting dimension of model.SalesFigures, which the same dimensions decide: so each
+// level has the flags of the queries it answers.
+func levelFor(g model.SalesGroupBy, f model.SalesFilter) salesLevel {
 	category := g == model.SalesGroupByCategory || len(f.CategoryIDs) > 0
 	brand := g == model.SalesGroupByBrand || len(f.BrandIDs) > 0
 	switch {
 	case g == model.SalesGroupByProduct || len(f.ProductIDs) > 0 || (category && brand):
-		return "product_orders"
+		return salesLevel{"", "product_orders"}
 	case brand:
-		return "brand_orders"
+		return salesLevel{"_by_brand", "brand_orders"}
 	case category:
-		return "category_orders"
+		return salesLevel{"_by_category", "category_orders"}
 	}
-	return "orders"
+	return salesLevel{"_totals", "orders"}
+}
+
+// fromDaily reports whether the daily rollups answer a normalized query: when its buckets
+// are days, weeks or months and its zone is UTC throughout the range, so that its days are
+// UTC days. The hourly ones answer the others.
+func fromDaily(q model.SalesQuery) bool {
+	return q.Bucket != model.SalesBucketHour && q.UTCThroughout()
+}
+
+// salesRelation names the relation that answers a normalized query: hourly or daily (see
+// fromDaily), at the level of levelFor.
+func salesRelation(q model.SalesQuery) string {
+	grain := "sales_hourly"
+	if fromDaily(q) {
+		grain = "sales_daily"
+	}
+	return grain + levelFor(q.GroupBy, q.Filter).suffix
+}
+
+// SalesRelation names the relation SalesReport reads to answer q: for tests, benchmarks and
+// EXPLAIN.
+func SalesRelation(q model.SalesQuery) (string, error) {
+	q, err := q.Normalize()
+	if err != nil {
+		return "", err
+	}
+	return salesRelation(q), nil
 }
 
 var groupColumn = map[model.SalesGroupBy]string{
@@ -197,21 +236,22 @@ func salesFilterConditions(a *args, f model.SalesFilter) []string {
 	return conds
 }
 
-// salesReportSQL sums the rollup rows of the range per bucket of the report's zone and group:
-// per rollup bucket first, so that date_trunc in the zone (costly: a zone conversion per row)
-// runs once per hour or day rather than once per row. date_trunc in the zone is exact on
-// hourly rows because the zone's offset is whole hours, and on daily rows only used when the
-// zone is UTC throughout the range.
-const salesReportSQL = `
+// salesSumsSQL sums the rollup rows of the range per rollup bucket and group.
+const salesSumsSQL = `
+SELECT s.bucket, %[1]s AS group_id, sum(s.revenue_cents)::bigint AS revenue, sum(s.cost_cents)::bigint AS cost,
+       sum(s.%[2]s)::bigint AS orders, sum(s.units)::bigint AS units
+FROM %[3]s s
+WHERE s.bucket >= %[4]s AND s.bucket < %[5]s%[6]s
+GROUP BY 1, 2`
+
+// salesRebucketSQL sums those sums per bucket of the report's zone: date_trunc in the zone
+// (costly: a zone conversion per row) runs on the sums per rollup bucket and group rather
+// than on every rollup row. It is exact on hourly rows because the zone's offset is whole
+// hours, and on daily rows because they are only read when the zone is UTC throughout.
+const salesRebucketSQL = `
 SELECT date_trunc(%[1]s, r.bucket, %[2]s) AS bucket, r.group_id,
        sum(r.revenue)::bigint, sum(r.cost)::bigint, sum(r.orders)::bigint, sum(r.units)::bigint
-FROM (
-    SELECT s.bucket, %[3]s AS group_id, sum(s.revenue_cents) AS revenue, sum(s.cost_cents) AS cost,
-           sum(s.%[4]s) AS orders, sum(s.units) AS units
-    FROM %[5]s s
-    WHERE s.bucket >= %[6]s AND s.bucket < %[7]s%[8]s
-    GROUP BY 1, 2
-) r
+FROM (%[3]s) r
 GROUP BY 1, 2`
 
 type salesRow struct {
@@ -230,23 +270,16 @@ func scanSalesRow(row pgx.CollectableRow) (salesRow, error) {
 
 // SalesReport answers q (see model.SalesQuery.Normalize for what it refuses): a series per
 // group that has sales facts in the range, sorted by group id, each with a point for every
-// bucket (zeros where nothing sold), and totals. Daily rollups serve DAY, WEEK and MONTH
-// buckets when the zone is UTC over the whole range; hourly ones everything else.
+// bucket (zeros where nothing sold), and totals. It reads the smallest rollup that has what
+// q needs (see salesRelation).
 func (s *Store) SalesReport(ctx context.Context, q model.SalesQuery) (*model.SalesReport, error) {
 	q, err := q.Normalize()
 	if err != nil {
 		return nil, err
 	}
-	relation := "sales_hourly"
-	if q.Bucket != model.SalesBucketHour && q.UTCThroughout() {
-		relation = "sales_daily"
-	}
 	// The simple protocol plans the statement with its values: the range prunes partitions
 	// or chunks at planning.
-	var a args
-	sql := fmt.Sprintf(salesReportSQL, a.add(truncUnit[q.Bucket]), a.add(q.TimeZone),
-		groupColumn[q.GroupBy], ordersColumn(q.GroupBy, q.Filter), relation,
-		a.add(q.From), a.add(q.To), andMore(salesFilterConditions(&a, q.Filter)))
+	sql, a := salesReportQuery(q)
 	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeSimpleProtocol}, a...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sales report: %w", err)
@@ -256,6 +289,20 @@ func (s *Store) SalesReport(ctx context.Context, q model.SalesQuery) (*model.Sal
 		return nil, fmt.Errorf("sales report: %w", err)
 	}
 	return assembleReport(q, found), nil
+}
+
+// salesReportQuery returns the SQL and arguments of a normalized query's report rows.
+func salesReportQuery(q model.SalesQuery) (string, args) {
+	var a args
+	sql := fmt.Sprintf(salesSumsSQL, groupColumn[q.GroupBy], levelFor(q.GroupBy, q.Filter).orders, salesRelation(q),
+		a.add(q.From), a.add(q.To), andMore(salesFilterConditions(&a, q.Filter)))
+	// Hours from the hourly rollups and days from the daily ones are the report's buckets
+	// already: summing them again would only cost time.
+	native := q.Bucket == model.SalesBucketHour || (q.Bucket == model.SalesBucketDay && fromDaily(q))
+	if !native {
+		sql = fmt.Sprintf(salesRebucketSQL, a.add(truncUnit[q.Bucket]), a.add(q.TimeZone), sql)
+	}
+	return sql, a
 }
 
 // andMore joins conditions to a WHERE clause that has some already.

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -73,17 +75,22 @@ func checkTimescalePolicies(t *testing.T, pool *pgxpool.Pool) {
 	s := store.New(pool)
 	jobs := timescaleJobs(t, pool)
 	without := func(desc string) string { _, rest, _ := strings.Cut(desc, " "); return rest } // the job id
-	for name, want := range map[string]string{
-		"sales_hourly":       `00:05:00 {"end_offset": "01:00:00", "start_offset": null, "buckets_per_batch": 168}`,
-		"sales_daily":        `00:30:00 {"end_offset": "1 day", "start_offset": null, "buckets_per_batch": 31}`,
-		"policy_compression": `12:00:00 {"compress_after": "7 days"}`,
-	} {
+	hourly := `00:05:00 {"end_offset": "01:00:00", "start_offset": null, "buckets_per_batch": 168}`
+	daily := `00:30:00 {"end_offset": "1 day", "start_offset": null, "buckets_per_batch": 31}`
+	for _, name := range analyticsRelations {
+		want := hourly
+		if strings.HasPrefix(name, "sales_daily") {
+			want = daily
+		}
 		if got := without(jobs[name]); got != want {
 			t.Errorf("job %s: %q; want %q", name, got, want)
 		}
 	}
-	if len(jobs) != 3 {
-		t.Errorf("jobs: %v; want the two refresh policies and compression", jobs)
+	if got, want := without(jobs["policy_compression"]), `12:00:00 {"compress_after": "7 days"}`; got != want {
+		t.Errorf("job policy_compression: %q; want %q", got, want)
+	}
+	if len(jobs) != len(analyticsRelations)+1 {
+		t.Errorf("jobs: %v; want the %d refresh policies and compression", jobs, len(analyticsRelations))
 	}
 	if err := s.ConfigureAnalytics(ctx, store.AnalyticsSettings{}); err != nil {
 		t.Fatal(err)
@@ -97,11 +104,16 @@ func checkTimescalePolicies(t *testing.T, pool *pgxpool.Pool) {
 		t.Fatal(err)
 	}
 	jobs = timescaleJobs(t, pool)
+	// Only the aggregate on the raw facts is bounded by the retention: the others read
+	// aggregates, which keep the sales of dropped facts.
 	for name, want := range map[string]string{
-		"sales_hourly":       `"start_offset": "30 days"`,
-		"sales_daily":        `"start_offset": "30 days"`,
-		"policy_compression": `"compress_after": "3 days"`,
-		"policy_retention":   `"drop_after": "30 days"`,
+		"sales_hourly":             `"start_offset": "30 days"`,
+		"sales_daily":              `"start_offset": null`,
+		"sales_hourly_totals":      `"start_offset": null`,
+		"sales_daily_by_brand":     `"start_offset": null`,
+		"sales_hourly_by_category": `"start_offset": null`,
+		"policy_compression":       `"compress_after": "3 days"`,
+		"policy_retention":         `"drop_after": "30 days"`,
 	} {
 		if !strings.Contains(jobs[name], want) {
 			t.Errorf("job %s after ConfigureAnalytics(%+v): %q; want %s", name, settings, jobs[name], want)
@@ -560,23 +572,75 @@ func (w *salesWorld) bruteTop(q model.TopProductsQuery, hidden []string) []model
 	return out
 }
 
+// analyticsRelations are the rollups a report may read: hourly and daily, at four levels.
+var analyticsRelations = []string{
+	"sales_hourly", "sales_hourly_totals", "sales_hourly_by_category", "sales_hourly_by_brand",
+	"sales_daily", "sales_daily_totals", "sales_daily_by_category", "sales_daily_by_brand",
+}
+
+// wantRelation is the rollup that must answer a normalized query: daily for day, week and
+// month buckets of a zone that is UTC throughout the range (none of analyticsZones but UTC
+// is), hourly otherwise; at the level of the dimensions the grouping and filter use, the
+// product level for the product or for category and brand together.
+func wantRelation(q model.SalesQuery) string {
+	rel := "sales_hourly"
+	if q.Bucket != model.SalesBucketHour && q.TimeZone == "UTC" {
+		rel = "sales_daily"
+	}
+	category := q.GroupBy == model.SalesGroupByCategory || len(q.Filter.CategoryIDs) > 0
+	brand := q.GroupBy == model.SalesGroupByBrand || len(q.Filter.BrandIDs) > 0
+	switch {
+	case q.GroupBy == model.SalesGroupByProduct || len(q.Filter.ProductIDs) > 0 || category && brand:
+		return rel
+	case category:
+		return rel + "_by_category"
+	case brand:
+		return rel + "_by_brand"
+	}
+	return rel + "_totals"
+}
+
+// queryFor returns the i-th query of a phase: a random query that wantRelation sends to the
+// i-th relation in turn (drawn until one does), so that every phase reads every relation.
+func (w *salesWorld) queryFor(i int) (raw, q model.SalesQuery) {
+	w.t.Helper()
+	target := analyticsRelations[i%len(analyticsRelations)]
+	for range 10_000 {
+		var err error
+		raw = w.randomQuery()
+		if q, err = raw.Normalize(); err != nil {
+			w.t.Fatalf("query %d: normalize %+v: %v", i, raw, err)
+		}
+		if wantRelation(q) == target {
+			return raw, q
+		}
+	}
+	w.t.Fatalf("no random query for %s in 10,000 draws", target)
+	return raw, q
+}
+
 // check compares n random reports and rankings with the brute force, the facts of the
-// orders in hidden left out of it (late facts the aggregates must not show yet).
+// orders in hidden left out of it (late facts the aggregates must not show yet). The reports
+// go to every relation in turn, and SalesReport must read the one wantRelation names.
 func (w *salesWorld) check(phase string, n int, hidden []string) {
 	w.t.Helper()
 	ctx := context.Background()
 	start := time.Now()
+	hits := map[string]int{}
 	defer func() {
 		if !w.t.Failed() {
-			w.t.Logf("%s: %d queries agree with the brute force (%s)", phase, n, time.Since(start).Round(time.Millisecond))
+			w.t.Logf("%s: %d queries agree with the brute force (%s); relations read: %v", phase, n,
+				time.Since(start).Round(time.Millisecond), hits)
 		}
 	}()
 	for i := range n {
-		raw := w.randomQuery()
-		q, err := raw.Normalize()
-		if err != nil {
-			w.t.Fatalf("%s: query %d: normalize %+v: %v", phase, i, raw, err)
+		raw, q := w.queryFor(i)
+		rel, err := store.SalesRelation(raw)
+		if err != nil || rel != wantRelation(q) {
+			w.t.Fatalf("%s: query %d: SalesRelation(%s %s in %s, by %s, filter %+v) = %q, %v; want %q", phase, i,
+				q.From.Format(time.RFC3339), q.Bucket, q.TimeZone, q.GroupBy, q.Filter, rel, err, wantRelation(q))
 		}
+		hits[rel]++
 		got, err := w.s.SalesReport(ctx, raw)
 		if err != nil {
 			w.t.Fatalf("%s: query %d: SalesReport(%+v): %v", phase, i, raw, err)
@@ -857,18 +921,100 @@ func concurrentInsertsDuringRefresh(t *testing.T, w *salesWorld) {
 	if err := w.s.RefreshAnalytics(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Every fact counts once, in one hour or another.
-	var hourly, daily, raw, rawUnits, hourlyUnits int64
-	err := w.pool.QueryRow(context.Background(), `SELECT
-	    (SELECT sum(revenue_cents)::bigint FROM sales_hourly), (SELECT sum(revenue_cents)::bigint FROM sales_daily),
-	    (SELECT sum(revenue_cents)::bigint FROM sales_facts),
-	    (SELECT sum(units)::bigint FROM sales_facts), (SELECT sum(units)::bigint FROM sales_hourly)`).Scan(&hourly, &daily, &raw, &rawUnits, &hourlyUnits)
+	// Every fact counts once, in one hour or another, at every level.
+	want := allTimeSums(t, w.pool, "sales_facts")
+	for _, rel := range analyticsRelations {
+		if got := allTimeSums(t, w.pool, rel); got != want {
+			t.Errorf("%s: revenue, units and orders of all time %v; want %v as in the raw facts", rel, got, want)
+		}
+	}
+	t.Logf("%d facts inserted during 12 refreshes", inserted.Load())
+}
+
+// allTimeSums returns the revenue, units and orders of all time in relation (a rollup, or
+// the raw facts).
+func allTimeSums(t *testing.T, pool *pgxpool.Pool, relation string) [3]int64 {
+	t.Helper()
+	orders := "orders"
+	if relation == "sales_facts" {
+		orders = "order_first"
+	}
+	var sums [3]int64
+	err := pool.QueryRow(context.Background(), fmt.Sprintf(`SELECT coalesce(sum(revenue_cents), 0)::bigint,
+		coalesce(sum(units), 0)::bigint, coalesce(sum(%s), 0)::bigint FROM %s`, orders, relation)).Scan(&sums[0], &sums[1], &sums[2])
+	if err != nil {
+		t.Fatalf("sums of %s: %v", relation, err)
+	}
+	return sums
+}
+
+// Migration 0006 adds the coarser levels to a database that has history materialized at the
+// product level already (plain: it fills their tables from the product-level ones;
+// TimescaleDB: they start empty and real-time aggregation covers them until their first
+// refresh). Every report must agree with the brute force before and after that refresh.
+func TestAnalyticsRollupsOverExistingHistoryPostgres(t *testing.T) {
+	pool := dbtest.Open(t, dbtest.NewEmptyURL(t), nil)
+	runRollupsOverExistingHistory(t, pool, store.AnalyticsPostgres)
+}
+
+func TestAnalyticsRollupsOverExistingHistoryTimescale(t *testing.T) {
+	runRollupsOverExistingHistory(t, timescaletest.Open(t), store.AnalyticsTimescaleDB)
+}
+
+// rollupsVersion is the migration that adds the coarser levels.
+const rollupsVersion = "0006_analytics_rollups.sql"
+
+func runRollupsOverExistingHistory(t *testing.T, pool *pgxpool.Pool, mode string) {
+	ctx := context.Background()
+	if _, err := db.MigrateFS(ctx, pool, migrationsBefore(t, rollupsVersion)); err != nil {
+		t.Fatalf("migrate to before %s: %v", rollupsVersion, err)
+	}
+	seed := analyticsSeed(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("analytics conformance seed: ANALYTICS_SEED=%d", seed)
+		}
+	})
+	w := newSalesWorld(t, pool, seed)
+	day := 24 * time.Hour
+	w.placeOrders(400, w.now.Add(-20*day), w.now)
+	w.cancel(40, time.Time{}, w.now)
+	if err := w.s.RefreshAnalytics(ctx); err != nil { // the refresh of 0004 alone
+		t.Fatal(err)
+	}
+	w.placeOrders(30, w.now.Add(-30*time.Minute), w.now) // above the watermark: live
+	applied, err := db.Migrate(ctx, pool)
+	if err != nil || len(applied) != 1 || !strings.HasPrefix(applied[0], rollupsVersion+" ("+mode) {
+		t.Fatalf("migrate: applied %q, %v; want %s (%s) alone", applied, err, rollupsVersion, mode)
+	}
+	w.check("history of before the migration", 40, nil)
+	late := w.placeOrders(20, w.now.Add(-15*day), w.now.Add(-5*time.Hour))
+	w.check("late facts before a refresh", 24, late)
+	if err := w.s.RefreshAnalytics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.check("after a refresh", 40, nil)
+}
+
+// migrationsBefore returns the embedded migrations older than version.
+func migrationsBefore(t *testing.T, version string) fstest.MapFS {
+	t.Helper()
+	versions, err := db.Versions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hourly != raw || daily != raw || hourlyUnits != rawUnits {
-		t.Fatalf("revenue of all time: hourly %d, daily %d, raw facts %d (units %d, raw %d); want them equal",
-			hourly, daily, raw, hourlyUnits, rawUnits)
+	out := fstest.MapFS{}
+	for _, m := range versions {
+		if m.Version >= version {
+			continue
+		}
+		for _, name := range m.Variants {
+			data, err := fs.ReadFile(db.Migrations, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[name] = &fstest.MapFile{Data: data}
+		}
 	}
-	t.Logf("%d facts inserted during 12 refreshes", inserted.Load())
+	return out
 }

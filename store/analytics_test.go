@@ -286,7 +286,7 @@ func TestAnalyticsPartitions(t *testing.T) {
 	if raw := revenueOf(t, pool, "sales_facts", day, day.Add(24*time.Hour)); raw != 0 {
 		t.Errorf("raw revenue of the dropped day: %d; want 0", raw)
 	}
-	for _, rel := range []string{"sales_hourly", "sales_daily"} {
+	for _, rel := range analyticsRelations {
 		if got := revenueOf(t, pool, rel, day, day.Add(24*time.Hour)); got != 1000 {
 			t.Errorf("%s revenue of the dropped day: %d; want 1000 (rollups outlive raw facts)", rel, got)
 		}
