@@ -279,7 +279,7 @@ start_server() {
 			esac
 		else
 			note "settings changed: restarting $dir"
-			stop_pid "$bin" "$dir" "$pid" || die "could not stop $dir to apply new settings"
+			stop_pid "$dir" "$pid" || die "could not stop $dir to apply new settings"
 		fi
 	fi
 
@@ -303,24 +303,6 @@ start_server() {
 	note "ready: $(url "$port")"
 }
 
-# stop_pid BIN DIR PID stops the server of DIR: SIGTERM (it writes its append-only file out, and
-# saves nothing else), then SIGKILL when it has not exited within 60 s.
-stop_pid() {
-	local dir=$2 pid=$3 _
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 600); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	note "$dir (pid $pid) did not exit within 60 s: killing it"
-	kill -KILL "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 # stop_server DIR stops the server of DIR when it runs.
 stop_server() {
 	local dir=$1 pid
@@ -335,7 +317,7 @@ stop_server() {
 		unlock
 		return 0
 	fi
-	stop_pid "" "$dir" "$pid" || die "could not stop the server in $dir (pid $pid)"
+	stop_pid "$dir" "$pid" || die "could not stop the server in $dir (pid $pid)"
 	rm -f "$dir/redis.pid"
 	unlock
 	note "stopped: $dir"

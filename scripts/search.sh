@@ -182,24 +182,6 @@ wait_pid_file() {
 	die "the node in $1 did not start"
 }
 
-# stop_pid DIR PID stops a node: SIGTERM (it closes its shards cleanly), then SIGKILL when it
-# has not exited within 60 s.
-stop_pid() {
-	local dir=$1 pid=$2 _
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 600); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	note "$dir (pid $pid) did not exit within 60 s: killing it"
-	kill -KILL "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 cmd_start() {
 	[ $# -eq 2 ] || usage
 	local dir port=$2 java pid rc started=$SECONDS

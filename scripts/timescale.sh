@@ -178,7 +178,7 @@ cmd_start() {
 			return 0
 		fi
 		note "settings changed: restarting $dir"
-		stop_pid "$dir" "$pid" || die "could not stop $dir to apply new settings"
+		stop_pid "$dir" "$pid" 30 || die "could not stop $dir to apply new settings"
 	fi
 	port_in_use "$port" && die "port $port on 127.0.0.1 is already used by another server; stop it or pick another port"
 
@@ -192,31 +192,13 @@ cmd_start() {
 	echo "$pid" >"$dir/pglite.pid"
 	if ! version=$(wait_ready "$dir" "$port" "$pid"); then
 		# Stop what we started rather than leave a half-started engine holding the port.
-		stop_pid "$dir" "$pid" || true
+		stop_pid "$dir" "$pid" 30 || true
 		rm -f "$dir/pglite.pid"
 		show_log "$dir"
 		die "the engine of $dir failed to start (log: $dir/pglite.log)"
 	fi
 	unlock
 	note "ready in $((SECONDS - started)) s: $(url "$port") (timescaledb $version, pid $pid)"
-}
-
-# stop_pid DIR PID stops the engine: SIGTERM (it closes its database and exits), then SIGKILL
-# when it has not exited within 30 s.
-stop_pid() {
-	local dir=$1 pid=$2 _
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 300); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	note "$dir (pid $pid) did not exit within 30 s: killing it"
-	kill -KILL "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 cmd_stop() {
@@ -234,7 +216,7 @@ cmd_stop() {
 		unlock
 		return 0
 	fi
-	stop_pid "$dir" "$pid" || die "could not stop the engine of $dir (pid $pid)"
+	stop_pid "$dir" "$pid" 30 || die "could not stop the engine of $dir (pid $pid)"
 	rm -f "$dir/pglite.pid"
 	unlock
 	note "stopped: $dir"
