@@ -38,9 +38,11 @@ export LC_ALL=C
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-readonly PG_DIR=.run/bench-pg PG_PORT=5435
-readonly REDIS_DIR=.run/bench-redis REDIS_PORT=6382
-readonly ADDR=127.0.0.1:8081
+# TEST_PORT_OFFSET (default 0) moves every port, as in scripts/test.sh.
+readonly OFFSET=${TEST_PORT_OFFSET:-0}
+readonly PG_DIR=.run/bench-pg PG_PORT=$((5435 + OFFSET))
+readonly REDIS_DIR=.run/bench-redis REDIS_PORT=$((6382 + OFFSET))
+readonly ADDR=127.0.0.1:$((8081 + OFFSET))
 readonly OUT_DIR=.run/bench
 readonly REPORT=$OUT_DIR/catalog.md SERVER_LOG=$OUT_DIR/server.log
 readonly PRODUCTS=${BENCH_PRODUCTS:-10000}
@@ -59,7 +61,7 @@ readonly Q_SEARCH="query(\$q: String, \$f: SearchFilter) { search(query: \$q, fi
 readonly SEARCH_SIZES=${BENCH_SEARCH_PRODUCTS:-10000 100000}
 # BENCH_PARTS picks what runs: "catalog search" (the default), or either alone.
 readonly PARTS=${BENCH_PARTS:-catalog search}
-readonly SEARCH_DIR=.run/bench-search SEARCH_PORT=9251
+readonly SEARCH_DIR=.run/bench-search SEARCH_PORT=$((9251 + OFFSET))
 
 server_pid=""
 failed=""

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-readonly PG_DIR=.run/bench-pg PG_PORT=5435
+readonly PG_DIR=.run/bench-pg PG_PORT=$((5435 + ${TEST_PORT_OFFSET:-0}))
 readonly OUT_DIR=.run/bench REPORT=.run/bench/analytics.md
 readonly SIZES=${BENCH_FACTS:-1000000 10000000}
 readonly RUNS=${BENCH_ANALYTICS_RUNS:-30}

@@ -24,11 +24,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-readonly PG_DIR=.run/test-pg PG_PORT=5434
-readonly REDIS_DIR=.run/test-redis REDIS_PORT=6381
-readonly REDIS_CLUSTER_DIR=.run/test-redis-cluster REDIS_CLUSTER_BASEPORT=7101
-readonly SEARCH_DIR=.run/test-search SEARCH_PORT=9250
-readonly TIMESCALE_DIR=.run/test-timescale TIMESCALE_PORT=5436
+# TEST_PORT_OFFSET (default 0) moves every port, so that checkouts side by side (git
+# worktrees) can each run their tests at once.
+readonly OFFSET=${TEST_PORT_OFFSET:-0}
+readonly PG_DIR=.run/test-pg PG_PORT=$((5434 + OFFSET))
+readonly REDIS_DIR=.run/test-redis REDIS_PORT=$((6381 + OFFSET))
+readonly REDIS_CLUSTER_DIR=.run/test-redis-cluster REDIS_CLUSTER_BASEPORT=$((7101 + OFFSET * 10))
+readonly SEARCH_DIR=.run/test-search SEARCH_PORT=$((9250 + OFFSET))
+readonly TIMESCALE_DIR=.run/test-timescale TIMESCALE_PORT=$((5436 + OFFSET))
 readonly USERS_LOCK=.run/test.users
 
 cleanup() {
