@@ -3,7 +3,9 @@ package resolvers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"regexp"
 	"runtime/debug"
 	"strings"
 
@@ -14,9 +16,12 @@ import (
 )
 
 // errorPresenter turns resolver errors into client errors: a *model.Error keeps its message
-// and code, gqlgen's own parse and validation errors keep theirs, and anything else becomes an
-// INTERNAL error whose text is logged once, with the field path, and never sent.
-func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+// and code, gqlgen's own parse and validation errors keep theirs (without "Did you mean"
+// suggestions unless suggest is set: they would describe the schema), an uncoded error of
+// the request itself (such as an APQ hash that does not match its query) is the client's
+// mistake, BAD_USER_INPUT, and anything else becomes an INTERNAL error whose text is logged
+// once, with the field path, and never sent.
+func errorPresenter(log *slog.Logger, suggest bool) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var me *model.Error
@@ -29,16 +34,42 @@ func errorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			}
 		case gqlErr.Extensions["code"] != nil:
 			// gqlgen's GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED and the like.
+			if !suggest {
+				gqlErr.Message = suggestion.ReplaceAllString(gqlErr.Message, "")
+			}
 		case errors.Is(err, context.Canceled):
 			gqlErr.Message = "request canceled"
 			gqlErr.Extensions = map[string]any{"code": string(model.CodeInternal)}
+		case isRequestError(ctx, err):
+			log.DebugContext(ctx, "request refused", "err", capped(err.Error()))
+			gqlErr.Extensions = map[string]any{"code": string(model.CodeBadUserInput)}
 		default:
-			log.ErrorContext(ctx, "resolver failed", "path", gqlErr.Path.String(), "err", err)
+			log.ErrorContext(ctx, "resolver failed", "path", gqlErr.Path.String(), "err", capped(err.Error()))
 			gqlErr.Message = "internal error"
 			gqlErr.Extensions = map[string]any{"code": string(model.CodeInternal)}
 		}
 		return gqlErr
 	}
+}
+
+// suggestion is the hint gqlparser appends to some validation errors.
+var suggestion = regexp.MustCompile(` Did you mean [^?]*\?$`)
+
+// isRequestError reports whether err is one of gqlgen's errors about the request itself:
+// raised outside any field and wrapping no other error.
+func isRequestError(ctx context.Context, err error) bool {
+	var gqlErr *gqlerror.Error
+	return graphql.GetFieldContext(ctx) == nil && errors.As(err, &gqlErr) && gqlErr.Err == nil && len(gqlErr.Path) == 0
+}
+
+// maxLoggedError caps the text of an error in the log: a client's input may be in it.
+const maxLoggedError = 512
+
+func capped(s string) string {
+	if len(s) <= maxLoggedError {
+		return s
+	}
+	return s[:maxLoggedError] + fmt.Sprintf("... (%d bytes)", len(s))
 }
 
 // recoverFunc answers a panicking resolver with INTERNAL and logs the panic with its stack.

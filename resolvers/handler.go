@@ -79,16 +79,17 @@ func NewHandler(cfg Config) http.Handler {
 		// name, since a browser sends its cookies with a cross-origin websocket.
 		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{OriginPatterns: cfg.WebsocketOrigins}}})
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.SetDisableSuggestion(true)
-	srv.SetErrorPresenter(errorPresenter(cfg.Log))
+	// Suggestions name fields and arguments: they are for those who may see the schema.
+	srv.SetDisableSuggestion(!cfg.Introspection)
+	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.Introspection))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
 	srv.Use(loaderScope{batches: cfg.Batches, catalog: cfg.Catalog, wait: cfg.LoaderWait})
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	srv.Use(&inputCheck{introspection: cfg.Introspection})
 	if cfg.APQ != nil {
 		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.APQ})
 	}

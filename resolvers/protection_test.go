@@ -74,10 +74,18 @@ func TestIntrospectionOnlyWithPlayground(t *testing.T) {
 	}
 }
 
-func TestNoFieldSuggestions(t *testing.T) {
-	a := newAPI(t, 0)
-	r := a.do("", `{ produts { id } }`, nil)
-	if code := r.code(t); code != "GRAPHQL_VALIDATION_FAILED" || strings.Contains(r.Errors[0].Message, "Did you mean") {
-		t.Errorf("got %s %q; want a validation error without suggestions", code, r.Errors[0].Message)
+// Suggestions describe the schema: with introspection off, neither field nor argument
+// errors carry them.
+func TestNoSuggestionsWithoutIntrospection(t *testing.T) {
+	off := newAPI(t, 0, func(c *resolvers.Config) { c.Introspection = false })
+	for _, q := range []string{`{ produts { totalCount } }`, `{ products(frist: 1) { totalCount } }`} {
+		r := off.do("", q, nil)
+		if code := r.code(t); code != "GRAPHQL_VALIDATION_FAILED" || strings.Contains(r.Errors[0].Message, "Did you mean") {
+			t.Errorf("%s: got %s %q; want a validation error without suggestions", q, code, r.Errors[0].Message)
+		}
+	}
+	on := newAPI(t, 0)
+	if r := on.do("", `{ produts { totalCount } }`, nil); !strings.Contains(r.Errors[0].Message, "Did you mean") {
+		t.Errorf("with the playground on: got %q; want a suggestion", r.Errors[0].Message)
 	}
 }
