@@ -18,6 +18,8 @@ RUN_DB := storefront
 RUN_REDIS_DIR := .run/redis
 RUN_REDIS_PORT := 6380
 HTTP_ADDR := 127.0.0.1:8080
+# `make run`: pages of the usual front-end dev servers may call the API (CORS).
+DEV_ORIGINS := http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173,http://localhost:8081,http://127.0.0.1:8081
 # `make run SEARCH=elasticsearch`: a search node (OpenSearch, scripts/search.sh) on 9200;
 # the default SEARCH=postgres needs no JVM.
 SEARCH ?= postgres
@@ -48,7 +50,7 @@ run: ## Start PostgreSQL (.run/pg, port 5433) and Redis (.run/redis, port 6380),
 	if [ "$(SEARCH)" = elasticsearch ]; then scripts/search.sh start $(RUN_SEARCH_DIR) $(RUN_SEARCH_PORT); fi
 	go build -o bin/storefront .
 	export DATABASE_URL="$$($(PG) url $(RUN_PG_PORT) $(RUN_DB))" HTTP_ADDR="$(HTTP_ADDR)" \
-		REDIS_URL="$$($(REDIS) url $(RUN_REDIS_PORT))"; \
+		REDIS_URL="$$($(REDIS) url $(RUN_REDIS_PORT))" CORS_ORIGINS="$${CORS_ORIGINS:-$(DEV_ORIGINS)}"; \
 	if [ "$(SEARCH)" = elasticsearch ]; then export ELASTICSEARCH_URL="$$(scripts/search.sh url $(RUN_SEARCH_PORT))"; fi; \
 	bin/storefront migrate; \
 	bin/storefront seed --products 3000 --seed 1 --if-empty; \

@@ -514,10 +514,10 @@ func TestStalledSubscriberLagsAlone(t *testing.T) {
 	}
 }
 
-// Pages of another origin may open a websocket only when WEBSOCKET_ORIGINS names it.
+// Pages of another origin may open a websocket only when CORS_ORIGINS names it.
 func TestWebsocketOrigins(t *testing.T) {
 	env := newTestEnv(t)
-	env["WEBSOCKET_ORIGINS"] = "dash.example.com"
+	env["CORS_ORIGINS"] = "https://dash.example.com,https://*.shop.example.com"
 	base, _ := startServer(t, env)
 	dial := func(origin string) error {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -532,7 +532,12 @@ func TestWebsocketOrigins(t *testing.T) {
 	if err := dial("https://dash.example.com"); err != nil {
 		t.Errorf("a listed origin: got %v; want the websocket open", err)
 	}
-	if err := dial("https://elsewhere.example.org"); err == nil {
-		t.Error("an unlisted origin: the websocket opened; want it refused")
+	if err := dial("https://eu.shop.example.com"); err != nil {
+		t.Errorf("a wildcard subdomain: got %v; want the websocket open", err)
+	}
+	for _, origin := range []string{"https://elsewhere.example.org", "http://dash.example.com", "https://shop.example.com"} {
+		if err := dial(origin); err == nil {
+			t.Errorf("unlisted origin %s: the websocket opened; want it refused", origin)
+		}
 	}
 }

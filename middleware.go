@@ -77,7 +77,8 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 	})
 }
 
-// newLogger returns a logger that adds the request id of the context to every record.
+// newLogger returns a logger that adds the request id and the client address of the
+// context to every record.
 func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
@@ -92,6 +93,9 @@ type requestIDHandler struct{ slog.Handler }
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if client, ok := ctx.Value(clientAddrKey{}).(string); ok {
+		r.AddAttrs(slog.String("client", client))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -125,8 +125,12 @@ type config struct {
 	// OrderHold is how long an unpaid order keeps its stock; the expiry job runs every
 	// OrderExpiryInterval on one instance.
 	OrderHold, OrderExpiryInterval time.Duration
-	// WebsocketOrigins lets pages of other origins subscribe over websocket.
-	WebsocketOrigins []string
+	// CORSOrigins are the origins whose pages may use the API (HTTP, SSE and websocket);
+	// browsers cache a preflight for CORSMaxAge.
+	CORSOrigins []string
+	CORSMaxAge  time.Duration
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
+	TrustedProxies trustedProxies
 	// Analytics: how often the rollups are refreshed (on one instance) and the sales ticker
 	// polls, and how raw sales facts are kept.
 	AnalyticsRefresh, SalesTickerInterval time.Duration
@@ -175,7 +179,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		OperationsDir:       e.str("OPERATIONS_DIR", ""),
 		OrderHold:           e.duration("ORDER_HOLD", store.DefaultOrderHold),
 		OrderExpiryInterval: e.duration("ORDER_EXPIRY_INTERVAL", time.Minute),
-		WebsocketOrigins:    e.list("WEBSOCKET_ORIGINS"),
+		CORSOrigins:         e.list("CORS_ORIGINS"),
+		CORSMaxAge:          e.duration("CORS_MAX_AGE", 10*time.Minute),
 		AnalyticsRefresh:    e.duration("ANALYTICS_REFRESH_INTERVAL", time.Minute),
 		SalesTickerInterval: e.duration("SALES_TICKER_INTERVAL", 2*time.Second),
 		Analytics: store.AnalyticsSettings{
@@ -192,6 +197,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	case "automatic", "allowlist", "off":
 	default:
 		e.errs = append(e.errs, fmt.Errorf("PERSISTED_QUERIES: %q is not automatic, allowlist or off", cfg.PersistedQueries))
+	}
+	var err error
+	if cfg.TrustedProxies, err = parseTrustedProxies(e.list("TRUSTED_PROXIES")); err != nil {
+		e.errs = append(e.errs, err)
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(e.str("LOG_LEVEL", "info"))); err != nil {
 		e.errs = append(e.errs, fmt.Errorf("LOG_LEVEL: %w", err))
@@ -388,38 +397,39 @@ func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.
 	if caches.limiter != nil {
 		extensions = append(extensions, cache.NewComplexityRateLimit(caches.limiter, resolvers.ClientKey, log))
 	}
+	crossOrigin := newCORS(cfg.CORSOrigins, cfg.CORSMaxAge)
 	api := resolvers.NewHandler(resolvers.Config{
-		Catalog:          st,
-		Commerce:         st,
-		Analytics:        st,
-		Searcher:         searches.service,
-		SearchControls:   searches.controls,
-		Ticker:           st.NewSalesTicker(cfg.SalesTickerInterval, log),
-		WebsocketOrigins: cfg.WebsocketOrigins,
-		Batches:          batches,
-		Sessions:         caches.sessions,
-		Rankings:         caches.rankings,
-		Alerts:           caches.alerts,
-		APQ:              caches.apq,
-		Extensions:       extensions,
-		Auth:             resolvers.NewAuth([]byte(cfg.JWTSecret)),
-		Log:              log,
-		Metrics:          resolvers.NewMetrics(reg),
-		Introspection:    cfg.Playground,
-		ComplexityLimit:  cfg.ComplexityLimit,
-		DepthLimit:       cfg.DepthLimit,
-		LoaderWait:       cfg.LoaderWait,
+		Catalog:         st,
+		Commerce:        st,
+		Analytics:       st,
+		Searcher:        searches.service,
+		SearchControls:  searches.controls,
+		Ticker:          st.NewSalesTicker(cfg.SalesTickerInterval, log),
+		CheckOrigin:     originAllowed(crossOrigin),
+		Batches:         batches,
+		Sessions:        caches.sessions,
+		Rankings:        caches.rankings,
+		Alerts:          caches.alerts,
+		APQ:             caches.apq,
+		Extensions:      extensions,
+		Auth:            resolvers.NewAuth([]byte(cfg.JWTSecret)),
+		Log:             log,
+		Metrics:         resolvers.NewMetrics(reg),
+		Introspection:   cfg.Playground,
+		ComplexityLimit: cfg.ComplexityLimit,
+		DepthLimit:      cfg.DepthLimit,
+		LoaderWait:      cfg.LoaderWait,
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", limitBody(cfg.MaxBodyBytes, api))
+	mux.Handle("/graphql", crossOrigin.Handler(limitBody(cfg.MaxBodyBytes, api)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", readiness(pool))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if cfg.Playground {
 		mux.Handle("GET /{$}", playground.Handler("Storefront API", "/graphql"))
 	}
-	return withRequestID(logRequests(log, mux))
+	return withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, mux)))
 }
 
 // serveDebug serves the pprof profiles on their own address, kept off the public port.

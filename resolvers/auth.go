@@ -135,8 +135,8 @@ type principalKey struct{}
 type remoteAddrKey struct{}
 
 // ClientKey names the caller of the request in ctx for rate limits: the customer of a
-// token, or else the address the request came from. (Behind a proxy that address is the
-// proxy's: put the limits there, or teach this function the proxy's header.)
+// token, or else the address the request came from (behind trusted proxies, the server has
+// already put the client's address from X-Forwarded-For there).
 func ClientKey(ctx context.Context) string {
 	if p := PrincipalFrom(ctx); p.CustomerID != "" {
 		return "customer:" + p.CustomerID

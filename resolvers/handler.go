@@ -1,6 +1,7 @@
 package resolvers
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -43,9 +44,10 @@ type Config struct {
 	LoaderWait time.Duration
 	// APQ stores automatic persisted queries when set.
 	APQ graphql.Cache[string]
-	// WebsocketOrigins are the host patterns of other origins whose pages may open
-	// subscriptions over websocket, such as "dashboards.example.com" or "*.example.com".
-	WebsocketOrigins []string
+	// CheckOrigin says whether a websocket may open from the request's origin: the same
+	// policy as CORS, since browsers apply none to websockets. Nil lets same-origin pages
+	// (and clients that are no browser) in only.
+	CheckOrigin func(r *http.Request) bool
 	// Extensions run after the complexity limit, which rate limits need: they charge it.
 	Extensions []graphql.HandlerExtension
 }
@@ -75,9 +77,8 @@ func NewHandler(cfg Config) http.Handler {
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: streamPing})
 	srv.AddTransport(transport.Websocket{InitFunc: cfg.Auth.websocketInit,
 		KeepAlivePingInterval: streamPing, PingPongInterval: streamPing,
-		// Same-origin pages may always connect; dashboards served elsewhere are let in by
-		// name, since a browser sends its cookies with a cross-origin websocket.
-		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{OriginPatterns: cfg.WebsocketOrigins}}})
+		// With CheckOrigin, the origin was checked before the upgrade (checkOrigin below).
+		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: cfg.CheckOrigin != nil}}})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -102,7 +103,23 @@ func NewHandler(cfg Config) http.Handler {
 		srv.Use(cfg.Metrics)
 	}
 
-	return cfg.Auth.Middleware(sessionMiddleware(cfg.Sessions, lastingStreams(srv)))
+	return checkOrigin(cfg.CheckOrigin, cfg.Auth.Middleware(sessionMiddleware(cfg.Sessions, lastingStreams(srv))))
+}
+
+// checkOrigin refuses websocket upgrades from origins that allowed does not let in.
+func checkOrigin(allowed func(*http.Request) bool, next http.Handler) http.Handler {
+	if allowed == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" && !allowed(r) {
+			w.Header().Set("Content-Type", mediaJSON)
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"errors":[{"message":"this origin may not open a websocket","extensions":{"code":"FORBIDDEN"}}]}`)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // streamPing is how often an idle subscription is pinged.
