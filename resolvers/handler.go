@@ -77,8 +77,9 @@ func NewHandler(cfg Config) http.Handler {
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: streamPing})
 	srv.AddTransport(transport.Websocket{InitFunc: cfg.Auth.websocketInit,
 		KeepAlivePingInterval: streamPing, PingPongInterval: streamPing,
-		// With CheckOrigin, the origin was checked before the upgrade (checkOrigin below).
-		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: cfg.CheckOrigin != nil}}})
+		Implementation: protocolWebsocket{initTimeout: websocketInitTimeout,
+			// With CheckOrigin, the origin was checked before the upgrade (checkOrigin below).
+			inner: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: cfg.CheckOrigin != nil}}}})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(httpTransport{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
