@@ -50,7 +50,8 @@ func TestRateLimitsPerForwardedClient(t *testing.T) {
 		}
 		base, _ := startServer(t, env)
 		ask := func(client string) (int, string) {
-			req, _ := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(`{"query":"{ __typename }"}`))
+			// Three fields cost the whole burst: the budget then refills in 3 s.
+			req, _ := http.NewRequest(http.MethodPost, base+"/graphql", strings.NewReader(`{"query":"{ a: __typename b: __typename c: __typename }"}`))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Accept", "application/graphql-response+json")
 			req.Header.Set("X-Forwarded-For", client)
@@ -72,7 +73,7 @@ func TestRateLimitsPerForwardedClient(t *testing.T) {
 			}
 		}
 		if !refused {
-			t.Fatalf("trusted %v: 10 quick requests with a burst of 3 were all served", trusted)
+			t.Fatalf("trusted %v: 10 quick requests costing the whole burst were all served", trusted)
 		}
 		status, _ := ask("203.0.113.2")
 		if trusted && status != http.StatusOK {
