@@ -36,7 +36,11 @@ BENCH_REDIS_DIR := .run/bench-redis
 # Where go generate writes (graph/generated.go, graph/model/models_gen.go, resolvers/).
 GENERATED_DIRS := graph resolvers
 
-.PHONY: help run stop test bench generate check-generated lint check clean
+# The playground and dashboard: Vite sources in web/, built into web/dist (committed, embedded
+# by the binary). npm ci runs again when package-lock.json is newer than its last install.
+WEB_DEPS := web/node_modules/.package-lock.json
+
+.PHONY: help run stop test bench generate check-generated lint check clean web check-web
 
 help: ## List the targets.
 	@echo "Targets:"
@@ -55,7 +59,9 @@ run: ## Start PostgreSQL (.run/pg, port 5433) and Redis (.run/redis, port 6380),
 	bin/storefront migrate; \
 	bin/storefront seed --products 3000 --seed 1 --if-empty; \
 	bin/storefront seed --orders 20000 --seed 1 --if-empty; \
-	echo "storefront: API and playground on http://localhost:$${HTTP_ADDR##*:} (Ctrl-C stops the server; make stop stops PostgreSQL and Redis)"; \
+	echo "storefront: API and playground on http://localhost:$${HTTP_ADDR##*:}, dashboard on http://localhost:$${HTTP_ADDR##*:}/dashboard (Ctrl-C stops the server; make stop stops PostgreSQL and Redis)"; \
+	echo "storefront: a merchandiser token for the playground's headers pane and the dashboard's sign-in (valid 24 h):"; \
+	bin/storefront token --role merchandiser; \
 	exec bin/storefront serve
 
 stop: ## Stop the PostgreSQL cluster, the Redis server and the search node of make run.
@@ -92,9 +98,26 @@ lint: ## Fail on files gofmt would change, then run go vet ./...
 	fi
 	go vet ./...
 
-check: ## Run lint, then check-generated (what CI checks before the tests).
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web: $(WEB_DEPS) ## Build the playground and dashboard from web/ into web/dist (commit the result).
+	cd web && npm run build --silent
+
+check-web: web ## Fail if web/dist differs from a fresh build of its sources.
+	@changed="$$(git status --porcelain --untracked-files=all -- web/dist)"; \
+	if [ -n "$$changed" ]; then \
+		echo "check-web: a fresh build of web/ differs from the committed web/dist:" >&2; \
+		echo "$$changed" >&2; \
+		echo "check-web: run 'make web' and commit web/dist." >&2; \
+		exit 1; \
+	fi; \
+	echo "check-web: web/dist is the build of its sources"
+
+check: ## Run lint, check-generated and check-web (what CI checks before the tests).
 	$(MAKE) lint
 	$(MAKE) check-generated
+	$(MAKE) check-web
 
 clean: ## Stop every private server and cluster under .run, then delete .run and bin.
 	@for d in $$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \

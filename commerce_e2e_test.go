@@ -17,12 +17,22 @@ type shop struct {
 	base         string
 	merchandiser string
 	db           *pgx.Conn
+	env          testEnv
 }
 
 func newShop(t testing.TB, products int) *shop {
 	t.Helper()
+	return newShopWith(t, products, nil)
+}
+
+// newShopWith is newShop with settings of the server's environment.
+func newShopWith(t testing.TB, products int, settings testEnv) *shop {
+	t.Helper()
 	env := newTestEnv(t)
 	env["RATE_LIMIT_PER_SECOND"] = "0" // one test client stands for many customers
+	for k, v := range settings {
+		env[k] = v
+	}
 	runCommand(t, env, "seed", "--products", fmt.Sprint(products), "--seed", "6")
 	base, _ := startServer(t, env)
 	db, err := pgx.Connect(context.Background(), env["DATABASE_URL"])
@@ -30,7 +40,7 @@ func newShop(t testing.TB, products int) *shop {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	return &shop{t: t, base: base, merchandiser: strings.TrimSpace(runCommand(t, env, "token", "--role", "merchandiser")), db: db}
+	return &shop{t: t, base: base, merchandiser: strings.TrimSpace(runCommand(t, env, "token", "--role", "merchandiser")), db: db, env: env}
 }
 
 func (s *shop) customer(id string) string {

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -32,6 +31,7 @@ import (
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/resolvers"
 	"github.com/homegoods/storefront/store"
+	"github.com/homegoods/storefront/web"
 )
 
 func main() {
@@ -102,6 +102,7 @@ type config struct {
 	DebugAddr       string
 	JWTSecret       string
 	Playground      bool
+	Dashboard       bool
 	AutoMigrate     bool
 	ComplexityLimit int
 	DepthLimit      int
@@ -155,6 +156,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DebugAddr:       e.str("DEBUG_ADDR", ""),
 		JWTSecret:       e.str("JWT_SECRET", devJWTSecret),
 		Playground:      e.bool("PLAYGROUND", true),
+		Dashboard:       e.bool("DASHBOARD", true),
 		AutoMigrate:     e.bool("AUTO_MIGRATE", true),
 		ComplexityLimit: e.int("COMPLEXITY_LIMIT", 5000),
 		DepthLimit:      e.int("DEPTH_LIMIT", 12),
@@ -263,7 +265,7 @@ func (c config) logValue() []any {
 		secret = "development default"
 	}
 	return []any{"database", maskURL(c.DatabaseURL), "addr", c.HTTPAddr, "jwt_secret", secret,
-		"playground", c.Playground, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait,
+		"playground", c.Playground, "dashboard", c.Dashboard, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait,
 		"redis", maskURL(c.RedisURL) + c.RedisAddrs, "cache", c.Cache, "rate_limit_per_second", c.RateLimitPerSecond,
 		"elasticsearch", maskURL(c.ElasticsearchURL)}
 }
@@ -426,9 +428,7 @@ func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", readiness(pool))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if cfg.Playground {
-		mux.Handle("GET /{$}", playground.Handler("Storefront API", "/graphql"))
-	}
+	web.Register(mux, web.Options{Playground: cfg.Playground, Dashboard: cfg.Dashboard})
 	return withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, mux)))
 }
 

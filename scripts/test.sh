@@ -11,7 +11,8 @@
 #     TimescaleDB from tools/pglite, the only TimescaleDB this machine can run),
 # points the tests at them with TEST_DATABASE_URL, TEST_REDIS_URL, TEST_REDIS_CLUSTER_ADDRS
 # (comma-separated host:port), TEST_ELASTICSEARCH_URL and TEST_TIMESCALE_URL, gives them REDIS_SERVER_BIN (the absolute path of redis-server,
-# for tests that start throwaway servers of their own), sets STOREFRONT_REQUIRE_SERVICES=1 (a
+# for tests that start throwaway servers of their own), CHROMIUM_BIN (Debian's Chromium for the
+# browser tests, installed by scripts/chromium.sh when missing), sets STOREFRONT_REQUIRE_SERVICES=1 (a
 # test that cannot reach a service fails instead of skipping), runs
 # `go test -race -count=1 -timeout 20m`, and always stops the servers again, also when
 # interrupted. It exits with go test's status.
@@ -70,9 +71,10 @@ TEST_DATABASE_URL="$(scripts/pg.sh url "$PG_PORT" postgres)"
 TEST_REDIS_URL="$(scripts/redis.sh url "$REDIS_PORT")"
 TEST_REDIS_CLUSTER_ADDRS="$(scripts/redis.sh cluster-addrs "$REDIS_CLUSTER_BASEPORT")"
 REDIS_SERVER_BIN="$(scripts/redis.sh bin 8>&-)"
+CHROMIUM_BIN="$(scripts/chromium.sh bin 8>&-)"
 TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")"
 TEST_TIMESCALE_URL="$(scripts/timescale.sh url "$TIMESCALE_PORT")"
-export TEST_DATABASE_URL TEST_REDIS_URL TEST_REDIS_CLUSTER_ADDRS REDIS_SERVER_BIN TEST_ELASTICSEARCH_URL TEST_TIMESCALE_URL
+export TEST_DATABASE_URL TEST_REDIS_URL TEST_REDIS_CLUSTER_ADDRS REDIS_SERVER_BIN CHROMIUM_BIN TEST_ELASTICSEARCH_URL TEST_TIMESCALE_URL
 export STOREFRONT_REQUIRE_SERVICES=1
 
 args=("$@")

@@ -1,0 +1,11 @@
+// The merchandisers' dashboard, served at /dashboard.
+import "./dashboard.css";
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { App } from "./App";
+
+createRoot(document.getElementById("app")!).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
