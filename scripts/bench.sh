@@ -222,12 +222,13 @@ mode() {
 
 # go_benchmarks runs the Go benchmarks that need the services: the stale-read window with
 # three instances, checkout and add-to-cart (2,000 carts of 1 to 5 lines, concurrency 32),
-# the latency of inventory alerts from commit to a websocket subscriber,
-# and the cache's hit path.
+# the latency of inventory alerts from commit to a websocket subscriber and to the
+# dashboard's list in Chromium, and the cache's hit path.
 go_benchmarks() {
 	note "running: Go benchmarks"
 	TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) TEST_REDIS_URL=$BENCH_REDIS_URL \
-		go test -run '^$' -bench 'InvalidationWindow|Checkout|AlertLatency' -benchtime 200x -timeout 20m . |
+		CHROMIUM_BIN=$(scripts/chromium.sh bin) \
+		go test -run '^$' -bench 'InvalidationWindow|Checkout|AlertLatency|DashboardAlert' -benchtime 200x -timeout 20m . |
 		grep '^Benchmark' | tee "$OUT_DIR/go.txt"
 	TEST_REDIS_URL=$BENCH_REDIS_URL go test -run '^$' -bench 'ReadThroughHit' -benchmem ./cache/ |
 		grep '^Benchmark' | tee -a "$OUT_DIR/go.txt"
