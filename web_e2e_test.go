@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -344,4 +347,72 @@ func BenchmarkDashboardAlert(b *testing.B) {
 		lat.add(time.Since(changed))
 	}
 	lat.report(b, "")
+}
+
+// When the dashboard's connection drops and comes back, the page says so (alerts sent
+// meanwhile are lost) and follows alerts again on the new connection. The browser reaches
+// the server through a proxy that the test cuts, as a restarting load balancer would.
+func TestDashboardSaysWhenItReconnected(t *testing.T) {
+	s := newShop(t, 20)
+	product, warehouse := s.product(3, 10), s.firstWarehouse()
+	proxy := newCuttingProxy(t, strings.TrimPrefix(s.base, "http://"))
+	b := signIn(t, &shop{t: t, base: proxy.base, merchandiser: s.merchandiser})
+	proxy.cut()
+	b.waitFor("the connection to come back", `document.querySelector("[data-testid=link-state]").textContent === "Live"`, 60*time.Second)
+	b.waitFor("the reconnection badge", `document.querySelector("[data-testid=alerts-missed]")?.textContent.includes("Reconnected")`, 10*time.Second)
+
+	s.must(s.merchandiser, `mutation($p: ID!, $w: ID!) { setStock(productId: $p, warehouseId: $w, quantity: 0, reason: "reconnect test") { available } }`,
+		map[string]any{"p": product, "w": warehouse})
+	b.waitFor("an alert on the new connection", fmt.Sprintf(`document.querySelector('[data-testid=alerts] li[data-product=%q]') !== null`, product), 15*time.Second)
+	b.screenshots("dashboard-reconnected")
+	b.assertClean()
+}
+
+// cuttingProxy forwards TCP connections to a server until cut closes every open one.
+type cuttingProxy struct {
+	base  string
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCuttingProxy(t testing.TB, target string) *cuttingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cuttingProxy{base: "http://" + ln.Addr().String()}
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+	})
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return p
+}
+
+// cut closes every connection open through the proxy; new ones go through.
+func (p *cuttingProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
