@@ -219,10 +219,11 @@ func (b *browser) failureShot() string {
 	return path
 }
 
-// typeInto focuses the element and types text as keystrokes.
+// typeInto clicks the element and types text as keystrokes. (Not chromedp.SendKeys: it
+// reads the node's attributes unlocked while DOM events change them, which -race reports.)
 func (b *browser) typeInto(selector, text string) {
 	b.t.Helper()
-	b.do(chromedp.Click(chromedp.CSS(selector)), chromedp.SendKeys(chromedp.CSS(selector), text))
+	b.do(chromedp.Click(chromedp.CSS(selector)), chromedp.KeyEvent(text))
 }
 
 // setValue sets the value of an input or select as the page's own code sees a change
