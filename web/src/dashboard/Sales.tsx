@@ -229,10 +229,11 @@ export function SalesSection({ api }: { api: Api }) {
 }
 
 function ReportView({ report, bucket, metric, top }: { report: Report; bucket: Bucket; metric: Metric; top: TopProduct[] }) {
-  const buckets = report.series[0]?.points.map((p) => p.bucketStart) ?? [];
-  const labels = useMemo(() => buckets.map((b) => bucketLabel(b, bucket, report.timeZone)), [buckets.join(), bucket, report.timeZone]);
+  // Every series has a point for every bucket of the range.
+  const buckets = useMemo(() => report.series[0]?.points.map((p) => p.bucketStart) ?? [], [report]);
+  const labels = useMemo(() => buckets.map((b) => bucketLabel(b, bucket, report.timeZone)), [buckets, bucket, report.timeZone]);
   const ranked = useMemo(() => [...report.series].sort((a, b) => Number(b.totals.revenue) - Number(a.totals.revenue)), [report]);
-  const drawn = ranked.slice(0, maxLines);
+  const drawn = useMemo(() => ranked.slice(0, maxLines), [ranked]);
   const chartSeries: ChartSeries[] = useMemo(
     () => drawn.map((s) => ({ label: seriesName(s), values: s.points.map((p) => metricValue(p, metric)) })),
     [drawn, metric],
