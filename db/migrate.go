@@ -34,10 +34,6 @@ var Migrations embed.FS
 // extension variants.
 const FallbackVariant = "postgres"
 
-// migrationLock is the advisory lock key that serialises migrators: instances starting together
-// apply each migration once.
-const migrationLock = 7_246_001
-
 const createMigrationsTable = `
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    text PRIMARY KEY,
@@ -113,10 +109,10 @@ func MigrateFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, e
 		return nil, fmt.Errorf("acquire: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLock); err != nil {
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationKey); err != nil {
 		return nil, fmt.Errorf("take migration lock: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationLock) //nolint:errcheck // the session ends the lock anyway
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, migrationKey) //nolint:errcheck // the session ends the lock anyway
 
 	if _, err := conn.Exec(ctx, createMigrationsTable); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
