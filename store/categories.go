@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -115,11 +116,31 @@ var createCategorySQL = withOutbox("category", "category.created", `
 // CreateCategory inserts a validated category under the parent with raw id ParentID (top
 // level when nil).
 func (s *Store) CreateCategory(ctx context.Context, in model.CreateCategoryInput) (*model.Category, error) {
-	cs, err := queryCategories(ctx, s.pool, createCategorySQL, in.ParentID, *in.Slug, in.Name)
+	var out *model.Category
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockCategoryTree(ctx, tx); err != nil {
+			return err
+		}
+		cs, err := queryCategories(ctx, tx, createCategorySQL, in.ParentID, *in.Slug, in.Name)
+		if err == nil {
+			out = cs[0]
+		}
+		return err
+	})
 	if err != nil {
 		return nil, translate(err, "create category")
 	}
-	return cs[0], nil
+	return out, nil
+}
+
+// lockCategoryTree serialises the transactions that write category paths (creates and
+// moves) until tx ends. Without it, a category created under a subtree while the subtree
+// moves keeps the path its parent had before the move, because the move's update does not
+// see the new row; and two crossing moves can each miss rows the other moves. Each
+// statement after the lock sees what the previous holder committed.
+func lockCategoryTree(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, db.LockCategoryTree.Key())
+	return err
 }
 
 var renameCategorySQL = withOutbox("category", "category.updated", `
@@ -140,7 +161,14 @@ var moveSubtreeSQL = withOutbox("category", "category.moved", `
 // move under the category itself or one of its descendants is refused.
 func (s *Store) UpdateCategory(ctx context.Context, id string, in model.UpdateCategoryInput) (*model.Category, error) {
 	var out *model.Category
+	moves := in.ParentID != nil || (in.MakeRoot != nil && *in.MakeRoot)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// The tree lock comes before any row lock: a create waiting for it holds none.
+		if moves {
+			if err := lockCategoryTree(ctx, tx); err != nil {
+				return err
+			}
+		}
 		cs, err := queryCategories(ctx, tx, renameCategorySQL, id, in.Slug, in.Name)
 		if err != nil {
 			return err
@@ -149,7 +177,7 @@ func (s *Store) UpdateCategory(ctx context.Context, id string, in model.UpdateCa
 			return model.NotFound("category")
 		}
 		out = cs[0]
-		if in.ParentID == nil && (in.MakeRoot == nil || !*in.MakeRoot) {
+		if !moves {
 			return nil
 		}
 		out, err = s.move(ctx, tx, id, in.ParentID)

@@ -2,7 +2,10 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/homegoods/storefront/graph/model"
@@ -127,5 +130,61 @@ func TestAvailabilityAndInventory(t *testing.T) {
 		if sum != want || len(inv[id]) != mustCount(t, pool, `SELECT count(*) FROM warehouses`) {
 			t.Errorf("inventory of %s: got %d rows summing to %d; want a row per warehouse summing to %d", id, len(inv[id]), sum, want)
 		}
+	}
+}
+
+// Creates and moves racing each other leave every path equal to its parent's path and the
+// category's own id: no category keeps the path its parent had before a move.
+func TestConcurrentCategoryCreatesAndMovesStayConsistent(t *testing.T) {
+	s, pool := newCatalog(t, 0)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var ids []string
+	pick := func(rng *rand.Rand) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return ids[rng.IntN(len(ids))]
+	}
+	for i := range 4 {
+		c, err := s.CreateCategory(ctx, model.CreateCategoryInput{Name: fmt.Sprint("Root ", i), Slug: ptr(fmt.Sprint("root-", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := range 40 {
+				if rng.IntN(2) == 0 {
+					parent := pick(rng)
+					c, err := s.CreateCategory(ctx, model.CreateCategoryInput{Name: fmt.Sprintf("C %d %d", w, i), Slug: ptr(fmt.Sprintf("c-%d-%d", w, i)), ParentID: &parent})
+					if err != nil {
+						t.Errorf("create: %v", err)
+						return
+					}
+					mu.Lock()
+					ids = append(ids, c.ID)
+					mu.Unlock()
+					continue
+				}
+				in := model.UpdateCategoryInput{MakeRoot: ptr(true)}
+				if rng.IntN(4) > 0 {
+					parent := pick(rng)
+					in = model.UpdateCategoryInput{ParentID: &parent}
+				}
+				if _, err := s.UpdateCategory(ctx, pick(rng), in); err != nil && model.ErrorCodeOf(err) != model.CodeBadUserInput {
+					t.Errorf("move: %v", err) // under its own subtree is refused; anything else is a failure
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	stale := mustIDs(t, pool, `SELECT c.name FROM categories c LEFT JOIN categories p ON p.id = c.parent_id
+		WHERE c.path <> coalesce(p.path, '{}') || c.id`)
+	if len(stale) > 0 {
+		t.Errorf("%d of %d categories have a path that is not their parent's path and their id: %v", len(stale), len(ids), stale)
 	}
 }
