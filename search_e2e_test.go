@@ -80,15 +80,15 @@ func TestSearchOverGraphQL(t *testing.T) {
 		vars      map[string]any
 		code, arg string
 	}{
-		{map[string]any{"q": strings.Repeat("sofa ", 2000)}, "BAD_USER_INPUT", "[query]"},
+		{map[string]any{"q": strings.Repeat("sofa ", 41)}, "BAD_USER_INPUT", "[query]"}, // 205 characters
 		{map[string]any{"f": map[string]any{"price": map[string]any{"min": "-1.00"}}}, "BAD_USER_INPUT", "[filter price]"},
 		{map[string]any{"f": map[string]any{"attributes": []any{map[string]any{"key": "nonsense", "values": []string{"x"}}}}}, "BAD_USER_INPUT", "[filter attributes]"},
-		{map[string]any{"f": map[string]any{"attributes": []any{map[string]any{"key": "color", "values": manyValues(1000)}}}}, "BAD_USER_INPUT", "[filter attributes]"},
+		{map[string]any{"f": map[string]any{"attributes": []any{map[string]any{"key": "color", "values": manyValues(51)}}}}, "BAD_USER_INPUT", "[filter attributes]"},
 		{map[string]any{"after": "not-a-cursor"}, "BAD_USER_INPUT", "[after]"},
 	}
 	for _, b := range bad {
-		if code, _ := searchCode(t, s, b.vars); code != b.code {
-			t.Errorf("search %.80v: got %s; want %s", b.vars, code, b.code)
+		if code, arg := searchCode(t, s, b.vars); code != b.code || arg != b.arg {
+			t.Errorf("search %.200s: got %s at %s; want %s at %s", fmt.Sprint(b.vars), code, arg, b.code, b.arg)
 		}
 	}
 }

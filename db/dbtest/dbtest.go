@@ -137,7 +137,12 @@ func ensureTemplate(ctx context.Context, conn *pgx.Conn, admin string) (string, 
 	if err != nil {
 		return "", err
 	}
-	// Renaming only once migrated means a half-built template is never copied.
+	// Renaming only once migrated means a half-built template is never copied. No session
+	// may connect to it afterwards, autovacuum's included: CREATE DATABASE refuses to copy a
+	// template that anyone is connected to.
+	if _, err = conn.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s WITH ALLOW_CONNECTIONS false`, building)); err != nil {
+		return "", err
+	}
 	_, err = conn.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, building, name))
 	return name, err
 }
