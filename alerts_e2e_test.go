@@ -25,7 +25,7 @@ import (
 
 const alertsQuery = `subscription($w: ID, $p: [ID!]) {
   inventoryAlerts(warehouseId: $w, productIds: $p) {
-    kind available lagged at
+    id kind available lagged at
     product { id name sku description }
     warehouse { id code }
   }
@@ -35,6 +35,7 @@ const alertsQuery = `subscription($w: ID, $p: [ID!]) {
 type alertResult struct {
 	Data struct {
 		InventoryAlerts *struct {
+			ID        string
 			Kind      string
 			Available int
 			Lagged    bool
@@ -127,15 +128,27 @@ func tinySocket(_, _ string, c syscall.RawConn) error {
 // nothing more from the socket, as a stalled browser tab would.
 func wsSubscribe(t testing.TB, c *websocket.Conn, protocol string, vars map[string]any) <-chan alertResult {
 	t.Helper()
+	return wsSubscribeQuery(t, c, protocol, alertsQuery, vars)
+}
+
+// wsSubscribeQuery is wsSubscribe with any subscription query; its results are read as
+// alerts, so only the alerts query yields them whole.
+func wsSubscribeQuery(t testing.TB, c *websocket.Conn, protocol, query string, vars map[string]any) <-chan alertResult {
+	t.Helper()
 	ctx := t.Context()
 	start := map[string]string{transportWS: "subscribe", legacyWS: "start"}[protocol]
-	msg := map[string]any{"id": "1", "type": start, "payload": map[string]any{"query": alertsQuery, "variables": vars}}
+	msg := map[string]any{"id": "1", "type": start, "payload": map[string]any{"query": query, "variables": vars}}
 	if err := wsjson.Write(ctx, c, msg); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
 	results := make(chan alertResult)
 	go func() {
-		defer close(results)
+		completed := false
+		defer func() {
+			if !completed {
+				close(results)
+			}
+		}()
 		for {
 			var msg struct {
 				Type    string
@@ -145,16 +158,20 @@ func wsSubscribe(t testing.TB, c *websocket.Conn, protocol string, vars map[stri
 				return
 			}
 			var r alertResult
-			switch msg.Type {
-			case "next", "data":
+			switch {
+			case completed: // like a real client, read on until the socket closes
+				continue
+			case msg.Type == "next" || msg.Type == "data":
 				_ = json.Unmarshal(msg.Payload, &r)
-			case "error":
+			case msg.Type == "error":
 				_ = json.Unmarshal(msg.Payload, &r.Errors)
-			case "ping":
+			case msg.Type == "ping":
 				_ = wsjson.Write(ctx, c, map[string]string{"type": "pong"})
 				continue
-			case "complete":
-				return
+			case msg.Type == "complete":
+				completed = true
+				close(results)
+				continue
 			default: // keep-alives
 				continue
 			}
@@ -227,20 +244,28 @@ func next(t testing.TB, results <-chan alertResult, who string) alertResult {
 	return alertResult{}
 }
 
-// quiet fails t if any of the subscriptions yields a result within a short wait: checking
-// that something does not happen cannot wait for ever.
+// quiet fails t if any of the subscriptions yields a result, or ends, within a short wait:
+// checking that something does not happen cannot wait for ever.
 func quiet(t testing.TB, subs map[string]<-chan alertResult, wait time.Duration) {
 	t.Helper()
-	deadline := time.After(wait)
-	for who, results := range subs {
-		select {
-		case r := <-results:
-			t.Errorf("%s: got %+v; want nothing", who, r)
-		case <-deadline:
-			return
+	ended := map[string]bool{}
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for who, results := range subs {
+			if ended[who] {
+				continue
+			}
+			select {
+			case r, ok := <-results:
+				if !ok {
+					ended[who] = true
+					t.Errorf("%s: the subscription ended; want it open and quiet", who)
+				} else {
+					t.Errorf("%s: got %+v; want nothing", who, r)
+				}
+			default:
+			}
 		}
 	}
-	<-deadline
 }
 
 // stockRow is the stock of a product in a warehouse.

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -106,4 +109,56 @@ func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// streams ends every subscription when end ends, whatever its transport, by cancelling the
+// context of its request: a websocket then closes and a server-sent event stream completes.
+// It also counts them, since http.Server.Shutdown does not wait for hijacked websocket
+// connections. Queries keep their own context and drain normally.
+type streams struct {
+	end  context.Context
+	wg   sync.WaitGroup
+	open atomic.Int64
+}
+
+func (s *streams) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isStream(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.wg.Add(1)
+		s.open.Add(1)
+		defer func() { s.open.Add(-1); s.wg.Done() }()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(s.end, cancel)
+		defer stop()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// streamGrace is how long shutdown waits for streams to close once ended: a websocket's
+// close handshake waits for the client's answer, which a client that stopped reading never
+// sends.
+const streamGrace = time.Second
+
+// wait returns when every stream has closed, or after streamGrace, reporting how many were
+// cut short.
+func (s *streams) wait() (cut int) {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return 0
+	case <-time.After(streamGrace):
+		return int(s.open.Load())
+	}
+}
+
+// isStream reports whether r opens a subscription stream: a websocket upgrade, or a
+// request for server-sent events.
+func isStream(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") ||
+		strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }

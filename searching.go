@@ -9,8 +9,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/search"
-	"github.com/homegoods/storefront/store"
+	"github.com/homegoods/storefront/supervisor"
 )
 
 // searching is product search: the service resolvers call, the relevance controls, and,
@@ -68,27 +69,20 @@ func newSearching(cfg config, pool *pgxpool.Pool, metrics *searchMetrics, log *s
 	return s, nil
 }
 
-// run starts search's background work: flushing insights, and with Elasticsearch the
-// index bootstrap, then the outbox relay that feeds the index and the periodic reconciler.
-// Search is answered from PostgreSQL meanwhile, so an unreachable Elasticsearch delays the
-// index, never the server.
-func (s *searching) run(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) {
-	go s.service.Run(ctx)
+// start runs search's background work under g: flushing insights and, with
+// Elasticsearch, the change feed's consumer that keeps the index (it builds the index
+// when there is none) and the periodic reconciler. Search is answered from PostgreSQL
+// until the index exists, so an unreachable Elasticsearch delays the index, never the
+// server.
+func (s *searching) start(g *supervisor.Group, changes *feed.Feed, cfg config) {
+	g.Go("search-insights", s.service.Run)
 	if s.indexer == nil {
 		return
 	}
-	go func() {
-		for ctx.Err() == nil {
-			err := s.indexer.Ensure(ctx)
-			if err == nil {
-				break
-			}
-			log.Warn("search: cannot reach the index yet: searching PostgreSQL meanwhile", "err", err)
-			sleepCtx(ctx, 5*time.Second)
-		}
-		go runRelay(ctx, st.NewRelay(search.DefaultConsumer, s.indexer.Handle, store.RelayOptions{Poll: 500 * time.Millisecond}, log), log)
-		s.indexer.RunReconciler(ctx, cfg.SearchReconcileInterval, log)
-	}()
+	g.Go("relay:"+search.DefaultConsumer, changes.Relay(s.indexer.Consumer()))
+	g.Go("search-reconcile", func(ctx context.Context) error {
+		return s.indexer.RunReconciler(ctx, cfg.SearchReconcileInterval)
+	})
 }
 
 // newIndexer is the indexer of the reindex and reconcile commands.
@@ -102,14 +96,4 @@ func newIndexer(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*search.Index
 		return nil, err
 	}
 	return search.NewIndexer(es, pool, search.IndexerOptions{Log: log}), nil
-}
-
-// sleepCtx waits d unless ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }

@@ -29,8 +29,11 @@ import (
 
 	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/db"
+	"github.com/homegoods/storefront/db/feed"
+	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/resolvers"
 	"github.com/homegoods/storefront/store"
+	"github.com/homegoods/storefront/supervisor"
 	"github.com/homegoods/storefront/web"
 )
 
@@ -142,6 +145,9 @@ type config struct {
 	SearchTimeout, SearchReconcileInterval time.Duration
 	// SearchInsightsInterval is how often counted searches are written for insights.
 	SearchInsightsInterval time.Duration
+	// The change feed: how long a consumer may go without a relay before it is retired, and
+	// how long delivered events stay in the outbox.
+	FeedConsumerTimeout, FeedRetain time.Duration
 }
 
 // devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
@@ -194,6 +200,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SearchTimeout:           e.duration("SEARCH_TIMEOUT", 500*time.Millisecond),
 		SearchReconcileInterval: e.duration("SEARCH_RECONCILE_INTERVAL", 10*time.Minute),
 		SearchInsightsInterval:  e.duration("SEARCH_INSIGHTS_INTERVAL", 5*time.Second),
+		FeedConsumerTimeout:     e.duration("FEED_CONSUMER_TIMEOUT", 15*time.Minute),
+		FeedRetain:              e.duration("FEED_RETAIN", 10*time.Minute),
+	}
+	if cfg.Cache && cfg.CacheTTL >= cfg.FeedConsumerTimeout {
+		// A retired cache consumer is not resynced: its entries must expire first.
+		e.errs = append(e.errs, fmt.Errorf("CACHE_TTL (%s) must be shorter than FEED_CONSUMER_TIMEOUT (%s)", cfg.CacheTTL, cfg.FeedConsumerTimeout))
 	}
 	switch cfg.PersistedQueries {
 	case "automatic", "allowlist", "off":
@@ -293,7 +305,9 @@ func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
 	})
 }
 
-// serve runs the API until ctx ends, then drains in-flight requests.
+// serve runs the API until ctx ends, then shuts down in order: the HTTP server stops
+// accepting and drains in-flight requests while every subscription ends (see streams), the
+// background workers stop and are waited for, and only then do Redis and the pool close.
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting", cfg.logValue()...)
 	if cfg.JWTSecret == devJWTSecret {
@@ -311,8 +325,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 
 	st := store.New(pool, store.WithOrderHold(cfg.OrderHold))
-	go st.RunOrderExpiry(ctx, cfg.OrderExpiryInterval, log)
-	if err := startAnalytics(ctx, cfg, st, log); err != nil {
+	if err := configureAnalytics(ctx, cfg, st, log); err != nil {
 		return err
 	}
 	caches, err := newCaching(cfg, st, log)
@@ -320,29 +333,40 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer caches.close()
-	caches.run(ctx, st, log)
 	if err := caches.registerOperations(ctx, cfg.OperationsDir, log); err != nil {
 		return fmt.Errorf("persisted operations: %w", err)
-	}
-	if err := caches.warmRankings(ctx, pool, log); err != nil {
-		log.Warn("rankings not seeded", "err", err)
 	}
 	reg := prometheus.NewRegistry()
 	searches, err := newSearching(cfg, pool, newSearchMetrics(reg), log)
 	if err != nil {
 		return err
 	}
-	searches.run(ctx, cfg, st, log)
+	changes := feed.New(pool, feed.Options{ConsumerTimeout: cfg.FeedConsumerTimeout, Retain: cfg.FeedRetain,
+		BeforeCommit: feedFaultHook, Log: log})
+	ticker := st.NewSalesTicker(cfg.SalesTickerInterval, log)
 
+	// Workers run until serve returns, also when it returns early with an error.
+	workerCtx, stopWorkers := context.WithCancel(ctx)
+	workers := supervisor.New(workerCtx, supervisor.Options{Log: log, OnRestart: newWorkerMetrics(reg)})
+	defer func() { stopWorkers(); workers.Wait() }()
+	workers.Go("order-expiry", func(ctx context.Context) error { return st.RunOrderExpiry(ctx, cfg.OrderExpiryInterval, log) })
+	workers.Go("analytics-refresh", func(ctx context.Context) error { return st.RunAnalyticsRefresh(ctx, cfg.AnalyticsRefresh, log) })
+	workers.Go("sales-ticker", ticker.Run)
+	workers.Go("feed-maintenance", changes.Maintain)
+	caches.start(workers, changes, st, log)
+	searches.start(workers, changes, cfg)
 	if cfg.DebugAddr != "" {
-		go serveDebug(cfg.DebugAddr, log)
+		workers.Go("debug-server", func(ctx context.Context) error { return serveDebug(ctx, cfg.DebugAddr, log) })
 	}
+
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	registerFeedMetrics(reg, changes)
+	streams := &streams{end: ctx}
 	srv := &http.Server{
-		Handler:           routes(cfg, reg, pool, st, caches, searches, log),
+		Handler:           streams.wrap(routes(cfg, reg, pool, st, ticker, caches, searches, log)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -358,18 +382,23 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing in-flight requests")
+	log.Info("shutting down: finishing in-flight requests, ending subscriptions")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	if cut := streams.wait(); cut > 0 {
+		log.Warn("shutting down: subscriptions whose clients did not close in time were cut", "streams", cut)
+	}
+	stopWorkers()
+	workers.Wait()
 	log.Info("stopped")
 	return nil
 }
 
-// startAnalytics applies the storage settings of sales facts and starts the refresh job.
-func startAnalytics(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) error {
+// configureAnalytics applies the storage settings of sales facts and logs the mode.
+func configureAnalytics(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) error {
 	if err := st.ConfigureAnalytics(ctx, cfg.Analytics); err != nil {
 		return fmt.Errorf("configure analytics: %w", err)
 	}
@@ -378,12 +407,11 @@ func startAnalytics(ctx context.Context, cfg config, st *store.Store, log *slog.
 		return err
 	}
 	log.Info("analytics", "mode", mode, "refresh_every", cfg.AnalyticsRefresh)
-	go st.RunAnalyticsRefresh(ctx, cfg.AnalyticsRefresh, log)
 	return nil
 }
 
 // routes wires the HTTP endpoints.
-func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.Store, caches *caching, searches *searching, log *slog.Logger) http.Handler {
+func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.Store, ticker *store.SalesTicker, caches *caching, searches *searching, log *slog.Logger) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerPoolMetrics(reg, pool)
 	registerCacheMetrics(reg, caches)
@@ -406,7 +434,7 @@ func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.
 		Analytics:       st,
 		Searcher:        searches.service,
 		SearchControls:  searches.controls,
-		Ticker:          st.NewSalesTicker(cfg.SalesTickerInterval, log),
+		Ticker:          ticker,
 		CheckOrigin:     originAllowed(crossOrigin),
 		Batches:         batches,
 		Sessions:        caches.sessions,
@@ -432,17 +460,21 @@ func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.
 	return withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, mux)))
 }
 
-// serveDebug serves the pprof profiles on their own address, kept off the public port.
-func serveDebug(addr string, log *slog.Logger) {
+// serveDebug serves the pprof profiles on their own address, kept off the public port,
+// until ctx ends.
+func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	log.Info("debug server listening", "addr", addr)
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	if err := srv.ListenAndServe(); err != nil {
-		log.Error("debug server stopped", "err", err)
+	stop := context.AfterFunc(ctx, func() { _ = srv.Close() })
+	defer stop()
+	log.Info("debug server listening", "addr", addr)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("debug server: %w", err)
 	}
+	return ctx.Err()
 }
 
 // readiness answers 200 while PostgreSQL answers, 503 otherwise.
@@ -456,6 +488,58 @@ func readiness(pool *pgxpool.Pool) http.HandlerFunc {
 		}
 		_, _ = io.WriteString(w, "ready\n")
 	}
+}
+
+// feedFaultHook is nil in production. The end-to-end tests set it in the server processes
+// they start, to fail or stall deliveries of the change feed (feed.Options.BeforeCommit).
+var feedFaultHook func(consumer string, events []model.OutboxEvent) error
+
+// registerFeedMetrics exposes each consumer's queue: its length, the age of its oldest
+// event, and whether it is active.
+func registerFeedMetrics(reg prometheus.Registerer, changes *feed.Feed) {
+	reg.MustRegister(feedCollector{changes: changes,
+		backlog: prometheus.NewDesc("storefront_feed_backlog", "Events queued for a consumer of the change feed.", []string{"consumer"}, nil),
+		age: prometheus.NewDesc("storefront_feed_oldest_event_age_seconds",
+			"Age of the oldest event queued for a consumer (0 when none).", []string{"consumer"}, nil),
+		active: prometheus.NewDesc("storefront_feed_consumer_active",
+			"1 while a consumer is fed, 0 once retired for want of a relay.", []string{"consumer"}, nil),
+	})
+}
+
+// feedCollector reads the feed's backlogs when scraped.
+type feedCollector struct {
+	changes              *feed.Feed
+	backlog, age, active *prometheus.Desc
+}
+
+func (c feedCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.backlog
+	ch <- c.age
+	ch <- c.active
+}
+
+func (c feedCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	backlogs, err := c.changes.Backlogs(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.backlog, err)
+		return
+	}
+	for _, b := range backlogs {
+		ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(b.Pending), b.Consumer)
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, b.OldestAge.Seconds(), b.Consumer)
+		ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, boolFloat(b.Active), b.Consumer)
+	}
+}
+
+// newWorkerMetrics counts the restarts of background workers, and returns the counter's
+// increment for supervisor.Options.OnRestart.
+func newWorkerMetrics(reg prometheus.Registerer) func(worker string) {
+	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "storefront_worker_restarts_total",
+		Help: "Restarts of a background worker after it failed or panicked."}, []string{"worker"})
+	reg.MustRegister(restarts)
+	return func(worker string) { restarts.WithLabelValues(worker).Inc() }
 }
 
 // registerPoolMetrics exposes the connection pool's figures.

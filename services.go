@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,22 +10,22 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/homegoods/storefront/cache"
+	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/resolvers"
-	"github.com/homegoods/storefront/seed"
 	"github.com/homegoods/storefront/store"
+	"github.com/homegoods/storefront/supervisor"
 )
 
-// rankingStore is what the server does with rankings: record sales, answer resolvers.
+// rankingStore is what the server does with rankings: keep them from the feed, answer
+// resolvers.
 type rankingStore interface {
-	Record(ctx context.Context, at time.Time, sales []model.Sale) error
-	Bestsellers(ctx context.Context, categoryID string, n int) ([]model.Ranked, error)
-	Trending(ctx context.Context, categoryID string, n int) ([]model.Ranked, error)
+	cache.Rankings
+	resolvers.Rankings
 }
 
 // sessionStore is what the server does with sessions.
@@ -139,80 +138,17 @@ func (c *caching) registerOperations(ctx context.Context, dir string, log *slog.
 	return nil
 }
 
-// run keeps the background work of the cache going until ctx ends: the invalidation bus and,
-// when the catalog is cached, the outbox relay that invalidates it; the inventory alerts and
-// the outbox relay that publishes them.
-func (c *caching) run(ctx context.Context, st *store.Store, log *slog.Logger) {
-	go c.bus.Run(ctx)
-	go c.alerts.Run(ctx)
+// start runs the cache's background work under g: the invalidation bus, the inventory
+// alerts, and the change feed's consumers that keep the cache, the alerts and the rankings.
+func (c *caching) start(g *supervisor.Group, changes *feed.Feed, st *store.Store, log *slog.Logger) {
+	g.Go("cache-bus", c.bus.Run)
+	g.Go("alerts", c.alerts.Run)
+	consumers := []feed.Consumer{c.alerts.Consumer(), cache.NewRankingsConsumer(c.rankings, st, cache.RankingConfig{}, log)}
 	if c.catalog != nil {
-		go runRelay(ctx, st.NewRelay("cache", c.catalog.Invalidate, store.RelayOptions{}, log), log)
+		consumers = append(consumers, c.catalog.Consumer())
 	}
-	go runRelay(ctx, st.NewRelay("alerts", c.alerts.Relay, store.RelayOptions{}, log), log)
-	go runRelay(ctx, st.NewRelay("rankings", recordSales(c.rankings, st.CategoriesByIDs), store.RelayOptions{}, log), log)
-}
-
-// orderPlaced is what the rankings read of an "order.placed" outbox event.
-type orderPlaced struct {
-	PlacedAt time.Time `json:"placed_at"`
-	Lines    []struct {
-		ProductID  string `json:"product_id"`
-		CategoryID string `json:"category_id"`
-		Quantity   int    `json:"quantity"`
-	} `json:"lines"`
-}
-
-// recordSales is the "rankings" relay handler: every placed order counts in the
-// bestsellers and trending rankings of its products' categories and their ancestors. The
-// relay delivers at least once, so an order whose batch is retried after it was recorded
-// counts twice; the rankings are a popularity signal, and that rare excess does not matter.
-func recordSales(r rankingStore, categories func(context.Context, []string) ([]*model.Category, error)) store.Handler {
-	return func(ctx context.Context, events []model.OutboxEvent) error {
-		for _, e := range events {
-			if e.Kind != "order.placed" {
-				continue
-			}
-			var o orderPlaced
-			if err := json.Unmarshal(e.Payload, &o); err != nil {
-				return fmt.Errorf("order %s: %w", e.AggregateID, err)
-			}
-			sales, err := salesOf(ctx, o, categories)
-			if err != nil {
-				return err
-			}
-			if err := r.Record(ctx, o.PlacedAt, sales); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-}
-
-// salesOf turns an order's lines into sales that carry their category paths.
-func salesOf(ctx context.Context, o orderPlaced, categories func(context.Context, []string) ([]*model.Category, error)) ([]model.Sale, error) {
-	ids := make([]string, len(o.Lines))
-	for i, l := range o.Lines {
-		ids[i] = l.CategoryID
-	}
-	cats, err := categories(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	paths := make(map[string][]string, len(cats))
-	for _, c := range cats {
-		paths[c.ID] = c.Path
-	}
-	sales := make([]model.Sale, len(o.Lines))
-	for i, l := range o.Lines {
-		sales[i] = model.Sale{ProductID: l.ProductID, CategoryIDs: paths[l.CategoryID], Units: l.Quantity}
-	}
-	return sales, nil
-}
-
-// runRelay runs relay until ctx ends, and logs why if it stops before.
-func runRelay(ctx context.Context, relay *store.Relay, log *slog.Logger) {
-	if err := relay.Run(ctx); err != nil {
-		log.Error("outbox relay stopped", "err", err)
+	for _, consumer := range consumers {
+		g.Go("relay:"+consumer.Name, changes.Relay(consumer))
 	}
 }
 
@@ -220,46 +156,6 @@ func (c *caching) close() {
 	if c.redis != nil {
 		_ = c.redis.Close()
 	}
-}
-
-// warmRankings records the synthetic sales history when the rankings are empty, so that a
-// new shop's bestsellers and trending lists are not empty until real orders come in. Two instances
-// starting together may both record it; since it is the same history, the order of every
-// ranking is the same either way.
-func (c *caching) warmRankings(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
-	top, err := c.rankings.Bestsellers(ctx, cache.AllCategories, 1)
-	if err != nil || len(top) > 0 {
-		return err
-	}
-	orders, err := seed.SalesHistory(ctx, pool, 1, time.Now(), 30)
-	if err != nil {
-		return err
-	}
-	for _, o := range byHour(orders) {
-		if err := c.rankings.Record(ctx, o.At, o.Sales); err != nil {
-			return fmt.Errorf("record synthetic sales: %w", err)
-		}
-	}
-	log.Info("rankings seeded from the synthetic sales history", "orders", len(orders))
-	return nil
-}
-
-// byHour merges orders by the hour they fall in: one Record per hour instead of per order.
-func byHour(orders []seed.Order) []seed.Order {
-	merged := map[time.Time]*seed.Order{}
-	var out []seed.Order
-	for _, o := range orders {
-		h := o.At.Truncate(time.Hour)
-		if m, ok := merged[h]; ok {
-			m.Sales = append(m.Sales, o.Sales...)
-			continue
-		}
-		merged[h] = &seed.Order{At: h, Sales: append([]model.Sale(nil), o.Sales...)}
-	}
-	for _, m := range merged {
-		out = append(out, *m)
-	}
-	return out
 }
 
 // redisOptions turns REDIS_URL (one node) or REDIS_ADDRS (a cluster, or Sentinel with

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
+	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -18,12 +20,21 @@ const alertsChannel = "alerts"
 // alertBuffer is how many alerts a subscriber may have waiting before it loses some.
 const alertBuffer = 64
 
+// alertMemory is how many alert ids an instance remembers to drop redeliveries: the change
+// feed redelivers a batch within seconds, far fewer alerts than this.
+const alertMemory = 10_000
+
+// AlertsConsumer names the inventory alerts' consumer of the change feed.
+const AlertsConsumer = "alerts"
+
 // Alerts delivers inventory alerts to the subscribers of every server instance. Publish
 // sends alerts once on the backend's pub/sub (Redis for a fleet, process memory for a single
 // instance); the Alerts of each instance, subscribed there by Run, hands them to its own
 // subscribers. A subscriber with alertBuffer alerts waiting loses the next ones, and the
 // alert it gets after that carries Lagged: publishing and the other subscribers never wait
-// for a slow one.
+// for a slow one. The change feed delivers at least once, so an alert can be published
+// twice; each instance remembers the ids of the last alertMemory alerts it delivered and
+// drops a repeat, so that a subscriber sees each alert once.
 type Alerts struct {
 	backend Backend
 	log     *slog.Logger
@@ -31,7 +42,9 @@ type Alerts struct {
 
 	mu      sync.Mutex
 	subs    map[*alertSub]struct{}
-	stopped bool // Run has returned: subscriptions end at once
+	seen    map[string]struct{} // ids of the alerts delivered lately
+	order   []string            // seen, oldest first
+	stopped bool                // Run has returned: subscriptions end at once
 }
 
 // alertSub is one subscriber. Its fields other than ch are guarded by Alerts.mu.
@@ -43,7 +56,7 @@ type alertSub struct {
 
 // NewAlerts returns the alerts of this instance on backend. Start its Run at boot.
 func NewAlerts(backend Backend, log *slog.Logger) *Alerts {
-	return &Alerts{backend: backend, log: log, subs: make(map[*alertSub]struct{})}
+	return &Alerts{backend: backend, log: log, subs: make(map[*alertSub]struct{}), seen: make(map[string]struct{})}
 }
 
 // Live reports whether Run is subscribed, so that alerts published now reach this instance.
@@ -85,11 +98,12 @@ func (a *Alerts) Publish(ctx context.Context, alerts []model.InventoryAlert) err
 // Run receives the alerts published by every instance and hands them to this instance's
 // subscribers until ctx is done, then ends every subscription. It subscribes again after
 // every failure (a Redis reconnect).
-func (a *Alerts) Run(ctx context.Context) {
+func (a *Alerts) Run(ctx context.Context) error {
 	defer a.stop()
 	keepSubscribed(ctx, a.backend, []string{alertsChannel}, a.log,
 		"inventory alerts", "not subscribed, alerts are lost until it is",
 		func(sub Subscription) error { return a.consume(ctx, sub) })
+	return ctx.Err()
 }
 
 // consume delivers the alerts of sub until it breaks or ctx is done. Subscribers that were
@@ -116,11 +130,29 @@ func (a *Alerts) consume(ctx context.Context, sub Subscription) error {
 func (a *Alerts) deliver(alerts []model.InventoryAlert) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for s := range a.subs {
-		for _, alert := range alerts {
+	for _, alert := range alerts {
+		if a.delivered(alert.ID) {
+			continue
+		}
+		for s := range a.subs {
 			s.offer(alert)
 		}
 	}
+}
+
+// delivered reports whether the alert with id was delivered lately, and remembers it. The
+// caller holds a.mu.
+func (a *Alerts) delivered(id string) bool {
+	if _, ok := a.seen[id]; ok {
+		return true
+	}
+	a.seen[id] = struct{}{}
+	a.order = append(a.order, id)
+	if len(a.order) > alertMemory {
+		delete(a.seen, a.order[0])
+		a.order = a.order[1:]
+	}
+	return false
 }
 
 // offer queues a copy of alert for s if it matches, without waiting: with the buffer full,
@@ -165,10 +197,14 @@ type stockChanged struct {
 	Threshold   int    `json:"low_stock_threshold"`
 }
 
-// Relay is the handler of the alerts outbox consumer: it turns the committed stock changes
+// Consumer is the alerts' reader of the change feed: it turns the committed stock changes
 // that cross a threshold into alerts and publishes them, a batch in one message. Only
 // committed changes reach the outbox, so a rolled-back change never alerts.
-func (a *Alerts) Relay(ctx context.Context, events []model.OutboxEvent) error {
+func (a *Alerts) Consumer() feed.Consumer {
+	return feed.Consumer{Name: AlertsConsumer, Handle: a.handle}
+}
+
+func (a *Alerts) handle(ctx context.Context, events []model.OutboxEvent) error {
 	var alerts []model.InventoryAlert
 	for _, e := range events {
 		if e.Aggregate != "inventory" || e.Kind != "stock.changed" {
@@ -181,7 +217,7 @@ func (a *Alerts) Relay(ctx context.Context, events []model.OutboxEvent) error {
 			continue
 		}
 		if kind, ok := model.StockAlert(c.Before, c.After, c.Threshold); ok {
-			alerts = append(alerts, model.InventoryAlert{Kind: kind, ProductID: e.AggregateID,
+			alerts = append(alerts, model.InventoryAlert{ID: strconv.FormatInt(e.ID, 10), Kind: kind, ProductID: e.AggregateID,
 				WarehouseID: c.WarehouseID, Available: c.After, At: e.CreatedAt})
 		}
 	}

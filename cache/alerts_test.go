@@ -25,11 +25,12 @@ func alStart(t testing.TB, backend Backend, log *slog.Logger) (*Alerts, func()) 
 
 func alAll(*model.InventoryAlert) bool { return true }
 
-// alMake returns n alerts of product p, told apart by Available: from, from+1...
+// alMake returns n alerts of product p, told apart by Available: from, from+1..., and by
+// their ids.
 func alMake(p string, from, n int) []model.InventoryAlert {
 	out := make([]model.InventoryAlert, n)
 	for i := range out {
-		out[i] = model.InventoryAlert{Kind: model.AlertLowStock, ProductID: p, WarehouseID: "w1",
+		out[i] = model.InventoryAlert{ID: fmt.Sprint(p, from+i), Kind: model.AlertLowStock, ProductID: p, WarehouseID: "w1",
 			Available: from + i, At: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 	}
 	return out
@@ -92,6 +93,27 @@ func TestAlertsReachEveryInstance(t *testing.T) {
 		}
 		for i, ch := range append(subs, onlyB) {
 			alQuiet(t, ch, fmt.Sprintf("subscriber %d after the last alert", i))
+		}
+	})
+}
+
+// An alert published again (the change feed redelivered its batch) reaches nobody twice, on
+// any instance; new alerts still come.
+func TestAlertsDropRedeliveries(t *testing.T) {
+	coreEachBackend(t, func(t *testing.T, newBackend func() Backend) {
+		one, _ := alStart(t, newBackend(), coreLogger(t))
+		two, _ := alStart(t, newBackend(), coreLogger(t))
+		ctx := coreCtx(t)
+		subs := []<-chan *model.InventoryAlert{one.Subscribe(ctx, alAll), two.Subscribe(ctx, alAll)}
+		alMustPublish(t, one, alMake("a", 1, 2))
+		alMustPublish(t, two, alMake("a", 1, 3)) // two again, and a new one
+		for i, ch := range subs {
+			for want := 1; want <= 3; want++ {
+				if got := alNext(t, ch); got.Available != want {
+					t.Errorf("subscriber %d: got %+v; want available %d", i, got, want)
+				}
+			}
+			alQuiet(t, ch, fmt.Sprintf("subscriber %d after the redelivery", i))
 		}
 	})
 }
@@ -207,13 +229,13 @@ func TestAlertsRelayTurnsStockChangesIntoAlerts(t *testing.T) {
 		change(5, "inventory", "stock.changed", "p5", stock(3, 0, 5)),   // out
 		change(6, "inventory", "stock.changed", "p6", stock(0, 12, 5)),  // back
 	}
-	if err := a.Relay(coreCtx(t), events); err != nil {
-		t.Fatalf("Relay: %v", err)
+	if err := a.Consumer().Handle(coreCtx(t), events); err != nil {
+		t.Fatalf("Handle: %v", err)
 	}
 	want := []model.InventoryAlert{
-		{Kind: model.AlertLowStock, ProductID: "p1", WarehouseID: "w1", Available: 4, At: at},
-		{Kind: model.AlertOutOfStock, ProductID: "p5", WarehouseID: "w1", Available: 0, At: at},
-		{Kind: model.AlertBackInStock, ProductID: "p6", WarehouseID: "w1", Available: 12, At: at},
+		{ID: "1", Kind: model.AlertLowStock, ProductID: "p1", WarehouseID: "w1", Available: 4, At: at},
+		{ID: "5", Kind: model.AlertOutOfStock, ProductID: "p5", WarehouseID: "w1", Available: 0, At: at},
+		{ID: "6", Kind: model.AlertBackInStock, ProductID: "p6", WarehouseID: "w1", Available: 12, At: at},
 	}
 	for _, w := range want {
 		got := *alNext(t, ch)

@@ -72,10 +72,11 @@ func (b *Bus) Live() bool { return b.live.Load() }
 
 // Run subscribes to the bus channels and dispatches their messages until ctx is done,
 // subscribing again after every failure, with a capped backoff while the backend is down.
-func (b *Bus) Run(ctx context.Context) {
+func (b *Bus) Run(ctx context.Context) error {
 	keepSubscribed(ctx, b.backend, []string{busInvalidations, busFills}, b.log,
 		"cache bus", "not subscribed, L1 off and waiters polling until it is",
 		func(sub Subscription) error { return b.consume(ctx, sub) })
+	return ctx.Err()
 }
 
 // keepSubscribed subscribes to channels on backend and hands each subscription to consume

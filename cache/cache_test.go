@@ -60,13 +60,13 @@ func coreStartBus(t testing.TB, backend Backend) *Bus {
 
 // coreRun runs run in a goroutine and waits until live holds. The returned function, also
 // called when t ends, cancels run's context and waits until it has returned.
-func coreRun(t testing.TB, run func(context.Context), live func() bool) (stop func()) {
+func coreRun(t testing.TB, run func(context.Context) error, live func() bool) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		run(ctx)
+		_ = run(ctx)
 	}()
 	stop = sync.OnceFunc(func() {
 		cancel()

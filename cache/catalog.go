@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -126,4 +127,14 @@ func (c *Catalog) Stats() map[string]ReadThroughStats {
 		"product": c.products.Stats(), "category": c.categories.Stats(),
 		"brand": c.brands.Stats(), "availability": c.availability.Stats(),
 	}
+}
+
+// CacheConsumer names the cache's consumer of the change feed.
+const CacheConsumer = "cache"
+
+// Consumer is the cache's reader of the change feed: Invalidate on every event. It needs
+// no resync after missing events: entries live at most CACHE_TTL, and the feed retires a
+// consumer only after a longer time without a relay, so what it missed has expired.
+func (c *Catalog) Consumer() feed.Consumer {
+	return feed.Consumer{Name: CacheConsumer, Handle: c.Invalidate}
 }

@@ -17,6 +17,18 @@ type RankingConfig struct {
 	HalfLife time.Duration
 	// Now is the clock of trending scores (default time.Now); tests fix it.
 	Now func() time.Time
+	// Remember is how long an applied event is remembered, so that its redelivery is
+	// skipped (default 48 hours: the change feed redelivers within seconds).
+	Remember time.Duration
+}
+
+// SalesEvent is one change to the rankings, applied once whatever how often it is
+// delivered: the sales of a placed order at the time it was placed, or the same sales with
+// negative units when the order is cancelled or expires.
+type SalesEvent struct {
+	ID    string // the change feed's event id
+	At    time.Time
+	Sales []model.Sale
 }
 
 // DefaultHalfLife makes trending reflect about the last few days of sales.
@@ -28,6 +40,9 @@ func (c RankingConfig) withDefaults() RankingConfig {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Remember <= 0 {
+		c.Remember = 48 * time.Hour
 	}
 	return c
 }
@@ -54,7 +69,7 @@ func (c RankingConfig) decayed(score, epoch float64) float64 {
 	return score * math.Exp2((epoch-rankingSeconds(c.Now()))/c.HalfLife.Seconds())
 }
 
-// rankingGroup is the work of one Record on one ranking: the products to add, in order.
+// rankingGroup is the work of one event on one ranking: the products to add, in order.
 type rankingGroup struct {
 	tag   string
 	sales []rankingSale
@@ -65,15 +80,18 @@ type rankingSale struct {
 	units     int
 }
 
-// rankingGroups checks sales and splits them by ranking, each category once per sale and
-// AllCategories for every sale, in a fixed order so that both implementations do the same
-// float arithmetic.
-func rankingGroups(sales []model.Sale) ([]rankingGroup, error) {
+// rankingGroups checks an event and splits its sales by ranking, each category once per
+// sale and AllCategories for every sale, in a fixed order so that both implementations do
+// the same float arithmetic.
+func rankingGroups(e SalesEvent) ([]rankingGroup, error) {
+	if e.ID == "" {
+		return nil, fmt.Errorf("apply sales: an event needs an id")
+	}
 	var groups []rankingGroup
 	index := map[string]int{}
-	for _, s := range sales {
-		if s.ProductID == "" || s.Units <= 0 {
-			return nil, fmt.Errorf("record sales: sale of product %q has %d units; want a product and units > 0", s.ProductID, s.Units)
+	for _, s := range e.Sales {
+		if s.ProductID == "" || s.Units == 0 {
+			return nil, fmt.Errorf("apply sales: sale of product %q has %d units; want a product and units other than 0", s.ProductID, s.Units)
 		}
 		seen := map[string]bool{}
 		for _, c := range append([]string{AllCategories}, s.CategoryIDs...) {
@@ -100,4 +118,45 @@ func rankingTag(categoryID string) string {
 		return "all"
 	}
 	return "c:" + categoryID
+}
+
+// rankingTotals groups the totals of a rebuild by ranking: every category of each path, and
+// AllCategories. Products whose recent sales fall below rankingTrendFloor are left out of
+// trending, as a rescale would drop them.
+func rankingTotals(totals []model.SalesTotal) map[string]*rankingTotal {
+	out := map[string]*rankingTotal{}
+	for _, t := range totals {
+		seen := map[string]bool{}
+		for _, c := range append([]string{AllCategories}, t.CategoryIDs...) {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			g := out[rankingTag(c)]
+			if g == nil {
+				g = &rankingTotal{best: map[string]float64{}, trend: map[string]float64{}}
+				out[rankingTag(c)] = g
+			}
+			g.best[t.ProductID] += float64(t.Units)
+			g.trend[t.ProductID] += t.Recent
+		}
+	}
+	for _, g := range out {
+		for id, v := range g.best {
+			if v <= 0 {
+				delete(g.best, id)
+			}
+		}
+		for id, v := range g.trend {
+			if v < rankingTrendFloor {
+				delete(g.trend, id)
+			}
+		}
+	}
+	return out
+}
+
+// rankingTotal is one ranking's scores after a rebuild.
+type rankingTotal struct {
+	best, trend map[string]float64
 }

@@ -17,8 +17,11 @@ import (
 type MemoryRankings struct {
 	cfg RankingConfig
 
-	mu   sync.Mutex
-	sets map[string]*rankingSet
+	mu    sync.Mutex
+	sets  map[string]*rankingSet
+	seen  map[string]time.Time // applied events, until they are forgotten
+	order []string             // the ids of seen, oldest first
+	built bool
 }
 
 // rankingSet is one category's rankings.
@@ -37,23 +40,63 @@ type rankingScores struct {
 
 // NewMemoryRankings returns empty in-process rankings.
 func NewMemoryRankings(cfg RankingConfig) *MemoryRankings {
-	return &MemoryRankings{cfg: cfg.withDefaults(), sets: map[string]*rankingSet{}}
+	return &MemoryRankings{cfg: cfg.withDefaults(), sets: map[string]*rankingSet{}, seen: map[string]time.Time{}}
 }
 
-// Record counts one order's sales at time at in every ranking they belong to. It is not
-// idempotent: a replayed order counts twice.
-func (r *MemoryRankings) Record(_ context.Context, at time.Time, sales []model.Sale) error {
-	groups, err := rankingGroups(sales)
-	if err != nil {
-		return err
+// Apply applies each event to every ranking its sales belong to, each event once.
+func (r *MemoryRankings) Apply(_ context.Context, events []SalesEvent) error {
+	groups := make([][]rankingGroup, len(events))
+	for i, e := range events {
+		var err error
+		if groups[i], err = rankingGroups(e); err != nil {
+			return err
+		}
 	}
-	t := rankingSeconds(at)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, g := range groups {
-		r.record(g, t)
+	now := r.cfg.Now()
+	r.forget(now.Add(-r.cfg.Remember))
+	for i, e := range events {
+		if _, ok := r.seen[e.ID]; ok {
+			continue
+		}
+		r.seen[e.ID] = now
+		r.order = append(r.order, e.ID)
+		for _, g := range groups[i] {
+			r.record(g, rankingSeconds(e.At))
+		}
 	}
 	return nil
+}
+
+// forget drops the events applied before cutoff. The caller holds r.mu.
+func (r *MemoryRankings) forget(cutoff time.Time) {
+	n := 0
+	for n < len(r.order) && r.seen[r.order[n]].Before(cutoff) {
+		delete(r.seen, r.order[n])
+		n++
+	}
+	r.order = r.order[n:]
+}
+
+// Replace sets the rankings to what h says as of now and marks them built.
+func (r *MemoryRankings) Replace(_ context.Context, h model.RankingHistory, now time.Time) error {
+	sets := map[string]*rankingSet{}
+	for tag, g := range rankingTotals(h.Totals) {
+		sets[tag] = &rankingSet{best: rankingScores{score: g.best}, trend: rankingScores{score: g.trend}, epoch: rankingSeconds(now)}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sets, r.built = sets, true
+	return nil
+}
+
+// Built reports whether the rankings were built (Replace): in memory, since the process
+// started.
+func (r *MemoryRankings) Built(context.Context) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.built, nil
 }
 
 // record is rankingRecord of ranking_redis.go, step by step. The caller holds r.mu.
@@ -70,8 +113,8 @@ func (r *MemoryRankings) record(g rankingGroup, t float64) {
 	}
 	weight := math.Exp2((t - set.epoch) / halfLife)
 	for _, s := range g.sales {
-		set.best.add(s.productID, float64(s.units))
-		set.trend.add(s.productID, float64(s.units)*weight)
+		set.best.add(s.productID, float64(s.units), 0)
+		set.trend.add(s.productID, float64(s.units)*weight, rankingTrendFloor)
 	}
 }
 
@@ -99,11 +142,18 @@ func (r *MemoryRankings) Trending(_ context.Context, categoryID string, n int) (
 	return set.trend.top(n, func(score float64) float64 { return r.cfg.decayed(score, set.epoch) }), nil
 }
 
-func (s *rankingScores) add(productID string, by float64) {
+// add adds by to the score of productID; a score that ends below floor (or at 0 for a
+// floor of 0) leaves the set, as in rankingApply.
+func (s *rankingScores) add(productID string, by, floor float64) {
 	if s.score == nil {
 		s.score = map[string]float64{}
 	}
-	s.score[productID] += by
+	v := s.score[productID] + by
+	if v < floor || v <= 0 {
+		delete(s.score, productID)
+	} else {
+		s.score[productID] = v
+	}
 	s.sorted = nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -13,8 +14,8 @@ import (
 )
 
 // RedisRankings keeps bestseller and trending rankings in Redis sorted sets, shared by every
-// server instance. Each category has three keys under one hash tag (bestsellers, trending
-// and the trending epoch), so it works on a Redis Cluster.
+// server instance. Each category has four keys under one hash tag (bestsellers, trending,
+// the trending epoch and the ids of the events applied), so it works on a Redis Cluster.
 type RedisRankings struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -26,53 +27,120 @@ func NewRedisRankings(rdb redis.UniversalClient, prefix string, cfg RankingConfi
 	return &RedisRankings{rdb: rdb, prefix: prefix + "rank:", cfg: cfg.withDefaults()}
 }
 
-// rankingRecord adds one order's sales to one category's rankings; see the constants of
-// ranking.go for the decay. KEYS: bestsellers, trending, epoch. ARGV: sale time in Unix
-// seconds, half-life in seconds, rescale threshold in half-lives, score floor, then product
-// and units pairs.
-var rankingRecord = redis.NewScript(`
-local t = tonumber(ARGV[1])
-local halfLife = tonumber(ARGV[2])
+// rankingApply applies one event's sales to one category's rankings, once: the event's id
+// is remembered in the category's seen set, written in the same script as the scores, so a
+// redelivered event changes nothing. See the constants of ranking.go for the decay.
+// KEYS: bestsellers, trending, epoch, seen. ARGV: event id, sale time in Unix seconds,
+// half-life in seconds, rescale threshold in half-lives, score floor, now in Unix seconds,
+// how long to remember events in seconds, then product and units pairs. Units may be
+// negative (a cancellation); a score that falls to nothing leaves its set.
+var rankingApply = redis.NewScript(`
+if redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  return 0
+end
+local now = tonumber(ARGV[6])
+redis.call('ZADD', KEYS[4], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[7]))
+local t = tonumber(ARGV[2])
+local halfLife = tonumber(ARGV[3])
+local floor = tonumber(ARGV[5])
 local epoch = tonumber(redis.call('GET', KEYS[3]))
 if not epoch then
   epoch = t
-  redis.call('SET', KEYS[3], ARGV[1])
-elseif (t - epoch) / halfLife > tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[3], ARGV[2])
+elseif (t - epoch) / halfLife > tonumber(ARGV[4]) then
   redis.call('ZUNIONSTORE', KEYS[2], 1, KEYS[2], 'WEIGHTS', 2 ^ ((epoch - t) / halfLife))
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
   epoch = t
-  redis.call('SET', KEYS[3], ARGV[1])
+  redis.call('SET', KEYS[3], ARGV[2])
 end
 local weight = 2 ^ ((t - epoch) / halfLife)
-for i = 5, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   local units = tonumber(ARGV[i + 1])
-  redis.call('ZINCRBY', KEYS[1], units, ARGV[i])
-  redis.call('ZINCRBY', KEYS[2], units * weight, ARGV[i])
+  if tonumber(redis.call('ZINCRBY', KEYS[1], units, ARGV[i])) <= 0 then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+  if tonumber(redis.call('ZINCRBY', KEYS[2], units * weight, ARGV[i])) < floor then
+    redis.call('ZREM', KEYS[2], ARGV[i])
+  end
 end
 return 1
 `)
 
-// Record counts one order's sales at time at in every ranking they belong to. It is one
-// round trip (one script per category, pipelined; one per cluster node on a cluster). It
-// is not idempotent: a replayed order counts twice.
-func (r *RedisRankings) Record(ctx context.Context, at time.Time, sales []model.Sale) error {
-	groups, err := rankingGroups(sales)
-	if err != nil || len(groups) == 0 {
-		return err
-	}
-	t := strconv.FormatFloat(rankingSeconds(at), 'g', -1, 64)
-	calls := make([]redisScriptCall, len(groups))
-	for i, g := range groups {
-		args := []any{t, r.cfg.HalfLife.Seconds(), rankingRescaleHalfLives, rankingTrendFloor}
-		for _, s := range g.sales {
-			args = append(args, s.productID, s.units)
+// Apply applies each event to every ranking its sales belong to, each event once. It is one
+// round trip (one script per event and category, pipelined; one per cluster node on a
+// cluster).
+func (r *RedisRankings) Apply(ctx context.Context, events []SalesEvent) error {
+	now := strconv.FormatFloat(rankingSeconds(r.cfg.Now()), 'f', 3, 64)
+	var calls []redisScriptCall
+	for _, e := range events {
+		groups, err := rankingGroups(e)
+		if err != nil {
+			return err
 		}
-		calls[i] = redisScriptCall{keys: r.keys(g.tag), args: args}
+		t := strconv.FormatFloat(rankingSeconds(e.At), 'g', -1, 64)
+		for _, g := range groups {
+			args := []any{e.ID, t, r.cfg.HalfLife.Seconds(), rankingRescaleHalfLives, rankingTrendFloor, now, r.cfg.Remember.Seconds()}
+			for _, s := range g.sales {
+				args = append(args, s.productID, s.units)
+			}
+			calls = append(calls, redisScriptCall{keys: r.keys(g.tag), args: args})
+		}
 	}
-	if _, err := runScripts(ctx, r.rdb, rankingRecord, calls); err != nil {
-		return fmt.Errorf("record sales: %w", err)
+	if _, err := runScripts(ctx, r.rdb, rankingApply, calls); err != nil {
+		return fmt.Errorf("apply sales: %w", err)
 	}
 	return nil
+}
+
+// Replace sets the rankings to what h says as of now, deleting the rankings of h's
+// categories that have no sales, and marks the rankings built.
+func (r *RedisRankings) Replace(ctx context.Context, h model.RankingHistory, now time.Time) error {
+	totals := rankingTotals(h.Totals)
+	tags := []string{rankingTag(AllCategories)}
+	for _, c := range h.Categories {
+		tags = append(tags, rankingTag(c))
+	}
+	epoch := strconv.FormatFloat(rankingSeconds(now), 'g', -1, 64)
+	for chunk := range slices.Chunk(tags, 200) {
+		pipe := r.rdb.Pipeline()
+		for _, tag := range chunk {
+			keys := r.keys(tag)
+			pipe.Del(ctx, keys...)
+			if g := totals[tag]; g != nil {
+				zadd(ctx, pipe, keys[0], g.best)
+				zadd(ctx, pipe, keys[1], g.trend)
+				pipe.Set(ctx, keys[2], epoch, 0)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("replace rankings: %w", err)
+		}
+	}
+	if err := r.rdb.Set(ctx, r.prefix+"built", epoch, 0).Err(); err != nil {
+		return fmt.Errorf("replace rankings: %w", err)
+	}
+	return nil
+}
+
+func zadd(ctx context.Context, pipe redis.Pipeliner, key string, scores map[string]float64) {
+	if len(scores) == 0 {
+		return
+	}
+	members := make([]redis.Z, 0, len(scores))
+	for id, v := range scores {
+		members = append(members, redis.Z{Score: v, Member: id})
+	}
+	pipe.ZAdd(ctx, key, members...)
+}
+
+// Built reports whether the rankings were built (Replace) since Redis last lost them.
+func (r *RedisRankings) Built(ctx context.Context) (bool, error) {
+	n, err := r.rdb.Exists(ctx, r.prefix+"built").Result()
+	if err != nil {
+		return false, fmt.Errorf("rankings built: %w", err)
+	}
+	return n == 1, nil
 }
 
 // Bestsellers returns the n products of categoryID (AllCategories for all) with the most
@@ -116,10 +184,10 @@ func (r *RedisRankings) Trending(ctx context.Context, categoryID string, n int) 
 	return rankingFromZ(z.Val(), func(score float64) float64 { return r.cfg.decayed(score, e) }), nil
 }
 
-// keys returns the bestseller, trending and epoch keys of the ranking tag.
+// keys returns the bestseller, trending, epoch and seen keys of the ranking tag.
 func (r *RedisRankings) keys(tag string) []string {
 	base := r.prefix + "{" + tag + "}:"
-	return []string{base + "best", base + "trend", base + "epoch"}
+	return []string{base + "best", base + "trend", base + "epoch", base + "seen"}
 }
 
 func rankingFromZ(z []redis.Z, score func(float64) float64) []model.Ranked {

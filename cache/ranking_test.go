@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,9 +19,17 @@ import (
 
 // rankingStore is the method set both implementations share.
 type rankingStore interface {
-	Record(ctx context.Context, at time.Time, sales []model.Sale) error
+	cache.Rankings
 	Bestsellers(ctx context.Context, categoryID string, n int) ([]model.Ranked, error)
 	Trending(ctx context.Context, categoryID string, n int) ([]model.Ranked, error)
+}
+
+var rankingEvents atomic.Int64
+
+// record applies sales at time at as a new event.
+func record(ctx context.Context, r rankingStore, at time.Time, sales []model.Sale) error {
+	id := fmt.Sprint(rankingEvents.Add(1))
+	return r.Apply(ctx, []cache.SalesEvent{{ID: id, At: at, Sales: sales}})
 }
 
 var (
@@ -84,7 +93,7 @@ func TestRankingsBestsellers(t *testing.T) {
 			ctx := context.Background()
 			r := b.open(t, cache.RankingConfig{})
 			for i, o := range orders {
-				if err := r.Record(ctx, rankingT0.Add(time.Duration(i)*time.Hour), o); err != nil {
+				if err := record(ctx, r, rankingT0.Add(time.Duration(i)*time.Hour), o); err != nil {
 					t.Fatalf("Record order %d: %v", i, err)
 				}
 			}
@@ -120,7 +129,7 @@ func TestRankingsTrendingHalfLife(t *testing.T) {
 				{rankingT0, model.Sale{ProductID: "new", Units: 2}},
 			}
 			for _, s := range sales {
-				if err := r.Record(ctx, s.at, []model.Sale{s.sale}); err != nil {
+				if err := record(ctx, r, s.at, []model.Sale{s.sale}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -161,7 +170,7 @@ func TestRankingsTrendingRescale(t *testing.T) {
 			record := func(at time.Duration, product string, units int) {
 				t.Helper()
 				sale := model.Sale{ProductID: product, CategoryIDs: []string{"lamps"}, Units: units}
-				if err := r.Record(ctx, rankingT0.Add(at), []model.Sale{sale}); err != nil {
+				if err := record(ctx, r, rankingT0.Add(at), []model.Sale{sale}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -190,7 +199,6 @@ func TestRankingsRefuseBadSales(t *testing.T) {
 		sale model.Sale
 	}{
 		{"no units", model.Sale{ProductID: "p", Units: 0}},
-		{"negative units", model.Sale{ProductID: "p", Units: -2}},
 		{"no product", model.Sale{Units: 1}},
 	}
 	for _, b := range rankingBackends() {
@@ -200,8 +208,8 @@ func TestRankingsRefuseBadSales(t *testing.T) {
 			r := b.open(t, cache.RankingConfig{})
 			for _, tc := range bad {
 				good := model.Sale{ProductID: "good", Units: 1}
-				if err := r.Record(ctx, rankingT0, []model.Sale{good, tc.sale}); err == nil {
-					t.Errorf("%s: Record = nil; want an error", tc.name)
+				if err := record(ctx, r, rankingT0, []model.Sale{good, tc.sale}); err == nil {
+					t.Errorf("%s: Apply = nil; want an error", tc.name)
 				}
 			}
 			if got, err := r.Bestsellers(ctx, cache.AllCategories, 10); len(got) != 0 || err != nil {
@@ -237,7 +245,7 @@ func TestRankingsImplementationsAgree(t *testing.T) {
 			})
 		}
 		for i, s := range stores {
-			if err := s.Record(context.Background(), at, order); err != nil {
+			if err := record(context.Background(), s, at, order); err != nil {
 				t.Fatalf("%s: Record: %v", backends[i].name, err)
 			}
 		}
@@ -293,7 +301,7 @@ func TestRedisRankingsLoadScript(t *testing.T) {
 	r := cache.NewRedisRankings(rdb, "t:", cache.RankingConfig{})
 	order := []model.Sale{{ProductID: "chair", CategoryIDs: []string{"chairs", "furniture"}, Units: 2}}
 	for range 2 {
-		if err := r.Record(ctx, rankingT0, order); err != nil {
+		if err := record(ctx, r, rankingT0, order); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -303,5 +311,106 @@ func TestRedisRankingsLoadScript(t *testing.T) {
 			t.Fatal(err)
 		}
 		rankingCompare(t, fmt.Sprintf("Bestsellers(%q)", category), got, []model.Ranked{{ProductID: "chair", Score: 4}}, 0)
+	}
+}
+
+// Each event counts once however often it is delivered, also when a batch is delivered
+// again with events before and after it, and a cancellation takes back exactly what its
+// order added, in bestsellers and in trending.
+func TestRankingsApplyEachEventOnce(t *testing.T) {
+	chairs := []string{"chairs", "furniture"}
+	placed := func(id string, at time.Duration, product string, units int) cache.SalesEvent {
+		return cache.SalesEvent{ID: id, At: rankingT0.Add(at), Sales: []model.Sale{{ProductID: product, CategoryIDs: chairs, Units: units}}}
+	}
+	cancelled := func(id string, order cache.SalesEvent) cache.SalesEvent {
+		e := order
+		e.ID = id
+		e.Sales = []model.Sale{{ProductID: order.Sales[0].ProductID, CategoryIDs: chairs, Units: -order.Sales[0].Units}}
+		return e
+	}
+	a, b, c := placed("1", 0, "oak", 3), placed("2", time.Hour, "ash", 2), placed("3", 2*time.Hour, "oak", 4)
+	for _, be := range rankingBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			now, _ := rankingClock()
+			r := be.open(t, cache.RankingConfig{HalfLife: time.Hour, Now: now})
+			for _, batch := range [][]cache.SalesEvent{{a, b}, {a, b, c}, {b}, {c, cancelled("4", c)}, {cancelled("4", c)}} {
+				if err := r.Apply(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			best, err := r.Bestsellers(ctx, "furniture", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rankingCompare(t, "Bestsellers", best, []model.Ranked{{ProductID: "oak", Score: 3}, {ProductID: "ash", Score: 2}}, 0)
+			trending, err := r.Trending(ctx, "chairs", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// As of rankingT0: oak's 3 units sold then, ash's 2 units an hour later (weight 2).
+			rankingCompare(t, "Trending", trending, []model.Ranked{{ProductID: "ash", Score: 4}, {ProductID: "oak", Score: 3}}, 1e-9)
+			if err := r.Apply(ctx, []cache.SalesEvent{cancelled("5", a), cancelled("6", b)}); err != nil {
+				t.Fatal(err)
+			}
+			for _, get := range []func(context.Context, string, int) ([]model.Ranked, error){r.Bestsellers, r.Trending} {
+				if got, err := get(ctx, cache.AllCategories, 10); len(got) != 0 || err != nil {
+					t.Errorf("after every order was cancelled: %v, %v; want no products", got, err)
+				}
+			}
+		})
+	}
+}
+
+func TestRankingsRefuseEventsWithoutID(t *testing.T) {
+	for _, be := range rankingBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			r := be.open(t, cache.RankingConfig{})
+			err := r.Apply(context.Background(), []cache.SalesEvent{{At: rankingT0, Sales: []model.Sale{{ProductID: "p", Units: 1}}}})
+			if err == nil {
+				t.Error("Apply of an event without id = nil; want an error")
+			}
+		})
+	}
+}
+
+// Replace sets every ranking from a history, empties the rankings of categories without
+// sales, and marks the rankings built; events applied after it add to it.
+func TestRankingsReplace(t *testing.T) {
+	for _, be := range rankingBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			now, _ := rankingClock()
+			r := be.open(t, cache.RankingConfig{HalfLife: time.Hour, Now: now})
+			if built, err := r.Built(ctx); built || err != nil {
+				t.Fatalf("Built before any Replace = %v, %v; want false", built, err)
+			}
+			if err := record(ctx, r, rankingT0, []model.Sale{{ProductID: "stale", CategoryIDs: []string{"rugs"}, Units: 9}}); err != nil {
+				t.Fatal(err)
+			}
+			h := model.RankingHistory{Categories: []string{"chairs", "furniture", "rugs"}, Totals: []model.SalesTotal{
+				{ProductID: "oak", CategoryIDs: []string{"furniture", "chairs"}, Units: 5, Recent: 1.5},
+				{ProductID: "ash", CategoryIDs: []string{"furniture", "chairs"}, Units: 2, Recent: 2},
+				{ProductID: "old", CategoryIDs: []string{"furniture", "chairs"}, Units: 1, Recent: 1e-9},
+			}}
+			if err := r.Replace(ctx, h, rankingT0); err != nil {
+				t.Fatal(err)
+			}
+			if built, err := r.Built(ctx); !built || err != nil {
+				t.Errorf("Built after Replace = %v, %v; want true", built, err)
+			}
+			if got, err := r.Bestsellers(ctx, "rugs", 10); len(got) != 0 || err != nil {
+				t.Errorf("rugs after Replace = %v, %v; want empty", got, err)
+			}
+			best, _ := r.Bestsellers(ctx, "chairs", 10)
+			rankingCompare(t, "Bestsellers", best, []model.Ranked{{ProductID: "oak", Score: 5}, {ProductID: "ash", Score: 2}, {ProductID: "old", Score: 1}}, 0)
+			if err := record(ctx, r, rankingT0, []model.Sale{{ProductID: "oak", CategoryIDs: []string{"furniture", "chairs"}, Units: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			trending, _ := r.Trending(ctx, "furniture", 10)
+			rankingCompare(t, "Trending", trending, []model.Ranked{{ProductID: "oak", Score: 2.5}, {ProductID: "ash", Score: 2}}, 1e-9)
+		})
 	}
 }

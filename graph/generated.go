@@ -144,6 +144,7 @@ type ComplexityRoot struct {
 	InventoryAlert struct {
 		At        func(childComplexity int) int
 		Available func(childComplexity int) int
+		ID        func(childComplexity int) int
 		Kind      func(childComplexity int) int
 		Lagged    func(childComplexity int) int
 		Product   func(childComplexity int) int
@@ -938,6 +939,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InventoryAlert.Available(childComplexity), true
+	case "InventoryAlert.id":
+		if e.ComplexityRoot.InventoryAlert.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InventoryAlert.ID(childComplexity), true
 	case "InventoryAlert.kind":
 		if e.ComplexityRoot.InventoryAlert.Kind == nil {
 			break
@@ -2717,6 +2724,8 @@ func (ec *executionContext) childFields_Highlight(ctx context.Context, field gra
 
 func (ec *executionContext) childFields_InventoryAlert(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "id":
+		return ec.fieldContext_InventoryAlert_id(ctx, field)
 	case "kind":
 		return ec.fieldContext_InventoryAlert_kind(ctx, field)
 	case "product":
@@ -5663,6 +5672,29 @@ func (ec *executionContext) _Highlight_fragments(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_Highlight_fragments(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Highlight", field, false, false, "String")
+}
+
+func (ec *executionContext) _InventoryAlert_id(ctx context.Context, field graphql.CollectedField, obj *model.InventoryAlert) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InventoryAlert_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InventoryAlert_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InventoryAlert", field, false, false, "ID")
 }
 
 func (ec *executionContext) _InventoryAlert_kind(ctx context.Context, field graphql.CollectedField, obj *model.InventoryAlert) (ret graphql.Marshaler) {
@@ -15395,6 +15427,11 @@ func (ec *executionContext) _InventoryAlert(ctx context.Context, sel ast.Selecti
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("InventoryAlert")
+		case "id":
+			out.Values[i] = ec._InventoryAlert_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "kind":
 			out.Values[i] = ec._InventoryAlert_kind(ctx, field, obj)
 			if out.Values[i] == graphql.Null {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/homegoods/storefront/db/dbtest"
+	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/seed"
 )
 
@@ -107,6 +108,10 @@ func newTestIndexer(tb testing.TB, pool *pgxpool.Pool, cfg Config) (*Indexer, *E
 	ix := NewIndexer(es, pool, IndexerOptions{Log: testLog(tb), SwapGrace: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Changes committed from now on reach the index through the feed.
+	if err := feed.New(pool, feed.Options{}).Register(ctx, DefaultConsumer); err != nil {
+		tb.Fatal(err)
+	}
 	if err := ix.Ensure(ctx); err != nil {
 		tb.Fatalf("ensure index: %v", err)
 	}

@@ -3,16 +3,15 @@ package search
 import (
 	"context"
 	"errors"
-	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/homegoods/storefront/db"
+	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -21,8 +20,7 @@ const DefaultConsumer = "search"
 
 // IndexerOptions tune an Indexer; zero values take the defaults.
 type IndexerOptions struct {
-	// Consumer is the outbox consumer whose relay calls Handle (default "search"). Ensure
-	// registers it before it first loads the index, so that no change falls in between.
+	// Consumer is the name of the indexer's consumer of the change feed (default "search").
 	Consumer string
 	// ObserveLag, when set, is told the sync lag of every event applied: from the commit
 	// of the change (the event's created_at) until its document was written.
@@ -335,46 +333,52 @@ func (ix *Indexer) observe(events []model.OutboxEvent, st bulkStats) {
 		"written", st.Indexed, "already_current", st.Conflicts, "max_lag", worst.Round(time.Millisecond))
 }
 
-// Ensure makes sure the alias exists, building the index from PostgreSQL when it does not
-// (a bootstrap). It first registers the indexer's outbox consumer, so that every change
-// committed after the load began reaches the index through the relay.
-func (ix *Indexer) Ensure(ctx context.Context) error {
-	if _, err := ix.pool.Exec(ctx, `INSERT INTO outbox_consumers (name) VALUES ($1) ON CONFLICT DO NOTHING`, ix.opts.Consumer); err != nil {
-		return fmt.Errorf("register outbox consumer %s: %w", ix.opts.Consumer, err)
-	}
-	live, err := ix.es.aliasIndices(ctx, ix.es.alias)
-	if err != nil || len(live) > 0 {
+// Consumer is the indexer as a reader of the change feed: Handle applies the events, and
+// Resync, which the feed runs when the consumer is new or comes back after missing events
+// or when the alias is gone, builds the index when it does not exist and reconciles it
+// otherwise.
+func (ix *Indexer) Consumer() feed.Consumer {
+	return feed.Consumer{Name: ix.opts.Consumer, Handle: ix.Handle, Resync: ix.resync, NeedsResync: ix.missing,
+		Poll: 500 * time.Millisecond}
+}
+
+func (ix *Indexer) resync(ctx context.Context) error {
+	built, err := ix.ensure(ctx)
+	if err != nil || built {
 		return err
 	}
-	return ix.withLock(ctx, func() error {
-		live, err := ix.es.aliasIndices(ctx, ix.es.alias)
-		if err != nil || len(live) > 0 {
+	_, err = ix.Reconcile(ctx)
+	return err
+}
+
+// missing reports whether the alias is gone (deleted by hand, or a new cluster).
+func (ix *Indexer) missing(ctx context.Context) (bool, error) {
+	live, err := ix.es.aliasIndices(ctx, ix.es.alias)
+	return len(live) == 0, err
+}
+
+// Ensure makes sure the alias exists, building the index from PostgreSQL when it does not
+// (a bootstrap). Register the indexer's consumer of the feed first (its relay does), so
+// that every change committed after the load began reaches the index.
+func (ix *Indexer) Ensure(ctx context.Context) error {
+	_, err := ix.ensure(ctx)
+	return err
+}
+
+// ensure is Ensure, reporting whether it built the index.
+func (ix *Indexer) ensure(ctx context.Context) (built bool, err error) {
+	if missing, err := ix.missing(ctx); err != nil || !missing {
+		return false, err
+	}
+	err = db.Hold(ctx, ix.pool, db.SearchRebuildLock(ix.es.alias), func(ctx context.Context) error {
+		missing, err := ix.missing(ctx)
+		if err != nil || !missing {
 			return err // another instance built it while this one waited
 		}
 		ix.log.Info("search: the index does not exist yet: building it")
 		_, err = ix.rebuild(ctx)
+		built = err == nil
 		return err
 	})
-}
-
-// withLock runs fn holding the rebuild lock of the alias: one rebuild at a time across
-// every instance and command. The lock is a session advisory lock on a connection of its
-// own, so that it goes away with the connection if the process dies.
-func (ix *Indexer) withLock(ctx context.Context, fn func() error) error {
-	conn, err := pgx.ConnectConfig(ctx, ix.pool.Config().ConnConfig)
-	if err != nil {
-		return fmt.Errorf("search rebuild lock: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, lockKey("search-rebuild:"+ix.es.alias)); err != nil {
-		return fmt.Errorf("search rebuild lock: %w", err)
-	}
-	return fn()
-}
-
-// lockKey derives an advisory lock key from its name.
-func lockKey(name string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	return int64(h.Sum64())
+	return built, err
 }

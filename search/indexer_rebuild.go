@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/homegoods/storefront/db"
 )
 
 // ReindexStats says what a rebuild did.
@@ -38,7 +40,7 @@ type ReindexStats struct {
 // One rebuild runs at a time per alias (an advisory lock in PostgreSQL).
 func (ix *Indexer) Reindex(ctx context.Context) (ReindexStats, error) {
 	var st ReindexStats
-	err := ix.withLock(ctx, func() error {
+	err := db.Hold(ctx, ix.pool, db.SearchRebuildLock(ix.es.alias), func(ctx context.Context) error {
 		var err error
 		st, err = ix.rebuild(ctx)
 		return err

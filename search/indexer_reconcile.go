@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"github.com/homegoods/storefront/db"
 )
 
 // ReconcileReport says what a reconciliation found and did.
@@ -190,45 +192,25 @@ func (e *Elastic) versionsOf(ctx context.Context, target string, ids []string) (
 }
 
 // RunReconciler reconciles every interval until ctx ends. Only one instance reconciles at
-// a time (a try-lock in PostgreSQL): the others skip their turn.
-func (ix *Indexer) RunReconciler(ctx context.Context, every time.Duration, log *slog.Logger) {
-	if log == nil {
-		log = ix.log
-	}
+// a time (a try-lock in PostgreSQL): the others skip their turn. Run it under the
+// supervisor.
+func (ix *Indexer) RunReconciler(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return ctx.Err()
 		case <-t.C:
 		}
-		ran, err := ix.tryReconcile(ctx)
+		ran, err := db.TryHold(ctx, ix.pool, db.SearchReconcileLock(ix.es.alias), func(ctx context.Context) error {
+			_, err := ix.Reconcile(ctx)
+			return err
+		})
 		if err != nil && ctx.Err() == nil {
-			log.Warn("search: reconcile failed", "err", err)
+			ix.log.Warn("search: reconcile failed", "err", err)
 		} else if !ran {
-			log.Debug("search: another instance is reconciling")
+			ix.log.Debug("search: another instance is reconciling")
 		}
 	}
-}
-
-// tryReconcile reconciles unless another instance is reconciling or rebuilding.
-func (ix *Indexer) tryReconcile(ctx context.Context) (bool, error) {
-	conn, err := ix.pool.Acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Release()
-	key := lockKey("search-reconcile:" + ix.es.alias)
-	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil || !got {
-		return false, err
-	}
-	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key); err != nil {
-			conn.Conn().Close(context.WithoutCancel(ctx)) // the lock goes with the session
-		}
-	}()
-	_, err = ix.Reconcile(ctx)
-	return true, err
 }

@@ -14,8 +14,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/store"
+	"github.com/homegoods/storefront/supervisor"
 )
 
 // docState is what a test reads of a document.
@@ -278,17 +280,17 @@ func searchFinds(t *testing.T, es *Elastic, text, id string) bool {
 	return false
 }
 
-// runRelay runs a store relay of the indexer's consumer with handler until ctx ends or the
-// returned stop is called (or the test ends); stop waits for it to return.
-func runRelay(t *testing.T, ctx context.Context, pool *pgxpool.Pool, handler store.Handler, batch int) (stop func()) {
-	t.Helper()
+// runRelay runs the feed's relay of the indexer's consumer with handler, under a supervisor
+// that restarts it after a failed batch, until ctx ends or the returned stop is called (or
+// the test ends); stop waits for it to return.
+func runRelay(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, handler feed.Handler, batch int) (stop func()) {
+	tb.Helper()
+	f := feed.New(pool, feed.Options{BatchSize: batch, BulkBatchSize: batch, Poll: 100 * time.Millisecond, Log: quietLog})
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	r := store.New(pool).NewRelay(DefaultConsumer, handler,
-		store.RelayOptions{BatchSize: batch, Poll: 100 * time.Millisecond, Retry: 50 * time.Millisecond}, quietLog)
-	go func() { defer close(done); _ = r.Run(ctx) }()
-	stop = sync.OnceFunc(func() { cancel(); <-done })
-	t.Cleanup(stop)
+	g := supervisor.New(ctx, supervisor.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Log: quietLog})
+	g.Go("relay", f.Relay(feed.Consumer{Name: DefaultConsumer, Handle: handler}))
+	stop = sync.OnceFunc(func() { cancel(); g.Wait() })
+	tb.Cleanup(stop)
 	return stop
 }
 
@@ -410,7 +412,7 @@ func TestIndexerStandbyTakesOver(t *testing.T) {
 	ix, es := newTestIndexer(t, pool, DefaultConfig())
 	st := store.New(pool)
 	var calls [2]atomic.Int32
-	handler := func(i int) store.Handler {
+	handler := func(i int) feed.Handler {
 		return func(ctx context.Context, evs []model.OutboxEvent) error {
 			calls[i].Add(1)
 			return ix.Handle(ctx, evs)

@@ -220,14 +220,14 @@ func (s *Service) record(text string, total int) {
 }
 
 // Run flushes recorded searches every FlushEvery until ctx ends, then once more.
-func (s *Service) Run(ctx context.Context) {
+func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.opts.FlushEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			s.Flush(context.WithoutCancel(ctx))
-			return
+			return ctx.Err()
 		case <-t.C:
 			s.Flush(ctx)
 		}

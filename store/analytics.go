@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -124,34 +125,27 @@ func (s *Store) createPartitions(ctx context.Context, from, to *time.Time) (crea
 }
 
 // RunAnalyticsRefresh refreshes the aggregates (and, in plain mode, maintains the
-// partitions) every interval until ctx ends. Every server instance runs it; the holder of its
-// advisory lock leads and the others stand by (see Store.lead).
-func (s *Store) RunAnalyticsRefresh(ctx context.Context, every time.Duration, log *slog.Logger) {
+// partitions) every interval until ctx ends, on one instance at a time: every instance runs
+// it under the supervisor, the holder of db.LockAnalyticsRefresh leads and the others stand
+// by.
+func (s *Store) RunAnalyticsRefresh(ctx context.Context, every time.Duration, log *slog.Logger) error {
 	log = log.With("job", "analytics-refresh")
-	s.lead(ctx, "analytics-refresh", every, every, log, func(ctx context.Context, conn *pgx.Conn) error {
-		for {
-			created, dropped, err := s.CreateAnalyticsPartitions(ctx)
-			if err != nil {
-				// Partitions are made days ahead: a busy moment is fine, try again next time.
-				log.Warn("analytics partitions", "err", err)
-			} else if created+dropped > 0 {
-				log.Info("analytics partitions", "created", created, "dropped", dropped)
-			}
-			start := time.Now()
-			if err := s.RefreshAnalytics(ctx); err != nil && ctx.Err() == nil {
-				// Say a writer kept its transaction open too long: the next run retries.
-				log.Warn("analytics refresh", "err", err)
-			} else {
-				log.Debug("analytics refreshed", "took", time.Since(start))
-			}
-			if !sleep(ctx, every) {
-				return ctx.Err()
-			}
-			// The lock lives with this connection: if it is gone, so is the leadership.
-			if err := conn.Ping(ctx); err != nil {
-				return err
-			}
+	return db.LeadEvery(ctx, s.pool, db.LockAnalyticsRefresh, every, log, func(ctx context.Context) error {
+		created, dropped, err := s.CreateAnalyticsPartitions(ctx)
+		if err != nil {
+			// Partitions are made days ahead: a busy moment is fine, try again next time.
+			log.Warn("analytics partitions", "err", err)
+		} else if created+dropped > 0 {
+			log.Info("analytics partitions", "created", created, "dropped", dropped)
 		}
+		start := time.Now()
+		if err := s.RefreshAnalytics(ctx); err != nil && ctx.Err() == nil {
+			// Say a writer kept its transaction open too long: the next run retries.
+			log.Warn("analytics refresh", "err", err)
+		} else {
+			log.Debug("analytics refreshed", "took", time.Since(start))
+		}
+		return nil
 	})
 }
 

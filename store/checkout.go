@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -334,7 +335,7 @@ func (s *Store) retryTx(ctx context.Context, fn func(pgx.Tx) error) error {
 			return err
 		}
 		// Jittered and doubling, so that the transactions that collided do not collide again.
-		if !sleep(ctx, time.Duration(rand.Int64N(int64(time.Millisecond)<<attempt))) {
+		if !db.Sleep(ctx, time.Duration(rand.Int64N(int64(time.Millisecond)<<attempt))) {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -407,26 +408,16 @@ func (s *Store) expireBatch(ctx context.Context, now time.Time, limit int) (int,
 // expiryBatch is how many orders RunOrderExpiry cancels per transaction.
 const expiryBatch = 200
 
-// RunOrderExpiry runs ExpireOrders every interval until ctx ends. Every server instance runs
-// it; the holder of its advisory lock leads and the others stand by (see Store.lead).
-func (s *Store) RunOrderExpiry(ctx context.Context, every time.Duration, log *slog.Logger) {
+// RunOrderExpiry runs ExpireOrders every interval until ctx ends, on one instance at a time:
+// every instance runs it under the supervisor, the holder of db.LockOrderExpiry leads and
+// the others stand by.
+func (s *Store) RunOrderExpiry(ctx context.Context, every time.Duration, log *slog.Logger) error {
 	log = log.With("job", "order-expiry")
-	s.lead(ctx, "order-expiry", every, every, log, func(ctx context.Context, conn *pgx.Conn) error {
-		for {
-			n, err := s.ExpireOrders(ctx, time.Now(), expiryBatch)
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				log.Info("expired unpaid orders", "orders", n)
-			}
-			if !sleep(ctx, every) {
-				return ctx.Err()
-			}
-			// The lock lives with this connection: if it is gone, so is the leadership.
-			if err := conn.Ping(ctx); err != nil {
-				return err
-			}
+	return db.LeadEvery(ctx, s.pool, db.LockOrderExpiry, every, log, func(ctx context.Context) error {
+		n, err := s.ExpireOrders(ctx, time.Now(), expiryBatch)
+		if n > 0 {
+			log.Info("expired unpaid orders", "orders", n)
 		}
+		return err
 	})
 }

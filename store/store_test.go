@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -13,6 +15,8 @@ import (
 	"github.com/homegoods/storefront/seed"
 	"github.com/homegoods/storefront/store"
 )
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // newCatalog returns a store on a fresh database holding a seeded catalog of n products.
 func newCatalog(t *testing.T, n int) (*store.Store, *pgxpool.Pool) {

@@ -6,75 +6,100 @@ import (
 	"sync"
 	"time"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 )
 
 // SalesTicker polls the running sales figures while anyone listens and hands every change
 // to the listeners. One poll serves all the listeners of an instance; a listener that reads
-// slowly misses intermediate snapshots, never the latest.
+// slowly misses intermediate snapshots, never the latest. It polls in Run, a worker of the
+// supervisor: when Run ends (the server shuts down), every subscription ends with it.
 type SalesTicker struct {
 	store *Store
 	every time.Duration
 	log   *slog.Logger
+	wake  chan struct{} // a listener came
 
 	mu      sync.Mutex
 	subs    map[chan *model.SalesTick]struct{}
 	last    *model.SalesTick
-	polling bool
+	stopped bool // Run has returned: subscriptions end at once
 }
 
 // NewSalesTicker returns a ticker that polls every every while it has listeners.
 func (s *Store) NewSalesTicker(every time.Duration, log *slog.Logger) *SalesTicker {
-	return &SalesTicker{store: s, every: every, log: log, subs: map[chan *model.SalesTick]struct{}{}}
+	return &SalesTicker{store: s, every: every, log: log, wake: make(chan struct{}, 1), subs: map[chan *model.SalesTick]struct{}{}}
 }
 
-// Subscribe returns the snapshots until ctx ends, starting with the latest one known.
+// Subscribe returns the snapshots until ctx ends or Run returns, when the channel is
+// closed, starting with the latest one known.
 func (t *SalesTicker) Subscribe(ctx context.Context) <-chan *model.SalesTick {
 	ch := make(chan *model.SalesTick, 1)
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		close(ch)
+		return ch
+	}
 	if t.last != nil {
 		ch <- t.last
 	}
 	t.subs[ch] = struct{}{}
-	if !t.polling {
-		t.polling = true
-		go t.poll(context.WithoutCancel(ctx))
+	select {
+	case t.wake <- struct{}{}:
+	default:
 	}
-	t.mu.Unlock()
-	go func() {
-		<-ctx.Done()
-		t.mu.Lock()
-		delete(t.subs, ch)
-		close(ch)
-		t.mu.Unlock()
-	}()
+	context.AfterFunc(ctx, func() { t.unsubscribe(ch) })
 	return ch
 }
 
-// poll runs while there are listeners.
-func (t *SalesTicker) poll(ctx context.Context) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for range timer.C {
-		if !t.listening() {
-			return
-		}
-		tick, err := t.store.salesTick(ctx, time.Now())
-		if err != nil {
-			t.log.Warn("sales ticker", "err", err)
-		} else {
-			t.publish(tick)
-		}
-		timer.Reset(t.every)
+func (t *SalesTicker) unsubscribe(ch chan *model.SalesTick) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.subs[ch]; ok {
+		delete(t.subs, ch)
+		close(ch)
 	}
 }
 
-// listening reports whether anyone listens, and otherwise marks the poll as ended.
+// Run polls every interval while anyone listens, and waits for a listener otherwise, until
+// ctx ends; then it ends every subscription, now and to come.
+func (t *SalesTicker) Run(ctx context.Context) error {
+	defer t.stop()
+	for {
+		if !t.listening() {
+			select {
+			case <-t.wake:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		tick, err := t.store.salesTick(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			t.log.Warn("sales ticker", "err", err)
+		} else if err == nil {
+			t.publish(tick)
+		}
+		if !db.Sleep(ctx, t.every) {
+			return ctx.Err()
+		}
+	}
+}
+
 func (t *SalesTicker) listening() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.polling = len(t.subs) > 0
-	return t.polling
+	return len(t.subs) > 0
+}
+
+func (t *SalesTicker) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopped = true
+	for ch := range t.subs {
+		delete(t.subs, ch)
+		close(ch)
+	}
 }
 
 // publish hands tick to every listener when the figures changed, replacing a snapshot a

@@ -138,6 +138,8 @@ const (
 
 // InventoryAlert is a committed stock change that crossed a threshold in a warehouse.
 type InventoryAlert struct {
+	// ID is the id of the change feed's event that raised the alert (the outbox id).
+	ID          string
 	Kind        AlertKind
 	ProductID   string
 	WarehouseID string

@@ -16,3 +16,20 @@ type Ranked struct {
 	// as of now: each unit counts 1 when just sold, 1/2 one half-life later, 1/4 after two...
 	Score float64
 }
+
+// SalesTotal is what a product sold in one category path, as the rankings count it when
+// they are rebuilt from the orders: Units in all, and Recent, the units decayed to the
+// moment of the rebuild by the trending half-life.
+type SalesTotal struct {
+	ProductID   string
+	CategoryIDs []string // the category and its ancestors
+	Units       int
+	Recent      float64
+}
+
+// RankingHistory is what the rankings are rebuilt from: the totals, and every category
+// whose rankings the rebuild replaces.
+type RankingHistory struct {
+	Categories []string
+	Totals     []SalesTotal
+}
