@@ -20,8 +20,8 @@
 # PostgreSQL engine and then Elasticsearch (the OpenSearch node of scripts/search.sh on port
 # 9251, the index built by the server from PostgreSQL at start) answer (a) a two-word query,
 # (b) a misspelled one and (c) a category browse with two attribute facets selected, each
-# with every facet; then a full reindex of the largest catalog and the sync lag (a Go
-# benchmark of search/).
+# with every facet; then a full reindex of the largest catalog, the sync lag, and the lag of
+# single changes committed behind a repricing of 10,000 products (Go benchmarks of search/).
 # Load generator, server and PostgreSQL share this machine's CPUs: compare runs made on the
 # same machine only.
 #
@@ -292,6 +292,10 @@ search_bench() {
 	TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")" TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) \
 		SEARCH_BENCH_DATABASE_URL=$url SEARCH_BENCH_PRODUCTS=$size \
 		go test -run '^$' -bench 'ElasticSyncLag' -benchtime 300x -timeout 20m ./search/ | grep '^Benchmark' | tee "$OUT_DIR/synclag.txt"
+	note "running: single changes behind a repricing of 10,000 products (the feed's lanes)"
+	TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")" TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) \
+		SEARCH_BENCH_DATABASE_URL=$url SEARCH_BENCH_PRODUCTS=$size \
+		go test -run '^$' -bench 'ElasticRepricingLag' -benchtime 3x -timeout 20m ./search/ | grep '^Benchmark' | tee -a "$OUT_DIR/synclag.txt"
 	search_rows=("${rows[@]}")
 	rows=("${catalog_rows[@]}")
 }
