@@ -60,7 +60,7 @@ func TestSubscriptionEventsLoadFreshAndOutliveServerTimeouts(t *testing.T) {
 		if _, err := pool.Exec(ctx, `UPDATE products SET name = $2 WHERE id = $1`, product, name); err != nil {
 			t.Fatal(err)
 		}
-		alert := model.InventoryAlert{Kind: model.AlertLowStock, ProductID: product, WarehouseID: warehouse, Available: i}
+		alert := model.InventoryAlert{ID: fmt.Sprint(i), Kind: model.AlertLowStock, ProductID: product, WarehouseID: warehouse, Available: i}
 		if err := alerts.Publish(ctx, []model.InventoryAlert{alert}); err != nil {
 			t.Fatal(err)
 		}
