@@ -364,9 +364,7 @@ func TestFeedRedeliveryIsExact(t *testing.T) {
 	url := elasticURL(t)
 	index := fmt.Sprintf("e2e_redelivery_%d", time.Now().UnixNano())
 	t.Cleanup(func() { deleteIndices(url, index) })
-	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
-	env["ELASTICSEARCH_URL"], env["SEARCH_INDEX"] = url, index
-	s := newShopWith(t, 30, env)
+	s := newShopWith(t, 30, withRedis(t, testEnv{"ELASTICSEARCH_URL": url, "SEARCH_INDEX": index}, cachetest.URL(t)))
 	sold, stocked := s.product(1, 100), s.product(2, 10)
 	subs := map[string]<-chan alertResult{
 		"websocket": wsAlerts(t, s.base, transportWS, s.merchandiser, map[string]any{"p": []string{stocked}}),
@@ -384,7 +382,7 @@ func TestFeedRedeliveryIsExact(t *testing.T) {
 
 	alertsOnce(t, subs, 2)
 	s.drained("rankings", "alerts", "cache", "search")
-	if got := rankedUnits(t, env, rawID(sold)); got != 5 {
+	if got := rankedUnits(t, s.env, rawID(sold)); got != 5 {
 		t.Errorf("rankings count %v units; want 5 (two orders, each once)", got)
 	}
 	if got := price(t, s.base, sold); got != "123.45" {
