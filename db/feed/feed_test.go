@@ -112,19 +112,23 @@ func relay(t *testing.T, f *feed.Feed, name string, c *collector) (stop func()) 
 // emit commits one event per entity in one transaction, each at version.
 func emit(t *testing.T, pool *pgxpool.Pool, version int, entities ...string) {
 	t.Helper()
-	_, err := pool.Exec(context.Background(), `
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := pool.Exec(ctx, `
 INSERT INTO outbox (aggregate, aggregate_id, kind, version)
 SELECT 'thing', e, 'thing.changed', $2 FROM unnest($1::text[]) AS e`, entities, version)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("emit: %v; %s", err, sessions(t, pool))
 	}
 }
 
 func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	var n int
-	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	if err := pool.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v; %s", sql, err, sessions(t, pool))
 	}
 	return n
 }

@@ -121,18 +121,27 @@ func (c *counter) handle(_ context.Context, events []model.OutboxEvent) error {
 	return nil
 }
 
-// sessions describes what the database's sessions are doing, for a failure that waits.
+// sessions describes the pool and what the database's sessions are doing, for a failure
+// that waited: it reads them on a connection of its own, in case the pool is what waits.
 func sessions(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `
-SELECT format('[%s %s/%s %s: %s]', state, wait_event_type, wait_event, now() - query_start, left(query, 80))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig)
+	if err != nil {
+		return "sessions: " + err.Error()
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `
+SELECT format('[%s %s %s/%s %s: %s]', pid, state, wait_event_type, wait_event, now() - query_start, left(query, 80))
 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
 	if err != nil {
-		return err.Error()
+		return "sessions: " + err.Error()
 	}
 	list, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return err.Error()
+		return "sessions: " + err.Error()
 	}
-	return strings.Join(list, " ")
+	st := pool.Stat()
+	return fmt.Sprintf("pool: %d of %d acquired; sessions: %s", st.AcquiredConns(), st.MaxConns(), strings.Join(list, " "))
 }
