@@ -141,6 +141,9 @@ func TestDashboardAlertsAndStock(t *testing.T) {
 	if got := eval[string](b, `document.querySelector("[data-testid=alerts] li").innerText`); !strings.Contains(got, "Out of stock") || !strings.Contains(got, "EWR1") || !strings.Contains(got, sku) {
 		t.Errorf("the newest alert reads %q; want the kind, warehouse and product", got)
 	}
+	if id := eval[string](b, `document.querySelector("[data-testid=alerts] li").dataset.alert`); id == "" {
+		t.Error("the alert in the list has no id")
+	}
 	b.screenshots("dashboard-alerts")
 
 	b.section("Stock")

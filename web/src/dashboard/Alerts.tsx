@@ -1,11 +1,13 @@
 // Live inventory alerts: the inventoryAlerts subscription, newest first, with a badge when
 // the subscription lagged (the server dropped alerts for this slow tab) or reconnected
 // (alerts sent while it was away are lost).
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { message, type Api } from "./api";
 import { formatClock, formatCount } from "./format";
 
 export interface InventoryAlert {
+  /** The committed stock change's id: the same alert from a redelivery has the same id. */
+  id: string;
   kind: "LOW_STOCK" | "OUT_OF_STOCK" | "BACK_IN_STOCK";
   available: number;
   at: string;
@@ -16,7 +18,7 @@ export interface InventoryAlert {
 
 const alertsSubscription = `subscription DashboardAlerts {
   inventoryAlerts {
-    kind available at lagged
+    id kind available at lagged
     product { id sku name }
     warehouse { id code name }
   }
@@ -37,17 +39,13 @@ export interface AlertFeed {
   dismissMissed(): void;
 }
 
-/** alertKey names an alert in the list. */
-export function alertKey(a: InventoryAlert): string {
-  return `${a.product.id}|${a.warehouse.id}|${a.at}|${a.kind}`;
-}
-
 export function useAlerts(api: Api, reconnectedAt: Date | null): AlertFeed {
   const [list, setList] = useState<InventoryAlert[]>([]);
   const [unread, setUnread] = useState(0);
   const [missedSince, setMissedSince] = useState<AlertFeed["missedSince"]>(null);
   const [gaps, setGaps] = useState(0);
   const [error, setError] = useState("");
+  const shown = useRef<string[]>([]);
 
   useEffect(
     () =>
@@ -56,7 +54,10 @@ export function useAlerts(api: Api, reconnectedAt: Date | null): AlertFeed {
         {},
         ({ inventoryAlerts: a }) => {
           setError("");
-          setList((old) => (old.some((o) => alertKey(o) === alertKey(a)) ? old : [a, ...old].slice(0, keep)));
+          // An alert seen already (delivered again after a reconnection) is not shown twice.
+          if (shown.current.includes(a.id)) return;
+          shown.current = [a.id, ...shown.current].slice(0, keep);
+          setList((old) => [a, ...old].slice(0, keep));
           setUnread((n) => n + 1);
           if (a.lagged) {
             setMissedSince({ reason: "lagged", at: new Date() });
@@ -120,7 +121,7 @@ export function AlertsSection({ alerts }: { alerts: AlertFeed }) {
       <ol className="alerts" role="log" aria-live="polite" aria-label="Inventory alerts, newest first" data-testid="alerts">
         {alerts.list.length === 0 && <li className="empty">No alerts since this page opened.</li>}
         {alerts.list.map((a) => (
-          <li key={alertKey(a)} className={`alert alert-${a.kind}`} data-kind={a.kind} data-product={a.product.id} data-warehouse={a.warehouse.code}>
+          <li key={a.id} data-alert={a.id} className={`alert alert-${a.kind}`} data-kind={a.kind} data-product={a.product.id} data-warehouse={a.warehouse.code}>
             <div className="head">
               <span className="kind">{kindText[a.kind]}</span>
               <time dateTime={a.at}>{formatClock(a.at)}</time>

@@ -35,6 +35,7 @@ query Stock {
 # (setStock or adjustStock in another tab, or the dashboard at /dashboard).
 subscription Alerts {
   inventoryAlerts {
+    id
     kind
     available
     at
