@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -291,8 +292,9 @@ func BenchmarkElasticRepricingLag(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var lag, drain []time.Duration
-	var mu sync.Mutex
+	seen := newVisibility()
+	go seen.watch(ctx, env.es)
+	var drain []time.Duration
 	var overlapped int // single changes committed while the repricing was still queued
 	b.ResetTimer()
 	for i := range b.N {
@@ -305,7 +307,6 @@ SELECT 'product', id::text, 'product.updated', version FROM changed`); err != ni
 			b.Fatal(err)
 		}
 		began := time.Now()
-		var wg sync.WaitGroup
 		for j, id := range singles {
 			time.Sleep(time.Until(began.Add(time.Duration(j) * 100 * time.Millisecond)))
 			price := model.Cents(5000 + 100*i + j)
@@ -313,30 +314,101 @@ SELECT 'product', id::text, 'product.updated', version FROM changed`); err != ni
 			if err != nil {
 				b.Fatal(err)
 			}
-			committed := time.Now()
+			seen.expect(id, p.Version, time.Now())
 			if pendingFor(ctx, env.pool) > 1000 {
 				overlapped++
 			}
-			wg.Go(func() {
-				if err := waitVersion(ctx, env.es, id, p.Version, time.Minute); err != nil {
-					b.Error(err)
-				}
-				mu.Lock()
-				lag = append(lag, time.Since(committed))
-				mu.Unlock()
-			})
 		}
-		wg.Wait()
+		if err := seen.wait(ctx, (i+1)*len(singles), time.Minute); err != nil {
+			b.Fatal(err)
+		}
 		for pendingFor(ctx, env.pool) > 0 {
 			time.Sleep(20 * time.Millisecond)
 		}
 		drain = append(drain, time.Since(began))
 	}
 	b.StopTimer()
+	lag := seen.lags()
 	reportPercentiles(b, lag)
 	slices.Sort(drain)
 	b.ReportMetric(float64(drain[len(drain)/2].Milliseconds()), "10k-drain-p50-ms")
 	b.ReportMetric(float64(overlapped)/float64(len(lag)), "share-behind-backlog")
+}
+
+// visibility measures how long documents take to become searchable at given versions: one
+// search every 20 ms asks for all the documents awaited, so that measuring adds little load.
+type visibility struct {
+	mu      sync.Mutex
+	pending map[string]awaited
+	lag     []time.Duration
+}
+
+type awaited struct {
+	version   int64
+	committed time.Time
+}
+
+func newVisibility() *visibility { return &visibility{pending: map[string]awaited{}} }
+
+// expect awaits version of document id, committed at committed.
+func (v *visibility) expect(id string, version int64, committed time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.pending[id] = awaited{version, committed}
+}
+
+func (v *visibility) watch(ctx context.Context, es *Elastic) {
+	for ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+		v.mu.Lock()
+		ids := slices.Collect(maps.Keys(v.pending))
+		v.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		var ans struct {
+			Hits struct {
+				Hits []struct {
+					ID      string `json:"_id"`
+					Version int64  `json:"_version"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		body := obj{"size": len(ids), "_source": false, "version": true, "query": obj{"ids": obj{"values": ids}}}
+		if err := es.do(ctx, "POST", "/"+es.alias+"/_search", body, &ans); err != nil {
+			continue
+		}
+		now := time.Now()
+		v.mu.Lock()
+		for _, h := range ans.Hits.Hits {
+			if a, ok := v.pending[h.ID]; ok && h.Version >= a.version {
+				v.lag = append(v.lag, now.Sub(a.committed))
+				delete(v.pending, h.ID)
+			}
+		}
+		v.mu.Unlock()
+	}
+}
+
+// wait returns once n documents were seen at their versions.
+func (v *visibility) wait(ctx context.Context, n int, limit time.Duration) error {
+	for deadline := time.Now().Add(limit); ; time.Sleep(20 * time.Millisecond) {
+		v.mu.Lock()
+		seen, left := len(v.lag), len(v.pending)
+		v.mu.Unlock()
+		if seen >= n {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%d documents not searchable at their versions after %s", left, limit)
+		}
+	}
+}
+
+func (v *visibility) lags() []time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.lag)
 }
 
 // pendingFor counts the events queued for the indexer's consumer.

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/store"
@@ -285,7 +286,7 @@ func searchFinds(t *testing.T, es *Elastic, text, id string) bool {
 // the test ends); stop waits for it to return.
 func runRelay(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, handler feed.Handler, batch int) (stop func()) {
 	tb.Helper()
-	f := feed.New(pool, feed.Options{BatchSize: batch, BulkBatchSize: batch, Poll: 100 * time.Millisecond, Log: quietLog})
+	f := feed.New(pool, feed.Options{BatchSize: batch, Poll: 100 * time.Millisecond, Log: quietLog})
 	ctx, cancel := context.WithCancel(ctx)
 	g := supervisor.New(ctx, supervisor.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Log: quietLog})
 	g.Go("relay", f.Relay(feed.Consumer{Name: DefaultConsumer, Handle: handler}))
@@ -384,12 +385,17 @@ func pendingCount(t *testing.T, pool *pgxpool.Pool) int {
 	return n
 }
 
-// waitLeading waits until some relay holds the consumer's advisory lock.
+// waitLeading waits until a relay holds the consumer's advisory lock in the test's database
+// (pg_locks lists the locks of every database: other tests' leaders must not count).
 func waitLeading(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
+	key := db.RelayLock(DefaultConsumer).Key()
 	waitFor(t, 10*time.Second, "a relay to lead", func() bool {
 		var n int
-		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted`).Scan(&n)
+		_ = pool.QueryRow(context.Background(), `
+SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()
+  AND (l.classid::bigint << 32 | l.objid::bigint) = $1`, key).Scan(&n)
 		return n > 0
 	})
 }

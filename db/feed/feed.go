@@ -25,9 +25,10 @@
 // of its queue, hands it to the consumer's handler and deletes it from the queue in one
 // transaction, so a leader that dies mid-batch leaves the whole batch to its successor:
 // delivery is at least once, and each handler makes its effect exactly once (versioned
-// writes, idempotency markers keyed by the event id, deletes). The fast lane goes first,
-// with the older bulk events of the same entities, so an entity's events are handled in
-// order while a single change overtakes a bulk backlog.
+// writes, idempotency markers keyed by the event id, deletes). The fast and bulk lanes are
+// drained side by side, each batch with the older events of its entities from the other
+// lane, so an entity's events are handled in order while a single change overtakes a bulk
+// backlog. Handlers must therefore take two batches at once.
 //
 // # Bookkeeping
 //
@@ -58,10 +59,11 @@ type Consumer struct {
 	Handle Handler
 	// Resync, when set, repairs the consumer's copy from PostgreSQL after it may have missed
 	// events: when it is new, when it comes back after being retired, or when NeedsResync
-	// says so. The leader runs it before relaying, never beside its handler.
+	// says so. The leader runs it before it relays anything, and later between batches,
+	// never beside its handler.
 	Resync func(ctx context.Context) error
-	// NeedsResync, when set, is asked before every drain whether the copy was lost (a Redis
-	// flushed, say) and needs a Resync.
+	// NeedsResync, when set, is asked when a leader starts and then at most once per Poll
+	// whether the copy was lost (a Redis flushed, say) and needs a Resync.
 	NeedsResync func(ctx context.Context) (bool, error)
 	// Poll is how often the leader looks for events when no notification came (default
 	// Options.Poll).

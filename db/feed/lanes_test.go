@@ -3,6 +3,8 @@ package feed_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,8 +36,8 @@ func (b *batchRecorder) all() (batches [][]model.OutboxEvent, events []model.Out
 	return append([][]model.OutboxEvent(nil), b.batches...), events
 }
 
-// A change committed after a bulk change is handled before the bulk backlog, and brings
-// along the bulk change's older events of the same entity.
+// A change committed after a bulk change is handled beside the bulk backlog, not after it,
+// and brings along the bulk change's older events of the same entity.
 func TestSingleChangeOvertakesBulkBacklog(t *testing.T) {
 	f, pool := newFeed(t, fastOptions())
 	ctx := context.Background()
@@ -61,10 +63,21 @@ func TestSingleChangeOvertakesBulkBacklog(t *testing.T) {
 	})
 
 	batches, events := rec.all()
-	first := describe(batches[0])
-	if len(first) != 103 || first[len(first)-1] != "single@1" {
-		t.Errorf("first batch: %d events ending with %s; want the 100 fast events of the bulk transaction, shared@1, shared@2 and single@1",
-			len(first), first[len(first)-1])
+	before := 0 // events handled before single@1's batch
+	for _, batch := range batches {
+		got := describe(batch)
+		if !slices.Contains(got, "single@1") {
+			before += len(batch)
+			continue
+		}
+		if len(got) != 103 || got[len(got)-1] != "single@1" {
+			t.Errorf("single@1's batch: %d events ending with %s; want the 100 fast events of the bulk transaction, shared@1, shared@2 and single@1",
+				len(got), got[len(got)-1])
+		}
+		break
+	}
+	if before > 250 {
+		t.Errorf("%d events were handled before single@1; want at most one bulk batch (250) beside it", before)
 	}
 	// Every entity's events arrive in version order, each exactly once.
 	last := map[string]int64{}
@@ -103,5 +116,48 @@ func TestLaneCountsEventsPerTransaction(t *testing.T) {
 	slow := count(t, pool, `SELECT count(*) FROM outbox_pending WHERE bulk`)
 	if fast != 101 || slow != 50 {
 		t.Errorf("fast lane %d, bulk lane %d; want 101 and 50", fast, slow)
+	}
+}
+
+// With both lanes busy on the same entities (single changes landing on entities of a bulk
+// change still in flight), every entity's events still arrive once each, in order.
+func TestLanesKeepEveryEntityInOrder(t *testing.T) {
+	opts := fastOptions()
+	opts.BatchSize, opts.BulkBatchSize = 20, 50
+	f, pool := newFeed(t, opts)
+	if err := f.Register(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	rec := &batchRecorder{}
+	run(t, f.Relay(feed.Consumer{Name: "test", Handle: rec.handle}))
+	entities := make([]string, 1000)
+	for i := range entities {
+		entities[i] = fmt.Sprintf("x%03d", i)
+	}
+	emit(t, pool, 1, entities...)
+	rng := rand.New(rand.NewPCG(3, 4))
+	version := map[string]int{}
+	for range 150 {
+		e := entities[rng.IntN(len(entities))]
+		version[e] = max(version[e], 1) + 1
+		emit(t, pool, version[e], e)
+	}
+	want := len(entities) + 150
+	eventually(t, time.Minute, func() error {
+		if _, events := rec.all(); len(events) < want {
+			return fmt.Errorf("%d of %d events delivered", len(events), want)
+		}
+		return nil
+	})
+	_, events := rec.all()
+	last := map[string]int64{}
+	for _, e := range events {
+		if e.Version != last[e.AggregateID]+1 {
+			t.Fatalf("%s@%d delivered after version %d", e.AggregateID, e.Version, last[e.AggregateID])
+		}
+		last[e.AggregateID] = e.Version
+	}
+	if len(events) != want {
+		t.Errorf("delivered %d events; want %d, each once", len(events), want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
@@ -36,22 +37,97 @@ func (f *Feed) Relay(c Consumer) func(ctx context.Context) error {
 	}
 }
 
-// lead is the leader's work: resync when needed, drain, then wait for a notification.
+// lead is the leader's work: the fast lane and the bulk lane are drained side by side, so
+// that a single change never waits for a bulk batch in flight, and both wake on the outbox's
+// notifications (or every Poll). Resyncs run between batches, with both lanes paused.
 func (f *Feed) lead(ctx context.Context, c Consumer, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, `LISTEN outbox`); err != nil {
 		return err
 	}
+	l := &leader{feed: f, c: c, wake: [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}, lastCheck: time.Now()}
+	if err := l.resync(ctx); err != nil { // before anything is relayed
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return l.listen(ctx, conn) })
+	g.Go(func() error { return l.lane(ctx, fast) })
+	g.Go(func() error { return l.lane(ctx, bulk) })
+	return g.Wait()
+}
+
+// The lanes of a consumer's queue (outbox_pending.bulk).
+const (
+	fast = false
+	bulk = true
+)
+
+// leader is one term of leadership over a consumer's queue.
+type leader struct {
+	feed *Feed
+	c    Consumer
+	wake [2]chan struct{} // per lane: events may be waiting
+	// paused is held for writing while a resync runs and for reading by every delivery.
+	paused    sync.RWMutex
+	lastCheck time.Time // of the resync, by the fast lane only
+}
+
+// listen wakes both lanes at every notification of the outbox, and every Poll without one.
+func (l *leader) listen(ctx context.Context, conn *pgx.Conn) error {
 	for {
-		if err := f.resync(ctx, c); err != nil {
-			return err
+		for _, w := range l.wake {
+			select {
+			case w <- struct{}{}:
+			default: // already awake
+			}
 		}
-		if err := f.drain(ctx, c); err != nil {
-			return err
-		}
-		if err := wait(ctx, conn, c.Poll); err != nil {
+		if err := wait(ctx, conn, l.c.Poll); err != nil {
 			return err
 		}
 	}
+}
+
+// lane drains one lane whenever it is woken. The fast lane also resyncs the consumer when
+// needed, at most once per Poll.
+func (l *leader) lane(ctx context.Context, lane bool) error {
+	limit := l.feed.opts.BatchSize
+	if lane == bulk {
+		limit = l.feed.opts.BulkBatchSize
+	}
+	for {
+		select {
+		case <-l.wake[boolIndex(lane)]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if lane == fast && time.Since(l.lastCheck) >= l.c.Poll {
+			l.lastCheck = time.Now()
+			if err := l.resync(ctx); err != nil {
+				return err
+			}
+		}
+		for {
+			n, err := l.deliver(ctx, lane, limit)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (l *leader) resync(ctx context.Context) error {
+	l.paused.Lock()
+	defer l.paused.Unlock()
+	return l.feed.resync(ctx, l.c)
 }
 
 // resync runs c's Resync when c is behind its epoch or says it lost its copy, then records
@@ -82,39 +158,25 @@ func (f *Feed) resync(ctx context.Context, c Consumer) error {
 	return err
 }
 
-// drain delivers every pending event of c: the fast lane whenever it has events, the bulk
-// lane a batch at a time in between.
-func (f *Feed) drain(ctx context.Context, c Consumer) error {
-	for {
-		n, err := f.deliver(ctx, c, fastLaneSQL, f.opts.BatchSize)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			continue
-		}
-		if n, err = f.deliver(ctx, c, anyLaneSQL, f.opts.BulkBatchSize); err != nil || n == 0 {
-			return err
-		}
-	}
-}
-
-// fastLaneSQL picks the oldest fast-lane events with the older bulk-lane events of the same
-// entities, so that no entity's event is handled before an older one of it.
-const fastLaneSQL = `
-WITH fast AS (
+// laneSQL picks the oldest events of a lane ($3: the bulk lane, else the fast one) with
+// the older events of the same entities from either lane, so that no entity's event is
+// handled before an older one of it. Both lanes' deliveries lock their rows in outbox order,
+// so that one waits for the other where they meet (and then skips what it delivered), and
+// never deadlocks.
+const laneSQL = `
+WITH lane AS (
     SELECT outbox_id FROM outbox_pending
-    WHERE consumer = $1 AND NOT bulk
+    WHERE consumer = $1 AND bulk = $3
     ORDER BY outbox_id LIMIT $2
 ), entities AS (
-    SELECT DISTINCT o.aggregate, o.aggregate_id FROM fast JOIN outbox o ON o.id = fast.outbox_id
+    SELECT DISTINCT o.aggregate, o.aggregate_id FROM lane JOIN outbox o ON o.id = lane.outbox_id
 ), picked AS (
-    SELECT outbox_id FROM fast
+    SELECT outbox_id FROM lane
     UNION
     SELECT p.outbox_id FROM entities e
     JOIN outbox o ON o.aggregate = e.aggregate AND o.aggregate_id = e.aggregate_id
-                 AND o.id < (SELECT max(outbox_id) FROM fast)
-    JOIN outbox_pending p ON p.consumer = $1 AND p.outbox_id = o.id AND p.bulk
+                 AND o.id < (SELECT max(outbox_id) FROM lane)
+    JOIN outbox_pending p ON p.consumer = $1 AND p.outbox_id = o.id
 )
 SELECT o.id, o.aggregate, o.aggregate_id, o.kind, o.version, o.payload, o.created_at
 FROM outbox_pending p JOIN outbox o ON o.id = p.outbox_id
@@ -122,23 +184,16 @@ WHERE p.consumer = $1 AND p.outbox_id IN (SELECT outbox_id FROM picked)
 ORDER BY p.outbox_id
 FOR UPDATE OF p`
 
-// anyLaneSQL picks the oldest events whatever their lane: with the fast lane empty, the
-// next batch of the bulk lane.
-const anyLaneSQL = `
-SELECT o.id, o.aggregate, o.aggregate_id, o.kind, o.version, o.payload, o.created_at
-FROM outbox_pending p JOIN outbox o ON o.id = p.outbox_id
-WHERE p.consumer = $1
-ORDER BY p.outbox_id
-LIMIT $2
-FOR UPDATE OF p`
-
-// deliver reads a batch with pick, hands it to c and deletes it from c's queue in one
-// transaction, so that a relay killed mid-batch leaves the whole batch to its successor.
-// It returns how many events it delivered.
-func (f *Feed) deliver(ctx context.Context, c Consumer, pick string, limit int) (int, error) {
+// deliver reads a batch of lane, hands it to the consumer and deletes it from the queue in
+// one transaction, so that a leader killed mid-batch leaves the whole batch to its
+// successor. It returns how many events it delivered.
+func (l *leader) deliver(ctx context.Context, lane bool, limit int) (int, error) {
+	l.paused.RLock()
+	defer l.paused.RUnlock()
+	f, c := l.feed, l.c
 	var n int
 	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, pick, c.Name, limit)
+		rows, err := tx.Query(ctx, laneSQL, c.Name, limit, lane)
 		if err != nil {
 			return err
 		}
