@@ -33,7 +33,7 @@ const (
 //   - the response is application/graphql-response+json when the client accepts it first,
 //     else application/json (also when Accept is missing or */*);
 //   - a body or parameters that are not a GraphQL request (bad JSON, a batch array, variables
-//     that are not an object) are 400, an oversized body 413, a POST that is not JSON 415,
+//     that are not an object, no query) are 400, an oversized body 413, a POST that is not JSON 415,
 //     any other method 405: all with a typed error;
 //   - request errors (parse, validation, coercion, limits) carry no data; they are 200 under
 //     application/json and 400 under application/graphql-response+json (429 for
@@ -55,6 +55,9 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 	reply := &replier{w: w, r: r, media: media, exec: exec}
 
 	params, status, err := readParams(r)
+	if err == nil && params.Query == "" && params.Extensions["persistedQuery"] == nil {
+		status, err = http.StatusBadRequest, clientError("the request has no query (nor the hash of a persisted one)")
+	}
 	if err != nil {
 		if status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "GET, POST")

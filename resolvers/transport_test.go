@@ -84,6 +84,7 @@ func TestHTTPStatusCodesFollowTheSpecification(t *testing.T) {
 		{"variables not an object", "POST", `{"query":"{ __typename }","variables":"{}"}`, "BAD_USER_INPUT", 400, 400},
 		{"extensions not an object", "POST", `{"query":"{ __typename }","extensions":[1]}`, "BAD_USER_INPUT", 400, 400},
 		{"query not a string", "POST", `{"query":7}`, "BAD_USER_INPUT", 400, 400},
+		{"no query", "POST", `{"qeury":"{ __typename }"}`, "BAD_USER_INPUT", 400, 400},
 		{"subscription without a stream", "POST", `{"query":"subscription { inventoryAlerts { kind } }"}`, "BAD_USER_INPUT", 200, 400},
 	}
 	for _, c := range cases {

@@ -9,6 +9,7 @@
 #     OpenSearch from tools/searchnode),
 #   - the TimescaleDB engine .run/test-timescale on port 5436 (scripts/timescale.sh: PGlite with
 #     TimescaleDB from tools/pglite, the only TimescaleDB this machine can run),
+# installs the Node clients of the protocol tests (npm ci in testdata/clients),
 # points the tests at them with TEST_DATABASE_URL, TEST_REDIS_URL, TEST_REDIS_CLUSTER_ADDRS
 # (comma-separated host:port), TEST_ELASTICSEARCH_URL and TEST_TIMESCALE_URL, gives them REDIS_SERVER_BIN (the absolute path of redis-server,
 # for tests that start throwaway servers of their own), CHROMIUM_BIN (Debian's Chromium for the
@@ -66,6 +67,9 @@ scripts/redis.sh start "$REDIS_DIR" "$REDIS_PORT" fast 8>&-
 scripts/redis.sh cluster-start "$REDIS_CLUSTER_DIR" "$REDIS_CLUSTER_BASEPORT" 8>&-
 scripts/search.sh start "$SEARCH_DIR" "$SEARCH_PORT" 8>&-
 scripts/timescale.sh start "$TIMESCALE_DIR" "$TIMESCALE_PORT" 8>&-
+
+# The third-party clients that protocols_e2e_test.go runs (the graphql-http audit, graphql-ws).
+npm ci --prefix testdata/clients --no-audit --no-fund --loglevel=error 8>&-
 
 TEST_DATABASE_URL="$(scripts/pg.sh url "$PG_PORT" postgres)"
 TEST_REDIS_URL="$(scripts/redis.sh url "$REDIS_PORT")"
