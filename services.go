@@ -47,7 +47,9 @@ type caching struct {
 	apq      graphql.Cache[string] // nil unless PERSISTED_QUERIES=automatic
 	// allowlist runs registered operations only, when PERSISTED_QUERIES=allowlist.
 	allowlist *cache.Allowlist
-	limiter   cache.RateLimiter // nil when rate limits are off
+	// operationNames are the names of the operations registered from OPERATIONS_DIR.
+	operationNames []string
+	limiter        cache.RateLimiter // nil when rate limits are off
 }
 
 // newCaching builds the Redis-backed services when REDIS_URL or REDIS_ADDRS is set and the
@@ -134,6 +136,7 @@ func (c *caching) registerOperations(ctx context.Context, dir string, log *slog.
 			return fmt.Errorf("register %s: %w", f, err)
 		}
 		log.Info("operation registered", "file", filepath.Base(f), "sha256", hash)
+		c.operationNames = append(c.operationNames, resolvers.OperationNames(string(doc))...)
 	}
 	return nil
 }

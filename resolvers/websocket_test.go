@@ -20,7 +20,7 @@ import (
 )
 
 // alertsServer is the handler with live inventory alerts, whose subscriptions stay open.
-func alertsServer(t *testing.T) (url, token string) {
+func alertsServer(t *testing.T, opts ...apiOption) (url, token string) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	alerts := cache.NewAlerts(cache.NewMemoryBackend(0), log)
@@ -29,10 +29,14 @@ func alertsServer(t *testing.T) (url, token string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	auth := resolvers.NewAuth([]byte(testSecret))
-	srv := httptest.NewServer(resolvers.NewHandler(resolvers.Config{
+	cfg := resolvers.Config{
 		Catalog: store.New(dbtest.New(t)), Alerts: alerts, Auth: auth, Log: log,
 		ComplexityLimit: 5000, DepthLimit: 12, LoaderWait: time.Millisecond,
-	}))
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := httptest.NewServer(resolvers.NewHandler(cfg))
 	t.Cleanup(srv.Close)
 	token, err := auth.Token(model.RoleMerchandiser, "", time.Hour)
 	if err != nil {
