@@ -121,8 +121,8 @@ func checkoutInput(cartID, key, email string, address model.Address, expected *m
 	if n := utf8.RuneCountInString(key); n == 0 || n > 200 {
 		return model.CheckoutInput{}, model.InvalidArgument("idempotencyKey", "idempotencyKey must have 1 to 200 characters")
 	}
-	if a, err := mail.ParseAddress(email); err != nil || a.Address != strings.TrimSpace(email) {
-		return model.CheckoutInput{}, model.InvalidArgument("email", "%q is not an email address", email)
+	if a, err := mail.ParseAddress(email); err != nil || a.Address != strings.TrimSpace(email) || len(a.Address) > model.MaxEmailLen {
+		return model.CheckoutInput{}, model.InvalidArgument("email", "not an email address of at most %d characters", model.MaxEmailLen)
 	}
 	if err := checkAddress(address); err != nil {
 		return model.CheckoutInput{}, err
@@ -134,12 +134,17 @@ func checkoutInput(cartID, key, email string, address model.Address, expected *m
 
 func checkAddress(a model.Address) error {
 	for field, v := range map[string]string{"name": a.Name, "line1": a.Line1, "city": a.City, "postalCode": a.PostalCode} {
-		if n := utf8.RuneCountInString(strings.TrimSpace(v)); n == 0 || n > 200 {
-			return model.InvalidArgument("shippingAddress."+field, "%s must have 1 to 200 characters", field)
+		if n := utf8.RuneCountInString(strings.TrimSpace(v)); n == 0 || n > model.MaxAddressFieldLen {
+			return model.InvalidArgument("shippingAddress."+field, "%s must have 1 to %d characters", field, model.MaxAddressFieldLen)
 		}
 	}
-	if len(a.Country) != 2 || strings.ToUpper(a.Country) != a.Country {
-		return model.InvalidArgument("shippingAddress.country", "country is a two-letter ISO code such as \"US\"")
+	for field, v := range map[string]*string{"line2": a.Line2, "region": a.Region} {
+		if v != nil && utf8.RuneCountInString(*v) > model.MaxAddressFieldLen {
+			return model.InvalidArgument("shippingAddress."+field, "%s must have at most %d characters", field, model.MaxAddressFieldLen)
+		}
+	}
+	if !model.IsCountryCode(a.Country) {
+		return model.InvalidArgument("shippingAddress.country", "country is an ISO 3166-1 alpha-2 code such as \"US\"")
 	}
 	return nil
 }

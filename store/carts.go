@@ -305,7 +305,8 @@ func checkCartLine(i int, p cartProduct, q int, currency string) error {
 	case p.Status == "":
 		return model.InvalidArgument(fmt.Sprintf("lines.%d.productId", i), "unknown product")
 	case p.Status != model.ProductStatusActive:
-		return model.InvalidArgument(fmt.Sprintf("lines.%d.productId", i), "%s is not for sale", p.Name)
+		// The product is not public: its name is not the caller's to see.
+		return model.InvalidArgument(fmt.Sprintf("lines.%d.productId", i), "this product is not for sale")
 	case p.Currency != currency:
 		return model.InvalidArgument(fmt.Sprintf("lines.%d.productId", i), "%s is sold in %s, the cart is in %s", p.Name, p.Currency, currency)
 	case q > maxLineQuantity:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -125,8 +126,8 @@ const ensureStockSQL = `INSERT INTO inventory (product_id, warehouse_id) VALUES 
 // moveStock changes one inventory row's quantity by delta(current quantity); arg names the
 // argument that a refusal is about.
 func (s *Store) moveStock(ctx context.Context, productID, warehouseID, arg string, m movement, delta func(int) int) (*model.InventoryLevel, error) {
-	if strings.TrimSpace(m.reason) == "" {
-		return nil, model.InvalidArgument("reason", "a reason is required")
+	if n := utf8.RuneCountInString(strings.TrimSpace(m.reason)); n == 0 || n > model.MaxReasonLen {
+		return nil, model.InvalidArgument("reason", "a reason of 1 to %d characters is required", model.MaxReasonLen)
 	}
 	var level *model.InventoryLevel
 	err := s.retryTx(ctx, func(tx pgx.Tx) error {
