@@ -40,7 +40,7 @@ GENERATED_DIRS := graph resolvers
 # by the binary). npm ci runs again when package-lock.json is newer than its last install.
 WEB_DEPS := web/node_modules/.package-lock.json
 
-.PHONY: help run stop test bench generate check-generated lint check clean web check-web
+.PHONY: help run stop test fuzz bench generate check-generated lint check clean web check-web
 
 help: ## List the targets.
 	@echo "Targets:"
@@ -71,6 +71,10 @@ stop: ## Stop the PostgreSQL cluster, the Redis server and the search node of ma
 
 test: ## Run go test -race on ./... against private PostgreSQL (port 5434), Redis (6381) and Redis Cluster (7101-7103), stopped afterwards.
 	scripts/test.sh
+
+FUZZTIME ?= 5m
+fuzz: ## Fuzz the GraphQL HTTP handler for FUZZTIME (default 5m) against the test servers; make test only runs its corpus.
+	scripts/test.sh -run '^$$' -fuzz FuzzGraphQLRequest -fuzztime $(FUZZTIME) .
 
 bench: ## Run the benchmarks: catalog and search (scripts/bench.sh), then analytics (scripts/bench_analytics.sh).
 	bash scripts/bench.sh

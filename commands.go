@@ -28,7 +28,7 @@ func applyMigrations(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) 
 
 // migrate applies the migrations and exits.
 func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
-	pool, err := openDB(ctx, cfg)
+	pool, err := openDB(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func seedCatalog(ctx context.Context, cfg config, log *slog.Logger, args []strin
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pool, err := openDB(ctx, cfg)
+	pool, err := openDB(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func seedOrders(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, opts 
 
 // reindex rebuilds the search index behind its alias; searches go on meanwhile.
 func reindex(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	pool, err := openDB(ctx, cfg)
+	pool, err := openDB(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func reindex(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer
 
 // reconcile repairs the drift between the search index and PostgreSQL and reports it.
 func reconcile(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	pool, err := openDB(ctx, cfg)
+	pool, err := openDB(ctx, cfg, nil)
 	if err != nil {
 		return err
 	}

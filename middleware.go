@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 type requestIDKey struct{}
@@ -80,8 +82,8 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 	})
 }
 
-// newLogger returns a logger that adds the request id and the client address of the
-// context to every record.
+// newLogger returns a logger that adds the request id, the client address and the trace of
+// the context to every record.
 func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
@@ -99,6 +101,9 @@ func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if client, ok := ctx.Value(clientAddrKey{}).(string); ok {
 		r.AddAttrs(slog.String("client", client))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -42,13 +43,14 @@ func newSearchMetrics(reg prometheus.Registerer) *searchMetrics {
 }
 
 // newSearching builds search on PostgreSQL, with Elasticsearch in front when configured.
-func newSearching(cfg config, pool *pgxpool.Pool, metrics *searchMetrics, log *slog.Logger) (*searching, error) {
+// client, when not nil, carries the calls to Elasticsearch (tracing them).
+func newSearching(cfg config, pool *pgxpool.Pool, metrics *searchMetrics, client *http.Client, log *slog.Logger) (*searching, error) {
 	facets := search.DefaultConfig()
 	s := &searching{controls: search.NewControls(pool)}
 	fallback := search.NewPostgres(pool, facets, s.controls)
 	var primary search.Engine
 	if cfg.ElasticsearchURL != "" {
-		es, err := search.NewElastic(search.ElasticConfig{URL: cfg.ElasticsearchURL, Index: cfg.SearchIndex, Facets: facets, Controls: s.controls})
+		es, err := search.NewElastic(search.ElasticConfig{URL: cfg.ElasticsearchURL, Index: cfg.SearchIndex, Facets: facets, Controls: s.controls, HTTPClient: client})
 		if err != nil {
 			return nil, err
 		}

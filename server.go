@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -60,6 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	logRedisThrough(log)
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
@@ -135,6 +137,10 @@ type config struct {
 	CORSMaxAge  time.Duration
 	// TrustedProxies are the proxies whose X-Forwarded-For names the client.
 	TrustedProxies trustedProxies
+	// Tracing: spans go to the OTLP/HTTP collector at OTLPEndpoint when it is set, for
+	// TraceSampleRatio of the traces that start here (callers' sampling decisions are kept).
+	OTLPEndpoint, ServiceName string
+	TraceSampleRatio          float64
 	// Analytics: how often the rollups are refreshed (on one instance) and the sales ticker
 	// polls, and how raw sales facts are kept.
 	AnalyticsRefresh, SalesTickerInterval time.Duration
@@ -189,6 +195,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		OrderExpiryInterval: e.duration("ORDER_EXPIRY_INTERVAL", time.Minute),
 		CORSOrigins:         e.list("CORS_ORIGINS"),
 		CORSMaxAge:          e.duration("CORS_MAX_AGE", 10*time.Minute),
+		OTLPEndpoint:        e.str("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+		ServiceName:         e.str("OTEL_SERVICE_NAME", "storefront"),
+		TraceSampleRatio:    e.float("TRACE_SAMPLE_RATIO", 1),
 		AnalyticsRefresh:    e.duration("ANALYTICS_REFRESH_INTERVAL", time.Minute),
 		SalesTickerInterval: e.duration("SALES_TICKER_INTERVAL", 2*time.Second),
 		Analytics: store.AnalyticsSettings{
@@ -254,6 +263,14 @@ func (e *env) int(key string, def int) int {
 	return v
 }
 
+func (e *env) float(key string, def float64) float64 {
+	v, err := strconv.ParseFloat(e.str(key, strconv.FormatFloat(def, 'g', -1, 64)), 64)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %w", key, err))
+	}
+	return v
+}
+
 func (e *env) bool(key string, def bool) bool {
 	v, err := strconv.ParseBool(e.str(key, strconv.FormatBool(def)))
 	if err != nil {
@@ -297,10 +314,14 @@ func maskURL(raw string) string {
 
 var dsnPassword = regexp.MustCompile(`password=\S+`)
 
-func openDB(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
+// openDB opens the pool; tracer, when not nil, traces its queries.
+func openDB(ctx context.Context, cfg config, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	return db.Open(ctx, cfg.DatabaseURL, func(pc *pgxpool.Config) {
 		if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
 			pc.MaxConns = cfg.DBMaxConns
+		}
+		if tracer != nil {
+			pc.ConnConfig.Tracer = tracer
 		}
 	})
 }
@@ -313,7 +334,19 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.JWTSecret == devJWTSecret {
 		log.Warn("JWT_SECRET is unset: tokens are signed with the development secret")
 	}
-	pool, err := openDB(ctx, cfg)
+	tel, err := startTelemetry(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After the HTTP server has drained: the last requests' spans go out too.
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.shutdown(flushCtx); err != nil {
+			log.Warn("tracing: spans not exported", "err", err)
+		}
+	}()
+	pool, err := openDB(ctx, cfg, tel.queryTracer())
 	if err != nil {
 		return err
 	}
@@ -333,11 +366,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer caches.close()
+	if err := tel.instrumentRedis(caches.redis); err != nil {
+		return fmt.Errorf("trace redis: %w", err)
+	}
 	if err := caches.registerOperations(ctx, cfg.OperationsDir, log); err != nil {
 		return fmt.Errorf("persisted operations: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	searches, err := newSearching(cfg, pool, newSearchMetrics(reg), log)
+	searches, err := newSearching(cfg, pool, newSearchMetrics(reg), tel.httpClient(), log)
 	if err != nil {
 		return err
 	}
@@ -366,7 +402,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	registerFeedMetrics(reg, changes)
 	streams := &streams{end: ctx}
 	srv := &http.Server{
-		Handler:           streams.wrap(routes(cfg, reg, pool, st, ticker, caches, searches, log)),
+		Handler:           streams.wrap(routes(cfg, reg, pool, st, ticker, caches, searches, tel, log)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -411,7 +447,7 @@ func configureAnalytics(ctx context.Context, cfg config, st *store.Store, log *s
 }
 
 // routes wires the HTTP endpoints.
-func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.Store, ticker *store.SalesTicker, caches *caching, searches *searching, log *slog.Logger) http.Handler {
+func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.Store, ticker *store.SalesTicker, caches *caching, searches *searching, tel *telemetry, log *slog.Logger) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerPoolMetrics(reg, pool)
 	registerCacheMetrics(reg, caches)
@@ -449,6 +485,7 @@ func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.
 		ComplexityLimit: cfg.ComplexityLimit,
 		DepthLimit:      cfg.DepthLimit,
 		LoaderWait:      cfg.LoaderWait,
+		Tracer:          tel.tracer(),
 	})
 
 	mux := http.NewServeMux()
@@ -457,7 +494,7 @@ func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.
 	mux.HandleFunc("GET /readyz", readiness(pool))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	web.Register(mux, web.Options{Playground: cfg.Playground, Dashboard: cfg.Dashboard})
-	return withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, mux)))
+	return tel.handler(withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, mux))))
 }
 
 // serveDebug serves the pprof profiles on their own address, kept off the public port,

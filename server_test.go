@@ -34,6 +34,15 @@ func newTestEnv(t testing.TB) testEnv {
 // and a function that stops it and returns what run returned.
 func startServer(t testing.TB, env testEnv) (string, func() error) {
 	t.Helper()
+	base, stop, _ := startServerWithLog(t, env)
+	return base, stop
+}
+
+// startServerWithLog is startServer that also returns the server's log so far (LOG_FORMAT
+// json: one JSON object a line; any other line is a test failure, since log shippers read
+// JSON only).
+func startServerWithLog(t testing.TB, env testEnv) (string, func() error, func() string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logR, logW := io.Pipe()
 	done := make(chan error, 1)
@@ -42,13 +51,20 @@ func startServer(t testing.TB, env testEnv) (string, func() error) {
 		logW.Close()
 	}()
 	addr := make(chan string, 1)
+	var mu sync.Mutex
+	var lines strings.Builder
 	scanned := make(chan struct{}) // the log is read to its end: t.Log is safe until then
 	go func() {
 		defer close(scanned)
 		sc := bufio.NewScanner(logR)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
+			mu.Lock()
+			lines.WriteString(sc.Text() + "\n")
+			mu.Unlock()
 			var line struct{ Msg, Addr, Level string }
 			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				t.Errorf("a log line that is not JSON: %q", sc.Text())
 				continue
 			}
 			switch {
@@ -60,6 +76,11 @@ func startServer(t testing.TB, env testEnv) (string, func() error) {
 			}
 		}
 	}()
+	log := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return lines.String()
+	}
 	stop := sync.OnceValue(func() error {
 		cancel()
 		err := <-done
@@ -69,14 +90,14 @@ func startServer(t testing.TB, env testEnv) (string, func() error) {
 	t.Cleanup(func() { _ = stop() })
 	select {
 	case a := <-addr:
-		return "http://" + a, stop
+		return "http://" + a, stop, log
 	case err := <-done:
 		done <- err // for stop, at cleanup
 		t.Fatalf("server exited before listening: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("server did not start listening within 30s")
 	}
-	return "", stop
+	return "", stop, log
 }
 
 func runCommand(t testing.TB, env testEnv, args ...string) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/homegoods/storefront/graph"
 	"github.com/homegoods/storefront/graph/model"
@@ -50,6 +51,8 @@ type Config struct {
 	CheckOrigin func(r *http.Request) bool
 	// Extensions run after the complexity limit, which rate limits need: they charge it.
 	Extensions []graphql.HandlerExtension
+	// Tracer, when set, traces operations and dataloader batches; nil costs nothing.
+	Tracer trace.Tracer
 }
 
 // NewHandler returns the /graphql endpoint: POST and GET, subscriptions over websocket and
@@ -87,7 +90,10 @@ func NewHandler(cfg Config) http.Handler {
 	srv.SetDisableSuggestion(!cfg.Introspection)
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.Introspection))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
-	srv.Use(loaderScope{batches: cfg.Batches, catalog: cfg.Catalog, wait: cfg.LoaderWait})
+	srv.Use(loaderScope{batches: cfg.Batches, catalog: cfg.Catalog, options: loaderOptions{wait: cfg.LoaderWait, tracer: cfg.Tracer}})
+	if cfg.Tracer != nil {
+		srv.Use(operationTracing{tracer: cfg.Tracer})
+	}
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/graph-gophers/dataloader/v7"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/homegoods/storefront/graph/model"
 )
@@ -34,19 +36,24 @@ type Peeker interface {
 	PeekAvailability(id string) (*model.Availability, bool)
 }
 
+// loaderOptions are the settings every loader of a response shares.
+type loaderOptions struct {
+	wait   time.Duration // how long a loader collects keys before it runs its batch
+	tracer trace.Tracer  // spans of batches; nil when tracing is off
+}
+
 // newLoaders builds the loaders of one response: the hot edges through b (the cache, when
-// there is one), the others straight from the catalog. wait is how long a loader collects
-// keys before it runs its batch.
-func newLoaders(b Batches, c Catalog, wait time.Duration) *Loaders {
+// there is one), the others straight from the catalog.
+func newLoaders(b Batches, c Catalog, o loaderOptions) *Loaders {
 	l := &Loaders{
-		Product:      newLoader(wait, byID(b.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product")),
-		Category:     newLoader(wait, byID(b.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category")),
-		Brand:        newLoader(wait, byID(b.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand")),
-		Warehouse:    newLoader(wait, byID(c.WarehousesByIDs, func(w *model.Warehouse) string { return w.ID }, "warehouse")),
-		Children:     newLoader(wait, grouped(c.ChildrenOf, func() []*model.Category { return []*model.Category{} })),
-		ProductCount: newLoader(wait, grouped(c.ProductCounts, func() int { return 0 })),
-		Availability: newLoader(wait, grouped(b.Availability, func() *model.Availability { return &model.Availability{} })),
-		Inventory:    newLoader(wait, grouped(c.Inventory, func() []*model.InventoryLevel { return []*model.InventoryLevel{} })),
+		Product:      newLoader(o, "product", byID(b.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product")),
+		Category:     newLoader(o, "category", byID(b.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category")),
+		Brand:        newLoader(o, "brand", byID(b.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand")),
+		Warehouse:    newLoader(o, "warehouse", byID(c.WarehousesByIDs, func(w *model.Warehouse) string { return w.ID }, "warehouse")),
+		Children:     newLoader(o, "children", grouped(c.ChildrenOf, func() []*model.Category { return []*model.Category{} })),
+		ProductCount: newLoader(o, "productCount", grouped(c.ProductCounts, func() int { return 0 })),
+		Availability: newLoader(o, "availability", grouped(b.Availability, func() *model.Availability { return &model.Availability{} })),
+		Inventory:    newLoader(o, "inventory", grouped(c.Inventory, func() []*model.InventoryLevel { return []*model.InventoryLevel{} })),
 	}
 	if p, ok := b.(Peeker); ok {
 		l.Product.peek, l.Category.peek, l.Brand.peek, l.Availability.peek = p.PeekProduct, p.PeekCategory, p.PeekBrand, p.PeekAvailability
@@ -86,11 +93,28 @@ func (l *loader[V]) batch() *dataloader.Loader[string, V] {
 // newLoader makes a loader whose batches hold at most a page's worth of keys. The input
 // channel is sized for one page too: the library's default of 1,000 slots is allocated for
 // every batch, a cost that shows in profiles of a page of products.
-func newLoader[V any](wait time.Duration, fn dataloader.BatchFunc[string, V]) *loader[V] {
+func newLoader[V any](o loaderOptions, name string, fn dataloader.BatchFunc[string, V]) *loader[V] {
 	return &loader[V]{make: func() *dataloader.Loader[string, V] {
-		return dataloader.NewBatchedLoader(fn, dataloader.WithWait[string, V](wait),
-			dataloader.WithBatchCapacity[string, V](500), dataloader.WithInputCapacity[string, V](model.MaxPageSize))
+		opts := []dataloader.Option[string, V]{dataloader.WithWait[string, V](o.wait),
+			dataloader.WithBatchCapacity[string, V](500), dataloader.WithInputCapacity[string, V](model.MaxPageSize)}
+		if o.tracer != nil {
+			opts = append(opts, dataloader.WithTracer[string, V](batchTracer[V]{tracer: o.tracer, name: "dataloader " + name}))
+		}
+		return dataloader.NewBatchedLoader(fn, opts...)
 	}}
+}
+
+// batchTracer gives each batch a span; single loads get none (a span per field would cost
+// more than the load).
+type batchTracer[V any] struct {
+	dataloader.NoopTracer[string, V]
+	tracer trace.Tracer
+	name   string
+}
+
+func (b batchTracer[V]) TraceBatch(ctx context.Context, keys []string) (context.Context, dataloader.TraceBatchFinishFunc[V]) {
+	ctx, span := b.tracer.Start(ctx, b.name, trace.WithAttributes(attribute.Int("dataloader.keys", len(keys))))
+	return ctx, func([]*dataloader.Result[V]) { span.End() }
 }
 
 // byID adapts a store method that returns the objects found for some ids into a batch
@@ -143,14 +167,14 @@ func grouped[V any](fetch func(context.Context, []string) (map[string]V, error),
 type loaderScope struct {
 	batches Batches
 	catalog Catalog
-	wait    time.Duration
+	options loaderOptions
 }
 
 func (loaderScope) ExtensionName() string                   { return "Loaders" }
 func (loaderScope) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (s loaderScope) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	return next(withLoaders(ctx, newLoaders(s.batches, s.catalog, s.wait)))
+	return next(withLoaders(ctx, newLoaders(s.batches, s.catalog, s.options)))
 }
 
 type loadersKey struct{}
