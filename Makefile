@@ -13,7 +13,11 @@ REDIS := scripts/redis.sh
 # `make run`: a durable cluster whose data survives restarts.
 RUN_PG_DIR := .run/pg
 RUN_PG_PORT := 5433
-RUN_DB := storefront
+# The analytics mode of make run: auto (TimescaleDB, which scripts/pg.sh installs and preloads,
+# else plain PostgreSQL), timescaledb or postgres. A database's mode is chosen once, at its
+# first migration, so plain PostgreSQL gets a database of its own.
+ANALYTICS ?= auto
+RUN_DB := $(if $(filter postgres,$(ANALYTICS)),storefront_plain,storefront)
 # `make run`: a durable Redis (append-only file) whose sessions survive restarts.
 RUN_REDIS_DIR := .run/redis
 RUN_REDIS_PORT := 6380
@@ -47,13 +51,13 @@ help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
-run: ## Start PostgreSQL (.run/pg, port 5433) and Redis (.run/redis, port 6380), build, migrate, seed if empty and serve on http://localhost:8080. SEARCH=elasticsearch adds a search node on 9200.
+run: ## Start PostgreSQL with TimescaleDB (.run/pg, port 5433) and Redis (.run/redis, port 6380), build, migrate, seed if empty and serve on http://localhost:8080. SEARCH=elasticsearch adds a search node on 9200; ANALYTICS=postgres serves plain-PostgreSQL analytics.
 	$(PG) start $(RUN_PG_DIR) $(RUN_PG_PORT) durable
 	$(PG) createdb $(RUN_PG_PORT) $(RUN_DB)
 	$(REDIS) start $(RUN_REDIS_DIR) $(RUN_REDIS_PORT) durable
 	if [ "$(SEARCH)" = elasticsearch ]; then scripts/search.sh start $(RUN_SEARCH_DIR) $(RUN_SEARCH_PORT); fi
 	go build -o bin/storefront .
-	export DATABASE_URL="$$($(PG) url $(RUN_PG_PORT) $(RUN_DB))" HTTP_ADDR="$(HTTP_ADDR)" \
+	export DATABASE_URL="$$($(PG) url $(RUN_PG_PORT) $(RUN_DB))" HTTP_ADDR="$(HTTP_ADDR)" ANALYTICS="$(ANALYTICS)" \
 		REDIS_URL="$$($(REDIS) url $(RUN_REDIS_PORT))" CORS_ORIGINS="$${CORS_ORIGINS:-$(DEV_ORIGINS)}"; \
 	if [ "$(SEARCH)" = elasticsearch ]; then export ELASTICSEARCH_URL="$$(scripts/search.sh url $(RUN_SEARCH_PORT))"; fi; \
 	bin/storefront migrate; \
@@ -69,7 +73,7 @@ stop: ## Stop the PostgreSQL cluster, the Redis server and the search node of ma
 	$(REDIS) stop $(RUN_REDIS_DIR)
 	$(PG) stop $(RUN_PG_DIR)
 
-test: ## Run go test -race on ./... against private PostgreSQL (port 5434), Redis (6381) and Redis Cluster (7101-7103), stopped afterwards.
+test: ## Run go test -race on ./... against private PostgreSQL with TimescaleDB (port 5434), Redis (6381), Redis Cluster (7101-7103) and OpenSearch (9250), stopped afterwards.
 	scripts/test.sh
 
 FUZZTIME ?= 5m
@@ -126,7 +130,6 @@ check: ## Run lint, check-generated and check-web (what CI checks before the tes
 clean: ## Stop every private server and cluster under .run, then delete .run and bin.
 	@for d in $$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \
 		scripts/search.sh stop "$$d"; \
-		scripts/timescale.sh stop "$$d"; \
 	done
 	@for d in $(RUN_REDIS_DIR) $(TEST_REDIS_DIR) $(TEST_REDIS_CLUSTER_DIR) $(BENCH_REDIS_DIR) \
 		$$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \

@@ -15,10 +15,17 @@ import (
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/resolvers"
 	"github.com/homegoods/storefront/seed"
+	"github.com/homegoods/storefront/store"
 )
 
-func applyMigrations(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
-	applied, err := db.Migrate(ctx, pool)
+// applyMigrations migrates the database, in the analytics mode ANALYTICS allows (see
+// migrationOptions).
+func applyMigrations(ctx context.Context, pool *pgxpool.Pool, analytics string, log *slog.Logger) error {
+	opts, err := migrationOptions(ctx, pool, analytics, log)
+	if err != nil {
+		return err
+	}
+	applied, err := db.MigrateWith(ctx, pool, db.Migrations, opts)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -33,7 +40,7 @@ func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
-	return applyMigrations(ctx, pool, log)
+	return applyMigrations(ctx, pool, cfg.AnalyticsMode, log)
 }
 
 // seedCatalog loads a deterministic demo catalog and, with --orders, a year of orders.
@@ -52,7 +59,7 @@ func seedCatalog(ctx context.Context, cfg config, log *slog.Logger, args []strin
 		return err
 	}
 	defer pool.Close()
-	if err := applyMigrations(ctx, pool, log); err != nil {
+	if err := applyMigrations(ctx, pool, cfg.AnalyticsMode, log); err != nil {
 		return err
 	}
 	// Orders are drawn from whatever catalog there is: asking for them never fails on one.
@@ -85,6 +92,11 @@ func seedOrders(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, opts 
 		}
 	}
 	opts.End = time.Now()
+	// Partitions first (plain mode), so that the history goes straight to them.
+	end := opts.End.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	if _, _, err := store.New(pool).CreateAnalyticsPartitionsFor(ctx, end.AddDate(-1, 0, -1), end); err != nil {
+		return fmt.Errorf("seed orders: %w", err)
+	}
 	stats, err := seed.Orders(ctx, pool, opts)
 	if err != nil {
 		return fmt.Errorf("seed orders: %w", err)

@@ -141,8 +141,10 @@ type config struct {
 	// TraceSampleRatio of the traces that start here (callers' sampling decisions are kept).
 	OTLPEndpoint, ServiceName string
 	TraceSampleRatio          float64
-	// Analytics: how often the rollups are refreshed (on one instance) and the sales ticker
-	// polls, and how raw sales facts are kept.
+	// Analytics: the mode a new database gets (auto, timescaledb or postgres), how often the
+	// rollups are refreshed (plain mode, on one instance) and the sales ticker polls, and how
+	// raw sales facts are kept.
+	AnalyticsMode                         string
 	AnalyticsRefresh, SalesTickerInterval time.Duration
 	Analytics                             store.AnalyticsSettings
 	// Search: Elasticsearch (or OpenSearch) when ElasticsearchURL is set, PostgreSQL
@@ -198,6 +200,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		OTLPEndpoint:        e.str("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 		ServiceName:         e.str("OTEL_SERVICE_NAME", "storefront"),
 		TraceSampleRatio:    e.float("TRACE_SAMPLE_RATIO", 1),
+		AnalyticsMode:       e.str("ANALYTICS", analyticsAuto),
 		AnalyticsRefresh:    e.duration("ANALYTICS_REFRESH_INTERVAL", time.Minute),
 		SalesTickerInterval: e.duration("SALES_TICKER_INTERVAL", 2*time.Second),
 		Analytics: store.AnalyticsSettings{
@@ -220,6 +223,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	case "automatic", "allowlist", "off":
 	default:
 		e.errs = append(e.errs, fmt.Errorf("PERSISTED_QUERIES: %q is not automatic, allowlist or off", cfg.PersistedQueries))
+	}
+	switch cfg.AnalyticsMode {
+	case analyticsAuto, analyticsTimescaleDB, analyticsPostgres:
+	default:
+		e.errs = append(e.errs, fmt.Errorf("ANALYTICS: %q is not auto, timescaledb or postgres", cfg.AnalyticsMode))
 	}
 	var err error
 	if cfg.TrustedProxies, err = parseTrustedProxies(e.list("TRUSTED_PROXIES")); err != nil {
@@ -352,7 +360,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer pool.Close()
 	if cfg.AutoMigrate {
-		if err := applyMigrations(ctx, pool, log); err != nil {
+		if err := applyMigrations(ctx, pool, cfg.AnalyticsMode, log); err != nil {
 			return err
 		}
 	}
@@ -442,6 +450,10 @@ func configureAnalytics(ctx context.Context, cfg config, st *store.Store, log *s
 	if err != nil {
 		return err
 	}
+	// Before serving: checkouts write facts of today from the first request on.
+	if err := st.PrepareAnalytics(ctx); err != nil {
+		return fmt.Errorf("prepare analytics: %w", err)
+	}
 	log.Info("analytics", "mode", mode, "refresh_every", cfg.AnalyticsRefresh)
 	return nil
 }
@@ -491,7 +503,7 @@ func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", crossOrigin.Handler(limitBody(cfg.MaxBodyBytes, api)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", readiness(pool))
+	mux.HandleFunc("GET /readyz", readiness(st))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	web.Register(mux, web.Options{Playground: cfg.Playground, Dashboard: cfg.Dashboard})
 	return tel.handler(withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, mux))))
@@ -514,16 +526,17 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	return ctx.Err()
 }
 
-// readiness answers 200 while PostgreSQL answers, 503 otherwise.
-func readiness(pool *pgxpool.Pool) http.HandlerFunc {
+// readiness answers 200 and the analytics mode while PostgreSQL answers, 503 otherwise.
+func readiness(st *store.Store) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := pool.Ping(ctx); err != nil {
+		mode, err := st.AnalyticsMode(ctx)
+		if err != nil {
 			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = io.WriteString(w, "ready\n")
+		_, _ = fmt.Fprintf(w, "ready\nanalytics: %s\n", mode)
 	}
 }
 

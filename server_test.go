@@ -163,7 +163,7 @@ func TestServerEndToEnd(t *testing.T) {
 	if code, body, _ := get(t, base+"/healthz"); code != 200 {
 		t.Errorf("/healthz: got %d %q", code, body)
 	}
-	if code, body, _ := get(t, base+"/readyz"); code != 200 {
+	if code, body, _ := get(t, base+"/readyz"); code != 200 || body != "ready\nanalytics: timescaledb\n" {
 		t.Errorf("/readyz: got %d %q", code, body)
 	}
 	if code, body, _ := get(t, base+"/"); code != 200 || !strings.Contains(strings.ToLower(body), "graphiql") {

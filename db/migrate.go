@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -104,6 +106,19 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 
 // MigrateFS is Migrate with the migrations/*.sql files of fsys.
 func MigrateFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, error) {
+	return MigrateWith(ctx, pool, fsys, Options{})
+}
+
+// Options tune a migration run.
+type Options struct {
+	// Without lists extension variants not to choose, as if the server did not offer their
+	// extension (ANALYTICS=postgres: "timescaledb"). A version whose extension was chosen for
+	// an earlier version still follows that choice.
+	Without []string
+}
+
+// MigrateWith is MigrateFS with options.
+func MigrateWith(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, opts Options) ([]string, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("acquire: %w", err)
@@ -123,7 +138,7 @@ func MigrateFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, e
 	}
 	var applied []string
 	for i, m := range migrations {
-		variant, err := applyOne(ctx, conn.Conn(), fsys, m, migrations[:i])
+		variant, err := applyOne(ctx, conn.Conn(), fsys, m, migrations[:i], opts)
 		if err != nil {
 			return applied, err
 		}
@@ -141,7 +156,7 @@ func MigrateFS(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) ([]string, e
 // applyOne runs one migration and records it in the same transaction, unless it is recorded
 // already. It returns the variant it applied ("" for a plain migration), or nil when it
 // applied nothing. earlier are the versions before m.
-func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration, earlier []Migration) (*string, error) {
+func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration, earlier []Migration, opts Options) (*string, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -157,7 +172,7 @@ func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration, earl
 	}
 	variant := ""
 	if _, plain := m.Variants[""]; !plain {
-		if variant, err = chooseVariant(ctx, tx, m, earlier); err != nil {
+		if variant, err = chooseVariant(ctx, tx, m, earlier, opts); err != nil {
 			return nil, fmt.Errorf("migration %s: %w", m.Version, err)
 		}
 	}
@@ -175,12 +190,11 @@ func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration, earl
 }
 
 // chooseVariant picks the first variant, by name, whose extension was chosen for the latest
-// earlier version offering it, or, when no earlier version offered it, whose extension the
-// server offers and can create in this transaction; else the fallback. The extension is
-// created in a savepoint, so that a server that lists an extension it cannot load
-// (TimescaleDB missing from shared_preload_libraries, say) or a role without the right to
-// create it falls back cleanly.
-func chooseVariant(ctx context.Context, tx pgx.Tx, m Migration, earlier []Migration) (string, error) {
+// earlier version offering it, or, when no earlier version offered it, which opts allow and
+// whose extension the server offers, has preloaded if it must (see Preloaded) and can create
+// in this transaction; else the fallback. The extension is created in a savepoint, so that a
+// role without the right to create it falls back cleanly.
+func chooseVariant(ctx context.Context, tx pgx.Tx, m Migration, earlier []Migration, opts Options) (string, error) {
 	var names []string
 	for v := range m.Variants {
 		if v != FallbackVariant {
@@ -199,11 +213,14 @@ func chooseVariant(ctx context.Context, tx pgx.Tx, m Migration, earlier []Migrat
 			}
 			continue
 		}
-		var offered bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = $1)`, ext).Scan(&offered); err != nil {
+		if slices.Contains(opts.Without, ext) {
+			continue
+		}
+		usable, err := extensionUsable(ctx, tx, ext)
+		if err != nil {
 			return "", err
 		}
-		if !offered {
+		if !usable {
 			continue
 		}
 		sp, err := tx.Begin(ctx)
@@ -246,11 +263,12 @@ func earlierChoice(ctx context.Context, tx pgx.Tx, ext string, earlier []Migrati
 }
 
 // AppliedVariant returns the variant recorded for version ("" for a plain migration), and
-// whether version is recorded at all.
+// whether version is recorded at all (not in a database never migrated).
 func AppliedVariant(ctx context.Context, pool *pgxpool.Pool, version string) (string, bool, error) {
 	var variant *string
 	err := pool.QueryRow(ctx, `SELECT variant FROM schema_migrations WHERE version = $1`, version).Scan(&variant)
-	if errors.Is(err, pgx.ErrNoRows) {
+	var pgErr *pgconn.PgError
+	if errors.Is(err, pgx.ErrNoRows) || errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
 		return "", false, nil
 	}
 	if err != nil || variant == nil {

@@ -15,6 +15,12 @@
 # fsync, synchronous_commit and full_page_writes: an OS crash may corrupt it, which is fine
 # for throwaway test and bench data; `durable` (the default) keeps PostgreSQL's safe defaults.
 #
+# Every cluster preloads TimescaleDB, which `start` installs first when it is missing
+# (scripts/timescaledb.sh: the distribution's package, else a build from a source tarball);
+# when it cannot, the cluster runs without it and the databases get plain-PostgreSQL analytics.
+# Installing it may upgrade the server's binaries in place: `start` restarts a running cluster
+# whose binaries changed.
+#
 # Nothing here touches the system's PostgreSQL service: no systemctl, service or
 # pg_ctlcluster. If the server binaries are missing they are installed from Debian's packages
 # (root only), with service start-up and the package's own "main" cluster disabled.
@@ -73,28 +79,14 @@ install_postgres() {
 	is_root || die "PostgreSQL server binaries not found; install them (apt-get install postgresql) or set PG_BIN"
 	command -v apt-get >/dev/null || die "PostgreSQL server binaries not found and apt-get is unavailable; set PG_BIN"
 	note "PostgreSQL server binaries not found: installing them from Debian's packages"
-	export DEBIAN_FRONTEND=noninteractive
-	local apt=(apt-get -y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef
-		-o Dpkg::Options::=--force-confold)
-
-	# policy-rc.d exit 101 forbids maintainer scripts to start services (invoke-rc.d and
-	# deb-systemd-invoke honour it). Keep an existing one; remove ours afterwards.
-	local policy=/usr/sbin/policy-rc.d ours=""
-	if [ ! -e "$policy" ]; then
-		printf '#!/bin/sh\n# temporary, from storefront scripts/pg.sh: start no service\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		ours=1
-	fi
+	# postgresql-common first, so its createcluster.conf can say not to create the system's
+	# "main" cluster when the server package is configured.
 	local rc=0
 	{
-		# postgresql-common first, so its createcluster.conf can say not to create the
-		# system's "main" cluster when the server package is configured.
-		"${apt[@]}" update &&
-			"${apt[@]}" install --no-install-recommends postgresql-common &&
+		apt_install postgresql-common &&
 			disable_main_cluster &&
-			"${apt[@]}" install --no-install-recommends "$(server_package)"
-	} >&2 || rc=$?
-	if [ -n "$ours" ]; then rm -f "$policy"; fi
+			apt_install "$(server_package)"
+	} || rc=$?
 	[ "$rc" -eq 0 ] || die "installing PostgreSQL failed (exit $rc)"
 }
 
@@ -212,9 +204,11 @@ is_running() { # DATA BIN
 	as_pg "$2/pg_ctl" status -D "$1" >/dev/null 2>&1
 }
 
-# render_conf PORT MODE DATA prints the settings pg.sh owns.
+# render_conf PORT MODE DATA TIMESCALEDB prints the settings pg.sh owns. TIMESCALEDB=1 preloads
+# TimescaleDB, with room for its background workers: a scheduler per database that has the
+# extension (tests create many) and the jobs they run.
 render_conf() {
-	local port=$1 mode=$2 data=$3 sockdir onoff
+	local port=$1 mode=$2 data=$3 timescaledb=$4 sockdir onoff
 	sockdir=$data
 	# A Unix socket path may hold at most 107 bytes.
 	if [ $(( ${#data} + ${#port} + 10 )) -gt 107 ]; then sockdir=""; fi
@@ -230,6 +224,30 @@ render_conf() {
 		synchronous_commit = $onoff
 		full_page_writes = $onoff
 	EOF
+	if [ "$timescaledb" = 1 ]; then
+		cat <<-EOF
+			shared_preload_libraries = 'timescaledb'
+			max_worker_processes = 96
+			timescaledb.max_background_workers = 80
+		EOF
+	fi
+}
+
+# timescaledb BIN installs TimescaleDB for the server in BIN unless it is (scripts/timescaledb.sh)
+# and prints 1 when the cluster can preload it, else 0 (the script said why).
+timescaledb() {
+	if "$(dirname "${BASH_SOURCE[0]}")/timescaledb.sh" ensure "$1"; then echo 1; else echo 0; fi
+}
+
+# binaries_replaced DATA succeeds when the running postmaster of DATA runs a binary that was
+# replaced on disk since it started (a package upgrade): it can no longer load libraries.
+binaries_replaced() {
+	local pid
+	pid=$(head -n 1 "$1/postmaster.pid" 2>/dev/null) || return 1
+	case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in
+	*" (deleted)") return 0 ;;
+	esac
+	return 1
 }
 
 # wait_ready BIN PORT [DATA] waits until the server on PORT answers a query as the superuser.
@@ -300,7 +318,13 @@ cmd_start() {
 			as_pg tee -a "$data/postgresql.conf" >/dev/null
 	fi
 
-	want_conf=$(render_conf "$port" "$mode" "$data")
+	# Before any start: installing TimescaleDB may upgrade the server's binaries in place.
+	want_conf=$(render_conf "$port" "$mode" "$data" "$(timescaledb "$bin")")
+	if is_running "$data" "$bin" && binaries_replaced "$data"; then
+		note "the server binaries changed since $data started (a package upgrade): restarting it"
+		as_pg "$bin/pg_ctl" stop -D "$data" -m fast -w -t 120 >/dev/null ||
+			die "could not stop $data to restart it on the new binaries"
+	fi
 	if is_running "$data" "$bin"; then
 		if [ "$(cat "$data/storefront.conf" 2>/dev/null)" = "$want_conf" ]; then
 			local ready=0

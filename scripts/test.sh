@@ -2,16 +2,16 @@
 # shellcheck disable=SC2317 # cleanup and forward run from traps
 # test.sh runs the Go tests against real services (`make test`): it starts, all in fast mode
 # (throwaway data, no fsync) and listening on 127.0.0.1 only,
-#   - the private PostgreSQL cluster .run/test-pg on port 5434 (scripts/pg.sh),
+#   - the private PostgreSQL cluster .run/test-pg on port 5434 (scripts/pg.sh), which preloads
+#     TimescaleDB (installed first when missing: scripts/timescaledb.sh), so that test databases
+#     of both analytics modes, TimescaleDB and plain PostgreSQL, live side by side in it,
 #   - the private Redis server .run/test-redis on port 6381 (scripts/redis.sh),
 #   - the private Redis Cluster .run/test-redis-cluster, three masters on ports 7101-7103,
 #   - the search node .run/test-search on port 9250 (scripts/search.sh: a real single-node
 #     OpenSearch from tools/searchnode),
-#   - the TimescaleDB engine .run/test-timescale on port 5436 (scripts/timescale.sh: PGlite with
-#     TimescaleDB from tools/pglite, the only TimescaleDB this machine can run),
 # installs the Node clients of the protocol tests (npm ci in testdata/clients),
 # points the tests at them with TEST_DATABASE_URL, TEST_REDIS_URL, TEST_REDIS_CLUSTER_ADDRS
-# (comma-separated host:port), TEST_ELASTICSEARCH_URL and TEST_TIMESCALE_URL, gives them REDIS_SERVER_BIN (the absolute path of redis-server,
+# (comma-separated host:port) and TEST_ELASTICSEARCH_URL, gives them REDIS_SERVER_BIN (the absolute path of redis-server,
 # for tests that start throwaway servers of their own), CHROMIUM_BIN (Debian's Chromium for the
 # browser tests, installed by scripts/chromium.sh when missing), sets STOREFRONT_REQUIRE_SERVICES=1 (a
 # test that cannot reach a service fails instead of skipping), runs
@@ -33,7 +33,6 @@ readonly PG_DIR=.run/test-pg PG_PORT=$((5434 + OFFSET))
 readonly REDIS_DIR=.run/test-redis REDIS_PORT=$((6381 + OFFSET))
 readonly REDIS_CLUSTER_DIR=.run/test-redis-cluster REDIS_CLUSTER_BASEPORT=$((7101 + OFFSET * 10))
 readonly SEARCH_DIR=.run/test-search SEARCH_PORT=$((9250 + OFFSET))
-readonly TIMESCALE_DIR=.run/test-timescale TIMESCALE_PORT=$((5436 + OFFSET))
 readonly USERS_LOCK=.run/test.users
 
 cleanup() {
@@ -42,7 +41,6 @@ cleanup() {
 	trap - EXIT
 	trap '' INT TERM
 	if flock -x -n 8; then
-		scripts/timescale.sh stop "$TIMESCALE_DIR" 8>&- || true
 		scripts/search.sh stop "$SEARCH_DIR" 8>&- || true
 		scripts/redis.sh cluster-stop "$REDIS_CLUSTER_DIR" 8>&- || true
 		scripts/redis.sh stop "$REDIS_DIR" 8>&- || true
@@ -66,7 +64,6 @@ scripts/pg.sh start "$PG_DIR" "$PG_PORT" fast 8>&-
 scripts/redis.sh start "$REDIS_DIR" "$REDIS_PORT" fast 8>&-
 scripts/redis.sh cluster-start "$REDIS_CLUSTER_DIR" "$REDIS_CLUSTER_BASEPORT" 8>&-
 scripts/search.sh start "$SEARCH_DIR" "$SEARCH_PORT" 8>&-
-scripts/timescale.sh start "$TIMESCALE_DIR" "$TIMESCALE_PORT" 8>&-
 
 # The third-party clients that protocols_e2e_test.go runs (the graphql-http audit, graphql-ws).
 npm ci --prefix testdata/clients --no-audit --no-fund --loglevel=error 8>&-
@@ -77,8 +74,7 @@ TEST_REDIS_CLUSTER_ADDRS="$(scripts/redis.sh cluster-addrs "$REDIS_CLUSTER_BASEP
 REDIS_SERVER_BIN="$(scripts/redis.sh bin 8>&-)"
 CHROMIUM_BIN="$(scripts/chromium.sh bin 8>&-)"
 TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")"
-TEST_TIMESCALE_URL="$(scripts/timescale.sh url "$TIMESCALE_PORT")"
-export TEST_DATABASE_URL TEST_REDIS_URL TEST_REDIS_CLUSTER_ADDRS REDIS_SERVER_BIN CHROMIUM_BIN TEST_ELASTICSEARCH_URL TEST_TIMESCALE_URL
+export TEST_DATABASE_URL TEST_REDIS_URL TEST_REDIS_CLUSTER_ADDRS REDIS_SERVER_BIN CHROMIUM_BIN TEST_ELASTICSEARCH_URL
 export STOREFRONT_REQUIRE_SERVICES=1
 
 args=("$@")

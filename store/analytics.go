@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
@@ -91,27 +93,47 @@ func interval(d time.Duration) *string {
 // at every level (plain: the analytics_refresh procedure; TimescaleDB: the refresh
 // policies' jobs, each aggregate's after those of its sources). Before a refresh, new facts
 // above the watermark count already (real-time aggregation), late facts below it do not.
+//
+// TimescaleDB refuses to refresh an aggregate while its scheduler refreshes an overlapping
+// window: RefreshAnalytics then waits and runs the jobs again, until ctx ends.
 func (s *Store) RefreshAnalytics(ctx context.Context) error {
-	// A procedure that commits as it goes: it must not run inside a transaction block.
-	if _, err := s.pool.Exec(ctx, `CALL analytics_refresh()`, pgx.QueryExecModeSimpleProtocol); err != nil {
-		return fmt.Errorf("refresh analytics: %w", err)
+	const lockNotAvailable = "55P03" // TimescaleDB: "... due to a concurrent refresh"
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		// A procedure that commits as it goes: it must not run inside a transaction block.
+		_, err := s.pool.Exec(ctx, `CALL analytics_refresh()`, pgx.QueryExecModeSimpleProtocol)
+		if err == nil {
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != lockNotAvailable || !db.Sleep(ctx, wait) {
+			return fmt.Errorf("refresh analytics: %w", err)
+		}
 	}
-	return nil
 }
 
-// CreateAnalyticsPartitions creates the partitions of the coming days and of days whose facts
-// landed in the default partition, and drops those past the retention (plain PostgreSQL;
-// TimescaleDB creates and drops chunks itself, and this does nothing). It returns how many
-// partitions it created and dropped.
+// CreateAnalyticsPartitions creates the partitions of the coming days (from tomorrow) and drops
+// those past the retention (plain PostgreSQL; TimescaleDB creates and drops chunks itself,
+// and this does nothing). It returns how many partitions it created and dropped. It never
+// attaches a partition for a day already begun, which checkouts may be writing facts of
+// (see migration 0008): today's comes from CreateAnalyticsPartitionsFor before serving.
 func (s *Store) CreateAnalyticsPartitions(ctx context.Context) (created, dropped int, err error) {
 	return s.createPartitions(ctx, nil, nil)
 }
 
 // CreateAnalyticsPartitionsFor is CreateAnalyticsPartitions that also creates the partitions
-// of the UTC days of [from, to): call it before loading history in bulk, so that the facts
-// go straight to their partitions rather than through the default one.
+// of the UTC days of [from, to) whose facts are all still to come: call it before anyone writes
+// facts of those days, as the server does for today before it serves and a bulk load of
+// history before it loads. A day that has facts in the default partition keeps them there.
 func (s *Store) CreateAnalyticsPartitionsFor(ctx context.Context, from, to time.Time) (created, dropped int, err error) {
 	return s.createPartitions(ctx, &from, &to)
+}
+
+// PrepareAnalytics readies the database for writing facts: today's partition and those of
+// the coming days (plain mode). The server calls it before it serves.
+func (s *Store) PrepareAnalytics(ctx context.Context) error {
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	_, _, err := s.CreateAnalyticsPartitionsFor(ctx, today, today.Add(24*time.Hour))
+	return err
 }
 
 const createPartitionsSQL = `CALL analytics_create_partitions(from_day => $1, to_day => $2)`
@@ -124,12 +146,22 @@ func (s *Store) createPartitions(ctx context.Context, from, to *time.Time) (crea
 	return created, dropped, nil
 }
 
-// RunAnalyticsRefresh refreshes the aggregates (and, in plain mode, maintains the
-// partitions) every interval until ctx ends, on one instance at a time: every instance runs
-// it under the supervisor, the holder of db.LockAnalyticsRefresh leads and the others stand
-// by.
+// RunAnalyticsRefresh keeps the aggregates fresh until ctx ends. In plain mode it refreshes
+// them and maintains the partitions every interval, on one instance at a time: every
+// instance runs it under the supervisor, the holder of db.LockAnalyticsRefresh leads and the
+// others stand by. With TimescaleDB, the database's own job scheduler runs the refresh,
+// compression and retention policies, so there is nothing to do.
 func (s *Store) RunAnalyticsRefresh(ctx context.Context, every time.Duration, log *slog.Logger) error {
 	log = log.With("job", "analytics-refresh")
+	mode, err := s.AnalyticsMode(ctx)
+	if err != nil {
+		return err
+	}
+	if mode == AnalyticsTimescaleDB {
+		log.Debug("TimescaleDB's job scheduler refreshes the aggregates")
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	return db.LeadEvery(ctx, s.pool, db.LockAnalyticsRefresh, every, log, func(ctx context.Context) error {
 		created, dropped, err := s.CreateAnalyticsPartitions(ctx)
 		if err != nil {
@@ -238,10 +270,25 @@ FROM %[3]s s
 WHERE s.bucket >= %[4]s AND s.bucket < %[5]s%[6]s
 GROUP BY 1, 2`
 
+// salesFactSumsSQL sums the raw facts of some hours of the range per instant and group.
+const salesFactSumsSQL = `
+SELECT s.time, %[1]s AS group_id, sum(s.revenue_cents)::bigint AS revenue, sum(s.cost_cents)::bigint AS cost,
+       sum(s.%[2]s)::bigint AS orders, sum(s.units)::bigint AS units
+FROM unnest(%[3]s::timestamptz[]) AS h(start)
+JOIN sales_facts s ON s.time >= h.start AND s.time < h.start + interval '1 hour'
+WHERE s.time >= %[4]s AND s.time < %[5]s%[6]s
+GROUP BY 1, 2`
+
+// factFlag is the flag of the raw facts that a level's orders column sums.
+var factFlag = map[string]string{
+	"orders": "order_first", "category_orders": "category_first", "brand_orders": "brand_first", "product_orders": "product_first",
+}
+
 // salesRebucketSQL sums those sums per bucket of the report's zone: date_trunc in the zone
 // (costly: a zone conversion per row) runs on the sums per rollup bucket and group rather
-// than on every rollup row. It is exact on hourly rows because the zone's offset is whole
-// hours, and on daily rows because they are only read when the zone is UTC throughout.
+// than on every rollup row. It is exact because no row spans a bucket boundary: hourly rows
+// are read only for the hours no boundary splits, quarter-hour rows or raw facts for the
+// others (see splitHours), daily rows only when the zone is UTC throughout.
 const salesRebucketSQL = `
 SELECT date_trunc(%[1]s, r.bucket, %[2]s) AS bucket, r.group_id,
        sum(r.revenue)::bigint, sum(r.cost)::bigint, sum(r.orders)::bigint, sum(r.units)::bigint
@@ -285,18 +332,66 @@ func (s *Store) SalesReport(ctx context.Context, q model.SalesQuery) (*model.Sal
 	return assembleReport(q, found), nil
 }
 
-// salesReportQuery returns the SQL and arguments of a normalized query's report rows.
+// salesReportQuery returns the SQL and arguments of a normalized query's report rows: the
+// rollup of salesRelation for the hours that no bucket boundary splits, and for the others
+// the quarter-hour rollup of the same level, or the raw facts (see splitHours).
 func salesReportQuery(q model.SalesQuery) (string, args) {
 	var a args
-	sql := fmt.Sprintf(salesSumsSQL, groupColumn[q.GroupBy], levelFor(q.GroupBy, q.Filter).orders, salesRelation(q),
-		a.add(q.From), a.add(q.To), andMore(salesFilterConditions(&a, q.Filter)))
-	// Hours from the hourly rollups and days from the daily ones are the report's buckets
-	// already: summing them again would only cost time.
-	native := q.Bucket == model.SalesBucketHour || (q.Bucket == model.SalesBucketDay && fromDaily(q))
-	if !native {
-		sql = fmt.Sprintf(salesRebucketSQL, a.add(truncUnit[q.Bucket]), a.add(q.TimeZone), sql)
+	level := levelFor(q.GroupBy, q.Filter)
+	group := groupColumn[q.GroupBy]
+	from, to := a.add(q.From), a.add(q.To)
+	filters := andMore(salesFilterConditions(&a, q.Filter))
+	quarters, raw := splitHours(q)
+	if len(quarters)+len(raw) == 0 {
+		sql := fmt.Sprintf(salesSumsSQL, group, level.orders, salesRelation(q), from, to, filters)
+		// Hours from the hourly rollups and days from the daily ones are the report's
+		// buckets already: summing them again would only cost time.
+		if q.Bucket == model.SalesBucketHour || (q.Bucket == model.SalesBucketDay && fromDaily(q)) {
+			return sql, a
+		}
+		return fmt.Sprintf(salesRebucketSQL, a.add(truncUnit[q.Bucket]), a.add(q.TimeZone), sql), a
 	}
-	return sql, a
+	split := a.add(append(slices.Clone(quarters), raw...))
+	parts := []string{fmt.Sprintf(salesSumsSQL, group, level.orders, salesRelation(q), from, to,
+		" AND s.bucket <> ALL ("+split+"::timestamptz[])"+filters)}
+	if len(quarters) > 0 {
+		var starts []time.Time
+		for _, h := range quarters {
+			starts = append(starts, h, h.Add(15*time.Minute), h.Add(30*time.Minute), h.Add(45*time.Minute))
+		}
+		parts = append(parts, fmt.Sprintf(salesSumsSQL, group, level.orders, "sales_15min"+level.suffix, from, to,
+			" AND s.bucket = ANY ("+a.add(starts)+"::timestamptz[])"+filters))
+	}
+	if len(raw) > 0 {
+		parts = append(parts, fmt.Sprintf(salesFactSumsSQL, group, factFlag[level.orders], a.add(raw), from, to, filters))
+	}
+	sql := strings.Join(parts, "\nUNION ALL")
+	return fmt.Sprintf(salesRebucketSQL, a.add(truncUnit[q.Bucket]), a.add(q.TimeZone), sql), a
+}
+
+// splitHours returns the UTC hours of a normalized query's range that a boundary of its
+// buckets falls inside (the zone's offset is not whole hours): those split at a quarter hour,
+// which the quarter-hour rollups answer exactly, and those split elsewhere (local mean times
+// of the past), which only the raw facts can answer. Hourly rollups answer the other hours.
+func splitHours(q model.SalesQuery) (quarters, raw []time.Time) {
+	onQuarter := map[time.Time]bool{}
+	for _, b := range append(model.SalesBuckets(q.From, q.To, q.Bucket, model.MaxSalesBuckets), q.To) {
+		h := b.UTC().Truncate(time.Hour)
+		if off := b.Sub(h); off != 0 {
+			quarter, seen := onQuarter[h]
+			onQuarter[h] = off%(15*time.Minute) == 0 && (quarter || !seen)
+		}
+	}
+	for h, quarter := range onQuarter {
+		if quarter {
+			quarters = append(quarters, h)
+		} else {
+			raw = append(raw, h)
+		}
+	}
+	slices.SortFunc(quarters, time.Time.Compare)
+	slices.SortFunc(raw, time.Time.Compare)
+	return quarters, raw
 }
 
 // andMore joins conditions to a WHERE clause that has some already.

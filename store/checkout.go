@@ -90,28 +90,31 @@ func (s *Store) checkout(ctx context.Context, tx pgx.Tx, customerID string, in m
 	return id, recordSales(ctx, tx, id)
 }
 
-// recordSalesSQL writes the order's sales facts: one per line and warehouse allocation, at
-// the order's time, cost at the product's current cost. The flags mark one fact of each
+// orderFactsSQL writes sales facts of orders from their lines: one per line and warehouse
+// allocation, with the unit price paid and the unit cost and brand the line kept from the
+// time of the sale. $2 false: the sales, at each order's time; true: their cancellation,
+// the same facts negated at the time of the cancellation. The flags mark one fact of each
 // order, (order, category), (order, brand) and (order, product), so that their sums count
-// distinct orders (see model.SalesFigures).
-const recordSalesSQL = `
+// distinct orders (see model.SalesFigures); the same facts get them in both. The orders'
+// times find the chunks or partitions of their sales.
+const orderFactsSQL = `
 INSERT INTO sales_facts (time, order_id, product_id, category_id, brand_id, warehouse_id, units,
                          revenue_cents, cost_cents, order_first, category_first, brand_first, product_first)
-SELECT o.created_at, o.id, l.product_id, l.category_id, p.brand_id, a.warehouse_id, a.quantity,
-       a.quantity * l.unit_price_cents, a.quantity * p.cost_cents,
-       (row_number() OVER (ORDER BY l.id, a.warehouse_id) = 1)::int,
-       (row_number() OVER (PARTITION BY l.category_id ORDER BY l.id, a.warehouse_id) = 1)::int,
-       (row_number() OVER (PARTITION BY p.brand_id ORDER BY l.id, a.warehouse_id) = 1)::int,
-       (row_number() OVER (PARTITION BY l.id ORDER BY a.warehouse_id) = 1)::int
-FROM orders o
+SELECT CASE WHEN $2 THEN now() ELSE o.created_at END, o.id, l.product_id, l.category_id, l.brand_id, a.warehouse_id,
+       s.sign * a.quantity, s.sign * a.quantity * l.unit_price_cents, s.sign * a.quantity * l.unit_cost_cents,
+       s.sign * (row_number() OVER (PARTITION BY o.id ORDER BY l.id, a.warehouse_id) = 1)::int,
+       s.sign * (row_number() OVER (PARTITION BY o.id, l.category_id ORDER BY l.id, a.warehouse_id) = 1)::int,
+       s.sign * (row_number() OVER (PARTITION BY o.id, l.brand_id ORDER BY l.id, a.warehouse_id) = 1)::int,
+       s.sign * (row_number() OVER (PARTITION BY l.id ORDER BY a.warehouse_id) = 1)::int
+FROM (SELECT CASE WHEN $2 THEN -1 ELSE 1 END AS sign) s
+CROSS JOIN orders o
 JOIN order_lines l ON l.order_id = o.id
 JOIN order_allocations a ON a.order_line_id = l.id
-JOIN products p ON p.id = l.product_id
-WHERE o.id = $1`
+WHERE o.id = ANY($1::uuid[])`
 
 // recordSales writes the sales facts of a placed order whose stock is allocated.
 func recordSales(ctx context.Context, tx pgx.Tx, orderID string) error {
-	_, err := tx.Exec(ctx, recordSalesSQL, orderID)
+	_, err := tx.Exec(ctx, orderFactsSQL, uuidArray([]string{orderID}), false)
 	return err
 }
 

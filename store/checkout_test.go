@@ -29,7 +29,17 @@ type shop struct {
 
 func newShop(t *testing.T, opts ...store.Option) *shop {
 	t.Helper()
-	pool := dbtest.Open(t, dbtest.NewURL(t), func(c *pgxpool.Config) { c.MaxConns = 32 })
+	return newShopIn(t, "", opts...)
+}
+
+// newShopIn is newShop in a database of the analytics mode given ("" for the default).
+func newShopIn(t *testing.T, analytics string, opts ...store.Option) *shop {
+	t.Helper()
+	url := dbtest.NewURL(t)
+	if analytics != "" {
+		url = dbtest.NewURLWith(t, analytics)
+	}
+	pool := dbtest.Open(t, url, func(c *pgxpool.Config) { c.MaxConns = 32 })
 	if _, err := seed.Catalog(context.Background(), pool, seed.Options{Products: 40, Seed: 5}); err != nil {
 		t.Fatalf("seed: %v", err)
 	}

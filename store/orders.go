@@ -293,21 +293,10 @@ func applyTransition(ctx context.Context, tx pgx.Tx, ids []string, t transition,
 	return logOrderEvents(ctx, tx, ids, t.kind, reason)
 }
 
-// recordCancellationsSQL takes back the sales of cancelled orders: a negated copy of each of
-// their facts, flags included, at the time of the cancellation. History is never rewritten.
-// The orders' times find their facts' chunks or partitions.
-const recordCancellationsSQL = `
-INSERT INTO sales_facts (time, order_id, product_id, category_id, brand_id, warehouse_id, units,
-                         revenue_cents, cost_cents, order_first, category_first, brand_first, product_first)
-SELECT now(), f.order_id, f.product_id, f.category_id, f.brand_id, f.warehouse_id, -f.units,
-       -f.revenue_cents, -f.cost_cents, -f.order_first, -f.category_first, -f.brand_first, -f.product_first
-FROM orders o
-JOIN sales_facts f ON f.order_id = o.id AND f.time = o.created_at
-WHERE o.id = ANY($1::uuid[])`
-
-// recordCancellations writes the negated sales facts of orders being cancelled.
+// recordCancellations takes back the sales of cancelled orders: the negated facts of their
+// lines, at the time of the cancellation (see orderFactsSQL). History is never rewritten.
 func recordCancellations(ctx context.Context, tx pgx.Tx, ids []string) error {
-	_, err := tx.Exec(ctx, recordCancellationsSQL, uuidArray(ids))
+	_, err := tx.Exec(ctx, orderFactsSQL, uuidArray(ids), true)
 	return err
 }
 

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -189,11 +188,10 @@ type ProductSales struct {
 }
 
 // Normalize validates q and widens its range to whole buckets of its zone: From is
-// floored and To ceiled to bucket boundaries. It refuses (BAD_USER_INPUT, with the
-// argument): an unknown bucket or grouping; an unknown time zone; a zone whose offset from
-// UTC is not a whole number of hours at some instant of the range (the rollups are hourly:
-// they cannot split an hour); To not after From; more than MaxSalesBuckets buckets; more
-// than MaxSalesFilterIDs ids in a filter list, or an id that is not a UUID.
+// floored and To ceiled to bucket boundaries. Every IANA zone is served, whatever its offset
+// from UTC. It refuses (BAD_USER_INPUT, with the argument): an unknown bucket or grouping; an
+// unknown time zone; To not after From; more than MaxSalesBuckets buckets; more than
+// MaxSalesFilterIDs ids in a filter list, or an id that is not a UUID.
 func (q SalesQuery) Normalize() (SalesQuery, error) {
 	if q.GroupBy == "" {
 		q.GroupBy = SalesGroupByNone
@@ -221,9 +219,6 @@ func (q SalesQuery) Normalize() (SalesQuery, error) {
 	to := floorBucket(q.To.In(loc), q.Bucket)
 	if to.Before(q.To) {
 		to = nextBucket(to, q.Bucket)
-	}
-	if err := checkWholeHours(from, to, loc); err != nil {
-		return q, err
 	}
 	if n := len(SalesBuckets(from, to, q.Bucket, MaxSalesBuckets+1)); n > MaxSalesBuckets {
 		return q, InvalidArgument("to", "the range holds more than %d %s buckets: narrow it or choose a coarser bucket",
@@ -260,8 +255,7 @@ func (q SalesQuery) UTCThroughout() bool {
 	return true
 }
 
-// Normalize validates q and widens its range to whole hours (UTC hours: the hours of every
-// zone whose offset is whole hours). It refuses To not after From, an unknown metric, and
+// Normalize validates q and widens its range to whole UTC hours. It refuses To not after From, an unknown metric, and
 // First outside 1..MaxTopProducts.
 func (q TopProductsQuery) Normalize() (TopProductsQuery, error) {
 	if q.By == "" {
@@ -315,33 +309,6 @@ func loadZone(name string) (*time.Location, error) {
 	return loc, nil
 }
 
-// checkWholeHours refuses a zone whose offset is not whole hours at some instant of
-// [from, to): its hours do not start on UTC hours, which the hourly rollups are made of.
-func checkWholeHours(from, to time.Time, loc *time.Location) error {
-	for t := from; t.Before(to); {
-		_, offset := t.In(loc).Zone()
-		if offset%3600 != 0 {
-			return InvalidArgument("timeZone", "the UTC offset of %s is not a whole number of hours (it is %s at %s), "+
-				"and sales are aggregated by the hour, which cannot be split: choose a zone with whole-hour offsets",
-				loc, formatOffset(offset), t.In(loc).Format(time.RFC3339))
-		}
-		_, end := t.In(loc).ZoneBounds()
-		if end.IsZero() {
-			break
-		}
-		t = end
-	}
-	return nil
-}
-
-func formatOffset(seconds int) string {
-	sign := "+"
-	if seconds < 0 {
-		sign, seconds = "-", -seconds
-	}
-	return fmt.Sprintf("%s%02d:%02d", sign, seconds/3600, seconds%3600/60)
-}
-
 func (f SalesFilter) check() error {
 	for _, l := range []struct {
 		name string
@@ -365,8 +332,9 @@ func floorBucket(t time.Time, b SalesBucket) time.Time {
 	loc := t.Location()
 	switch b {
 	case SalesBucketHour:
-		// Whole-hour offsets (checked): the zone's hours are UTC hours.
-		return t.Truncate(time.Hour).In(loc)
+		// The zone's hour: its offset may be a fraction of an hour (Asia/Kolkata, +05:30).
+		return t.Add(-time.Duration(t.Minute())*time.Minute - time.Duration(t.Second())*time.Second -
+			time.Duration(t.Nanosecond()))
 	case SalesBucketDay:
 		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
 	case SalesBucketWeek:

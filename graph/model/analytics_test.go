@@ -88,12 +88,6 @@ func TestSalesQueryNormalizeRefuses(t *testing.T) {
 		{"years of days", "to", "2000", with(func(q *SalesQuery) { q.Bucket, q.To = SalesBucketDay, q.From.AddDate(6, 0, 0) })},
 		{"unknown zone", "timeZone", "unknown", with(func(q *SalesQuery) { q.TimeZone = "Mars/Olympus_Mons" })},
 		{"the server's zone", "timeZone", "IANA", with(func(q *SalesQuery) { q.TimeZone = "Local" })},
-		{"Kolkata", "timeZone", "whole number of hours", with(func(q *SalesQuery) { q.TimeZone = "Asia/Kolkata" })},
-		{"Kathmandu", "timeZone", "+05:45", with(func(q *SalesQuery) { q.TimeZone = "Asia/Kathmandu" })},
-		{"St John's", "timeZone", "whole number of hours", with(func(q *SalesQuery) { q.TimeZone = "America/St_Johns" })},
-		{"Amsterdam before 1937", "timeZone", "whole number of hours", with(func(q *SalesQuery) {
-			q.TimeZone, q.From, q.To = "Europe/Amsterdam", time.Date(1935, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1935, 1, 2, 0, 0, 0, 0, time.UTC)
-		})},
 		{"too many categories", "filter.categoryIds", "100", with(func(q *SalesQuery) { q.Filter.CategoryIDs = ids(101) })},
 		{"too many brands", "filter.brandIds", "100", with(func(q *SalesQuery) { q.Filter.BrandIDs = ids(101) })},
 		{"not an id", "filter.productIds", "not an id", with(func(q *SalesQuery) { q.Filter.ProductIDs = []string{"gid://storefront/Product/1"} })},
@@ -106,6 +100,37 @@ func TestSalesQueryNormalizeRefuses(t *testing.T) {
 	}
 	if _, err := with(func(q *SalesQuery) { q.Filter.CategoryIDs = ids(100) }).Normalize(); err != nil {
 		t.Errorf("100 category ids: %v; want them accepted", err)
+	}
+}
+
+// Every zone is served, its buckets starting on its own hours whatever its offset: a half
+// hour, three quarters, or the seconds of a local mean time.
+func TestSalesQueryNormalizeServesEveryZone(t *testing.T) {
+	for _, c := range []struct {
+		zone     string
+		from, to time.Time
+	}{
+		{"Asia/Kolkata", time.Date(2026, 11, 26, 10, 10, 0, 0, time.UTC), time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)},
+		{"Asia/Kathmandu", time.Date(2026, 11, 26, 10, 10, 0, 0, time.UTC), time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)},
+		{"America/St_Johns", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)},
+		{"Australia/Adelaide", time.Date(2026, 4, 4, 14, 0, 0, 0, time.UTC), time.Date(2026, 4, 4, 18, 0, 0, 0, time.UTC)},
+		{"Europe/Amsterdam", time.Date(1935, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1935, 1, 1, 3, 0, 0, 0, time.UTC)},
+	} {
+		q, err := SalesQuery{From: c.from, To: c.to, Bucket: SalesBucketHour, TimeZone: c.zone}.Normalize()
+		if err != nil {
+			t.Errorf("%s: %v; want it served", c.zone, err)
+			continue
+		}
+		buckets := SalesBuckets(q.From, q.To, q.Bucket, MaxSalesBuckets)
+		for _, b := range buckets {
+			if b.Minute() != 0 || b.Second() != 0 || b.Location().String() != c.zone {
+				t.Errorf("%s: bucket %s; want one starting on an hour of the zone", c.zone, b)
+			}
+		}
+		if len(buckets) != int(q.To.Sub(q.From)/time.Hour) || q.From.After(c.from) || !q.From.Add(time.Hour).After(c.from) ||
+			q.To.Before(c.to) || !q.To.Add(-time.Hour).Before(c.to) {
+			t.Errorf("%s: %d buckets over %s..%s; want the zone's hours covering %s..%s", c.zone, len(buckets), q.From, q.To, c.from, c.to)
+		}
 	}
 }
 

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/homegoods/storefront/db"
@@ -25,25 +27,40 @@ import (
 type scenario struct {
 	name  string
 	query model.SalesQuery
-	raw   string // the same figures by brute force; $1 and $2 are the range
+	raw   string                  // the same figures by brute force; $1 and $2 are the range
+	top   *model.TopProductsQuery // asked instead of query
 }
 
 func scenarios(now time.Time) []scenario {
 	hour := now.Truncate(time.Hour)
 	day := now.Truncate(24 * time.Hour)
+	kolkata, err := time.LoadLocation("Asia/Kolkata")
+	if err != nil {
+		panic(err)
+	}
+	localDay := time.Date(now.In(kolkata).Year(), now.In(kolkata).Month(), now.In(kolkata).Day(), 0, 0, 0, 0, kolkata)
 	return []scenario{
 		{"30-day daily series by category",
 			model.SalesQuery{From: day.AddDate(0, 0, -30), To: day, Bucket: model.SalesBucketDay, GroupBy: model.SalesGroupByCategory},
 			`SELECT date_trunc('day', time), category_id, sum(revenue_cents), sum(cost_cents), sum(units), sum(category_first)
-			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1, 2`},
+			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1, 2`, nil},
 		{"24-hour hourly series",
 			model.SalesQuery{From: hour.Add(-24 * time.Hour), To: hour, Bucket: model.SalesBucketHour},
 			`SELECT date_trunc('hour', time), sum(revenue_cents), sum(cost_cents), sum(units), sum(order_first)
-			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1`},
+			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1`, nil},
 		{"12-month monthly totals",
 			model.SalesQuery{From: day.AddDate(-1, 0, 0), To: day, Bucket: model.SalesBucketMonth},
 			`SELECT date_trunc('month', time), sum(revenue_cents), sum(cost_cents), sum(units), sum(order_first)
-			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1`},
+			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1`, nil},
+		{name: "top 10 products of 30 days",
+			top: &model.TopProductsQuery{From: day.AddDate(0, 0, -30), To: day, By: model.SalesMetricRevenue, First: 10},
+			raw: `SELECT product_id, sum(revenue_cents) AS r, sum(cost_cents), sum(units), sum(product_first)
+			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1 ORDER BY r DESC, product_id LIMIT 10`},
+		{"30-day daily series by category, Asia/Kolkata (+05:30)",
+			model.SalesQuery{From: localDay.AddDate(0, 0, -30), To: localDay, Bucket: model.SalesBucketDay,
+				GroupBy: model.SalesGroupByCategory, TimeZone: "Asia/Kolkata"},
+			`SELECT date_trunc('day', time, 'Asia/Kolkata'), category_id, sum(revenue_cents), sum(cost_cents), sum(units), sum(category_first)
+			 FROM sales_facts WHERE time >= $1 AND time < $2 GROUP BY 1, 2`, nil},
 	}
 }
 
@@ -84,23 +101,129 @@ func run(ctx context.Context, url string, runs int) error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	return refreshHour(ctx, st, pool, runs)
+	if err := refreshHour(ctx, st, pool, runs); err != nil {
+		return err
+	}
+	if err := ingest(ctx, st, pool); err != nil {
+		return err
+	}
+	return compression(ctx, pool, mode)
+}
+
+// ingest writes order-sized batches of facts (two lines each, as checkout does in the
+// order's transaction) from 8 writers for 10 s while refreshes run back to back, and
+// reports the facts written per second and the latency of one order's insert. The facts
+// are written at now(), as checkout writes them, and deleted afterwards.
+func ingest(ctx context.Context, st *store.Store, pool *pgxpool.Pool) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var took []time.Duration
+	var wg sync.WaitGroup
+	errs := make(chan error, 9)
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if _, err := pool.Exec(ctx, ingestSQL); err != nil {
+					if ctx.Err() == nil {
+						errs <- err
+					}
+					return
+				}
+				mu.Lock()
+				took = append(took, time.Since(t0))
+				mu.Unlock()
+			}
+		})
+	}
+	refreshes := 0
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			if err := st.RefreshAnalytics(ctx); err != nil && ctx.Err() == nil {
+				errs <- err
+				return
+			}
+			refreshes++
+		}
+	})
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	if _, err := pool.Exec(context.Background(), `DELETE FROM sales_facts WHERE order_id IN (SELECT order_id FROM sales_facts
+		WHERE time > now() - interval '1 minute' AND warehouse_id = '00000000-0000-4000-8000-0000000000bb')`); err != nil {
+		return err
+	}
+	fmt.Printf("\nFact ingest, order-sized inserts of 2 facts from 8 writers for 10 s during %d back-to-back refreshes: "+
+		"%.0f facts/s, insert p50 %s, p99 %s.\n", refreshes, float64(2*len(took))/10, ms(pct(took, 50)), ms(pct(took, 99)))
+	return nil
+}
+
+// ingestSQL writes one order's two facts at now(), from products of the history.
+const ingestSQL = `
+INSERT INTO sales_facts (time, order_id, product_id, category_id, brand_id, warehouse_id, units, revenue_cents, cost_cents,
+                         order_first, category_first, brand_first, product_first)
+SELECT now(), o.id, f.product_id, f.category_id, f.brand_id, '00000000-0000-4000-8000-0000000000bb', f.units, f.revenue_cents,
+       f.cost_cents, (row_number() OVER () = 1)::int, 1, 1, 1
+FROM (SELECT gen_random_uuid() AS id) o,
+     LATERAL (SELECT * FROM sales_facts TABLESAMPLE SYSTEM (0.01) LIMIT 2) f`
+
+// compression runs TimescaleDB's compression policy (raw facts older than 7 days) to its end
+// and reports the size of the raw facts before and after.
+func compression(ctx context.Context, pool *pgxpool.Pool, mode string) error {
+	if mode != store.AnalyticsTimescaleDB {
+		var size int64
+		if err := pool.QueryRow(ctx, `SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'sales_facts'::regclass`).Scan(&size); err != nil {
+			return err
+		}
+		fmt.Printf("\nRaw facts: %.0f MiB with their indexes (no compression in plain mode).\n", float64(size)/(1<<20))
+		return nil
+	}
+	t0 := time.Now()
+	if _, err := pool.Exec(ctx, `CALL run_job((SELECT job_id FROM timescaledb_information.jobs
+		WHERE proc_name = 'policy_compression' AND hypertable_name = 'sales_facts'))`, pgx.QueryExecModeSimpleProtocol); err != nil {
+		return fmt.Errorf("compression: %w", err)
+	}
+	var before, after *int64
+	if err := pool.QueryRow(ctx, `SELECT sum(before_compression_total_bytes)::bigint, sum(after_compression_total_bytes)::bigint
+		FROM hypertable_compression_stats('sales_facts')`).Scan(&before, &after); err != nil {
+		return err
+	}
+	if before == nil || after == nil || *after == 0 {
+		return fmt.Errorf("compression: no compressed chunks")
+	}
+	fmt.Printf("\nCompression of the raw facts older than 7 days (the policy's job, %s): %.0f MiB to %.0f MiB with indexes, %.1fx.\n",
+		time.Since(t0).Round(time.Second), float64(*before)/(1<<20), float64(*after)/(1<<20), float64(*before)/float64(*after))
+	return nil
 }
 
 // measure times the scenario's two paths alternately, so that both see the same machine.
 func measure(ctx context.Context, st *store.Store, pool *pgxpool.Pool, s scenario, runs int) error {
-	relation, err := store.SalesRelation(s.query)
-	if err != nil {
-		return err
+	relation, from, to := "sales_daily + sales_hourly", s.query.From, s.query.To
+	if s.top != nil {
+		from, to = s.top.From, s.top.To
+	} else {
+		var err error
+		if relation, err = store.SalesRelation(s.query); err != nil {
+			return err
+		}
 	}
 	var agg, raw []time.Duration
 	for i := -2; i < runs; i++ { // two unmeasured rounds warm the caches of both paths
 		t0 := time.Now()
-		if _, err := st.SalesReport(ctx, s.query); err != nil {
+		var err error
+		if s.top != nil {
+			_, err = st.TopProducts(ctx, *s.top)
+		} else {
+			_, err = st.SalesReport(ctx, s.query)
+		}
+		if err != nil {
 			return err
 		}
 		t1 := time.Now()
-		rows, err := pool.Query(ctx, s.raw, s.query.From, s.query.To)
+		rows, err := pool.Query(ctx, s.raw, from, to)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,3 @@
+-- TimescaleDB creates a chunk for a fact's day as the fact arrives, under the locks that make
+-- it safe: nothing changes here (see 0008_analytics_partitions.postgres.sql).
+SELECT 1;
