@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # bench_analytics.sh benchmarks the sales analytics (`make bench`, after the catalog): for
-# each size in BENCH_FACTS (default "1000000 10000000" order lines) it fills a database of
-# the private bench cluster with a year of synthetic sales facts (`storefront seed --orders N
-# --facts-only`, kept between runs), then tools/analyticsbench times the dashboard queries
-# through the rollups and as a plain GROUP BY over the raw facts, side by side, and the
-# refresh of an hour of new facts. The report goes to .run/bench/analytics.md.
-#
-# The native PostgreSQL here has no TimescaleDB, so this measures the plain-PostgreSQL mode;
-# the TimescaleDB mode runs only in the WebAssembly test engine, whose speed means nothing.
+# each size in BENCH_FACTS (default "1000000 10000000" order lines) and each analytics mode in
+# BENCH_ANALYTICS_MODES (default "timescaledb postgres") it fills a database of the private
+# bench cluster (which preloads TimescaleDB, see scripts/pg.sh) with the same year of
+# synthetic sales facts (`storefront seed --orders N --facts-only`, deterministic, kept
+# between runs), then tools/analyticsbench times the dashboard queries through the rollups and
+# as a plain GROUP BY over the raw facts, side by side, the refresh of an hour of late facts,
+# fact ingest while refreshes run, and (TimescaleDB) the compression of the raw facts. The
+# report goes to .run/bench/analytics.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -15,6 +15,7 @@ readonly PG_DIR=.run/bench-pg PG_PORT=$((5435 + ${TEST_PORT_OFFSET:-0}))
 readonly OUT_DIR=.run/bench REPORT=.run/bench/analytics.md
 readonly SIZES=${BENCH_FACTS:-1000000 10000000}
 readonly RUNS=${BENCH_ANALYTICS_RUNS:-30}
+readonly MODES=${BENCH_ANALYTICS_MODES:-timescaledb postgres}
 # A generated order holds 1.84 lines on average: orders = lines / 1.84.
 readonly LINES_PER_ORDER_X100=184
 
@@ -34,14 +35,16 @@ main() {
 		echo "- store-level timings (store.SalesReport, as the API calls it), without HTTP and GraphQL"
 		echo
 	} >"$REPORT"
-	local lines db
+	local lines db mode
 	for lines in $SIZES; do
-		db="analytics_$lines"
-		scripts/pg.sh createdb "$PG_PORT" "$db"
-		DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" "$db") bin/storefront seed --products 3000 --seed 11 \
-			--orders $((lines * 100 / LINES_PER_ORDER_X100)) --facts-only --if-empty
-		bin/analyticsbench -db "$(scripts/pg.sh url "$PG_PORT" "$db")" -runs "$RUNS" | tee -a "$REPORT"
-		echo >>"$REPORT"
+		for mode in $MODES; do
+			db="analytics_${lines}_$mode"
+			scripts/pg.sh createdb "$PG_PORT" "$db"
+			ANALYTICS=$mode DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" "$db") bin/storefront seed --products 3000 --seed 11 \
+				--orders $((lines * 100 / LINES_PER_ORDER_X100)) --facts-only --if-empty
+			bin/analyticsbench -db "$(scripts/pg.sh url "$PG_PORT" "$db")" -runs "$RUNS" | tee -a "$REPORT"
+			echo >>"$REPORT"
+		done
 	done
 	echo "bench_analytics: report in $REPORT" >&2
 }

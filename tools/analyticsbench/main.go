@@ -161,14 +161,14 @@ func ingest(ctx context.Context, st *store.Store, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// ingestSQL writes one order's two facts at now(), from products of the history.
+// ingestSQL writes one order's two facts at now(), of two products of the catalog.
 const ingestSQL = `
 INSERT INTO sales_facts (time, order_id, product_id, category_id, brand_id, warehouse_id, units, revenue_cents, cost_cents,
                          order_first, category_first, brand_first, product_first)
-SELECT now(), o.id, f.product_id, f.category_id, f.brand_id, '00000000-0000-4000-8000-0000000000bb', f.units, f.revenue_cents,
-       f.cost_cents, (row_number() OVER () = 1)::int, 1, 1, 1
+SELECT now(), o.id, p.id, p.category_id, p.brand_id, '00000000-0000-4000-8000-0000000000bb', 1, p.price_cents, p.cost_cents,
+       (row_number() OVER () = 1)::int, 1, 1, 1
 FROM (SELECT gen_random_uuid() AS id) o,
-     LATERAL (SELECT * FROM sales_facts TABLESAMPLE SYSTEM (0.01) LIMIT 2) f`
+     LATERAL (SELECT * FROM products WHERE id >= gen_random_uuid() ORDER BY id LIMIT 2) p`
 
 // compression runs TimescaleDB's compression policy (raw facts older than 7 days) to its end
 // and reports the size of the raw facts before and after.
@@ -181,9 +181,13 @@ func compression(ctx context.Context, pool *pgxpool.Pool, mode string) error {
 		fmt.Printf("\nRaw facts: %.0f MiB with their indexes (no compression in plain mode).\n", float64(size)/(1<<20))
 		return nil
 	}
+	var job int
+	if err := pool.QueryRow(ctx, `SELECT job_id FROM timescaledb_information.jobs
+		WHERE proc_name = 'policy_compression' AND hypertable_name = 'sales_facts'`).Scan(&job); err != nil {
+		return fmt.Errorf("compression job: %w", err)
+	}
 	t0 := time.Now()
-	if _, err := pool.Exec(ctx, `CALL run_job((SELECT job_id FROM timescaledb_information.jobs
-		WHERE proc_name = 'policy_compression' AND hypertable_name = 'sales_facts'))`, pgx.QueryExecModeSimpleProtocol); err != nil {
+	if _, err := pool.Exec(ctx, `CALL run_job($1)`, pgx.QueryExecModeSimpleProtocol, job); err != nil {
 		return fmt.Errorf("compression: %w", err)
 	}
 	var before, after *int64
