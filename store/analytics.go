@@ -115,7 +115,7 @@ func (s *Store) RefreshAnalytics(ctx context.Context) error {
 // those past the retention (plain PostgreSQL; TimescaleDB creates and drops chunks itself,
 // and this does nothing). It returns how many partitions it created and dropped. It never
 // attaches a partition for a day already begun, which checkouts may be writing facts of
-// (see migration 0008): today's comes from CreateAnalyticsPartitionsFor before serving.
+// (see migration 0009): today's comes from CreateAnalyticsPartitionsFor before serving.
 func (s *Store) CreateAnalyticsPartitions(ctx context.Context) (created, dropped int, err error) {
 	return s.createPartitions(ctx, nil, nil)
 }

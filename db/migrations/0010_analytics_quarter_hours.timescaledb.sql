@@ -1,4 +1,4 @@
--- Quarter-hour sales rollups on TimescaleDB; 0009_analytics_quarter_hours.postgres.sql builds
+-- Quarter-hour sales rollups on TimescaleDB; 0010_analytics_quarter_hours.postgres.sql builds
 -- the same relations and columns on plain PostgreSQL.
 --
 -- Zones whose offset from UTC is not whole hours (Asia/Kolkata +05:30, Asia/Kathmandu +05:45,

@@ -1,5 +1,5 @@
 -- Quarter-hour sales rollups on plain PostgreSQL, the counterpart of
--- 0009_analytics_quarter_hours.timescaledb.sql (see there for why), built like 0006's levels:
+-- 0010_analytics_quarter_hours.timescaledb.sql (see there for why), built like 0006's levels:
 -- a table of partial sums below the watermark (NAME_mat) and a view NAME that adds live
 -- aggregation above it. The refresh re-aggregates each range of whole hours into the quarter
 -- hours of the product level from the facts, the hourly product level from those, and every

@@ -1,3 +1,3 @@
 -- TimescaleDB creates a chunk for a fact's day as the fact arrives, under the locks that make
--- it safe: nothing changes here (see 0008_analytics_partitions.postgres.sql).
+-- it safe: nothing changes here (see 0009_analytics_partitions.postgres.sql).
 SELECT 1;
