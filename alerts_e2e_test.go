@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -338,6 +340,12 @@ func (e *alertsEnv) awaitAlerts(t testing.TB) {
 		context.AfterFunc(ctx, func() { _ = c.CloseNow() })
 		waiting[i] = wsSubscribe(t, c, transportWS, row.vars())
 	}
+	defer func() { // the subscriptions opened here end
+		cancel()
+		for _, base := range e.bases {
+			awaitSubscribers(t, base, 0)
+		}
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for quantity := 0; len(waiting) > 0; quantity = 20 - quantity {
 		if time.Now().After(deadline) {
@@ -357,6 +365,29 @@ func (e *alertsEnv) awaitAlerts(t testing.TB) {
 	}
 }
 
+// awaitSubscribers waits until the server at base counts n open inventoryAlerts
+// subscriptions: a subscription counts once its resolver has subscribed, so a change
+// committed after this reaches it, where one committed right after the subscribe message
+// may race it.
+func awaitSubscribers(t testing.TB, base string, n int) {
+	t.Helper()
+	open := regexp.MustCompile(`(?m)^storefront_graphql_subscriptions\{field="inventoryAlerts",[^}]*\} (\d+)$`)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, metrics, _ := get(t, base+"/metrics")
+		count := 0
+		for _, m := range open.FindAllStringSubmatch(metrics, -1) {
+			c, _ := strconv.Atoi(m[1])
+			count += c
+		}
+		if count == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d inventoryAlerts subscriptions open after 30s; want %d", base, count, n)
+		}
+	}
+}
+
 // The three transports deliver the alert of a committed stock change; tokens are checked
 // at connection and at subscription. The server logs at debug level, so that every
 // request goes through the status-recording middleware too.
@@ -372,6 +403,7 @@ func TestAlertSubscriptionTransports(t *testing.T) {
 		legacyWS:    wsAlerts(t, base, legacyWS, e.token, row.vars()),
 		"sse":       sseAlerts(t, base, e.token, row.vars()),
 	}
+	awaitSubscribers(t, base, len(subs))
 	e.setStock(t, row, 0)
 	for who, results := range subs {
 		r := next(t, results, who)
@@ -436,6 +468,9 @@ func TestAlertsReachEveryServerOnce(t *testing.T) {
 	for i, base := range e.bases {
 		subs[fmt.Sprintf("server %d", i)] = wsAlerts(t, base, transportWS, e.token, row.vars())
 	}
+	for _, base := range e.bases {
+		awaitSubscribers(t, base, 1)
+	}
 
 	e.setStock(t, row, 0)
 	for who, results := range subs {
@@ -498,6 +533,8 @@ func TestStalledSubscriberLagsAlone(t *testing.T) {
 		"its server's other subscriber": wsAlerts(t, e.bases[0], transportWS, e.token, row.vars()),
 		"the other server's subscriber": wsAlerts(t, e.bases[1], transportWS, e.token, row.vars()),
 	}
+	awaitSubscribers(t, e.bases[0], 2)
+	awaitSubscribers(t, e.bases[1], 1)
 
 	// Waves of alerts smaller than a subscriber's buffer, each taken by the active
 	// subscribers before the next: together far more than the stalled one's socket and
