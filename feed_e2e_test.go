@@ -370,7 +370,7 @@ func TestFeedRedeliveryIsExact(t *testing.T) {
 		"websocket": wsAlerts(t, s.base, transportWS, s.merchandiser, map[string]any{"p": []string{stocked}}),
 		"SSE":       sseAlerts(t, s.base, s.merchandiser, map[string]any{"p": []string{stocked}}),
 	}
-	time.Sleep(200 * time.Millisecond) // the subscriptions are registered
+	awaitSubscribers(t, s.base, len(subs))
 
 	s.order(sold, 3, "redelivered-1")
 	s.order(sold, 2, "redelivered-2")
@@ -408,17 +408,18 @@ func TestFeedRedeliveryIsExact(t *testing.T) {
 }
 
 // indexedHits counts the products that words find in the search index. PostgreSQL answers
-// for a few seconds after the index was built (the breaker opened while it did not exist):
-// it waits for the index to answer.
+// for a few seconds after the index was built (the breaker opened while it did not exist),
+// longer on a loaded machine where the breaker's probes time out: it waits for the index to
+// answer.
 func indexedHits(t *testing.T, s *shop, words string) float64 {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		res := searchResult(t, s, s.merchandiser, map[string]any{"q": words})
 		if res["backend"] == "elasticsearch" {
 			return res["totalCount"].(float64)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("answered by %v for 20s; want elasticsearch", res["backend"])
+			t.Fatalf("answered by %v for 60s; want elasticsearch", res["backend"])
 		}
 	}
 }

@@ -18,8 +18,9 @@ const pageQuery = `query($n: Int) { products(first: $n) { edges { node {
 // A page runs the same statements whatever its size: one for the page and one per edge.
 func TestPageRunsFixedNumberOfStatements(t *testing.T) {
 	// The loaders' window is what this test is about: give the 150 resolver goroutines of a
-	// page ample time to reach it, even under -race with the other test packages running.
-	a := newAPI(t, 120, func(c *resolvers.Config) { c.LoaderWait = 100 * time.Millisecond })
+	// page ample time to reach it, even under -race with the other test packages running on
+	// a loaded machine (100 ms was too short at a load of 15 on 2 cores).
+	a := newAPI(t, 120, func(c *resolvers.Config) { c.LoaderWait = time.Second })
 	counts := map[int]int64{}
 	for _, n := range []int{1, 5, 20, 50} {
 		a.statements.n.Store(0)
