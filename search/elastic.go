@@ -116,9 +116,19 @@ func isStatus(err error, status int) bool {
 }
 
 // do sends one request with a JSON body (nil for none) and decodes a 2xx answer into out
-// (nil to discard it). Other answers become *esError.
+// (nil to discard it), within the configured timeout. Other answers become *esError.
 func (e *Elastic) do(ctx context.Context, method, path string, body, out any) error {
-	ctx, cancel := e.withTimeout(ctx)
+	return e.doWithin(ctx, e.timeout, method, path, body, out)
+}
+
+// bulkTimeoutFactor stretches the timeout of bulk writes: they carry a batch of the
+// indexer's background work, not a shopper's request, and a busy engine (merging, or short
+// of CPU) takes longer than a search's timeout over them; a reindex must not fail for it.
+const bulkTimeoutFactor = 6
+
+// doWithin is do within timeout.
+func (e *Elastic) doWithin(ctx context.Context, timeout time.Duration, method, path string, body, out any) error {
+	ctx, cancel := withTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -161,11 +171,11 @@ func (e *Elastic) do(ctx context.Context, method, path string, body, out any) er
 	return nil
 }
 
-func (e *Elastic) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < e.timeout {
+func withTimeout(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, e.timeout)
+	return context.WithTimeout(ctx, timeout)
 }
 
 func decodeError(res *http.Response) error {

@@ -372,7 +372,7 @@ func (e *Elastic) sendBulk(ctx context.Context, target string, body []byte, requ
 		path += "?" + url.Values{"require_alias": {"true"}}.Encode()
 	}
 	var ans bulkAnswer
-	if err := e.do(ctx, "POST", path, body, &ans); err != nil {
+	if err := e.doWithin(ctx, bulkTimeoutFactor*e.timeout, "POST", path, body, &ans); err != nil {
 		return bulkStats{}, fmt.Errorf("bulk to %s: %w", target, err)
 	}
 	var st bulkStats
