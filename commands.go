@@ -35,7 +35,7 @@ func applyMigrations(ctx context.Context, pool *pgxpool.Pool, analytics string, 
 
 // migrate applies the migrations and exits.
 func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
-	pool, err := openDB(ctx, cfg, nil)
+	pool, err := openDB(ctx, cfg, cfg.DBMaxConns, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func seedCatalog(ctx context.Context, cfg config, log *slog.Logger, args []strin
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pool, err := openDB(ctx, cfg, nil)
+	pool, err := openDB(ctx, cfg, cfg.DBMaxConns, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func seedOrders(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, opts 
 
 // reindex rebuilds the search index behind its alias; searches go on meanwhile.
 func reindex(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	pool, err := openDB(ctx, cfg, nil)
+	pool, err := openDB(ctx, cfg, cfg.DBMaxConns, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func reindex(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer
 
 // reconcile repairs the drift between the search index and PostgreSQL and reports it.
 func reconcile(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	pool, err := openDB(ctx, cfg, nil)
+	pool, err := openDB(ctx, cfg, cfg.DBMaxConns, nil, nil)
 	if err != nil {
 		return err
 	}

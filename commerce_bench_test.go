@@ -62,7 +62,7 @@ func BenchmarkCheckout(b *testing.B) {
 	started := time.Now()
 	parallel(workers, n, func(i int) {
 		start := time.Now()
-		s.must("", checkoutMutation, map[string]any{"c": carts[i], "k": fmt.Sprintf("bench-%d", i)})
+		s.must("", checkoutMutation, checkoutVars(carts[i], fmt.Sprintf("bench-%d", i)))
 		checkouts.add(time.Since(start))
 	})
 	b.ReportMetric(float64(n)/time.Since(started).Seconds(), "orders/s")

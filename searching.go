@@ -42,9 +42,11 @@ func newSearchMetrics(reg prometheus.Registerer) *searchMetrics {
 	return m
 }
 
-// newSearching builds search on PostgreSQL, with Elasticsearch in front when configured.
-// client, when not nil, carries the calls to Elasticsearch (tracing them).
-func newSearching(cfg config, pool *pgxpool.Pool, metrics *searchMetrics, client *http.Client, log *slog.Logger) (*searching, error) {
+// newSearching builds search on PostgreSQL, with Elasticsearch in front when configured:
+// searches on the requests' pool, the indexer on the pool of background work. client, when
+// not nil, carries the calls to Elasticsearch (tracing them).
+func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.Client, log *slog.Logger) (*searching, error) {
+	pool := dbs.requests
 	facets := search.DefaultConfig()
 	s := &searching{controls: search.NewControls(pool)}
 	fallback := search.NewPostgres(pool, facets, s.controls)
@@ -55,7 +57,7 @@ func newSearching(cfg config, pool *pgxpool.Pool, metrics *searchMetrics, client
 			return nil, err
 		}
 		primary = es
-		s.indexer = search.NewIndexer(es, pool, search.IndexerOptions{Log: log,
+		s.indexer = search.NewIndexer(es, dbs.jobs, search.IndexerOptions{Log: log,
 			ObserveLag: func(kind string, lag time.Duration) { metrics.lag.WithLabelValues(kind).Observe(lag.Seconds()) }})
 		log.Info("search: elasticsearch, postgres as fallback", "url", maskURL(cfg.ElasticsearchURL), "index", cfg.SearchIndex)
 	} else {

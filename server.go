@@ -101,8 +101,17 @@ configuration comes from the environment; see README.md.
 
 // config is the server's configuration, read from environment variables with defaults.
 type config struct {
-	DatabaseURL     string
-	DBMaxConns      int32
+	DatabaseURL string
+	DBMaxConns  int32
+	// DBJobConns sizes the pool of background work; DBStatementTimeout and DBLockTimeout
+	// bound each statement, and each wait for a row lock, of requests.
+	DBJobConns                        int32
+	DBStatementTimeout, DBLockTimeout time.Duration
+	// DBWriters is how many request transactions may run at once: the rest of the pool is
+	// kept for reads, which take no locks, whatever locks writers wait for.
+	DBWriters int
+	// RequestTimeout bounds a request, subscriptions aside.
+	RequestTimeout  time.Duration
 	HTTPAddr        string
 	DebugAddr       string
 	JWTSecret       string
@@ -131,6 +140,8 @@ type config struct {
 	// OrderHold is how long an unpaid order keeps its stock; the expiry job runs every
 	// OrderExpiryInterval on one instance.
 	OrderHold, OrderExpiryInterval time.Duration
+	// Checkout bounds the units of an order and what one guest can hold unpaid.
+	Checkout store.CheckoutLimits
 	// CORSOrigins are the origins whose pages may use the API (HTTP, SSE and websocket);
 	// browsers cache a preflight for CORSMaxAge.
 	CORSOrigins []string
@@ -164,20 +175,25 @@ const devJWTSecret = "storefront-development-secret-do-not-use-in-production"
 func loadConfig(getenv func(string) string) (config, error) {
 	e := env{getenv: getenv}
 	cfg := config{
-		DatabaseURL:     e.str("DATABASE_URL", "postgres://storefront@127.0.0.1:5433/storefront?sslmode=disable"),
-		DBMaxConns:      int32(e.int("DB_MAX_CONNS", 16)),
-		HTTPAddr:        e.str("HTTP_ADDR", "127.0.0.1:8080"),
-		DebugAddr:       e.str("DEBUG_ADDR", ""),
-		JWTSecret:       e.str("JWT_SECRET", devJWTSecret),
-		Playground:      e.bool("PLAYGROUND", true),
-		Dashboard:       e.bool("DASHBOARD", true),
-		AutoMigrate:     e.bool("AUTO_MIGRATE", true),
-		ComplexityLimit: e.int("COMPLEXITY_LIMIT", 5000),
-		DepthLimit:      e.int("DEPTH_LIMIT", 12),
-		MaxBodyBytes:    int64(e.int("MAX_BODY_BYTES", 1<<20)),
-		LoaderWait:      e.duration("LOADER_WAIT", time.Millisecond),
-		ShutdownTimeout: e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
-		LogFormat:       e.str("LOG_FORMAT", "text"),
+		DatabaseURL:        e.str("DATABASE_URL", "postgres://storefront@127.0.0.1:5433/storefront?sslmode=disable"),
+		DBMaxConns:         int32(e.int("DB_MAX_CONNS", 16)),
+		DBJobConns:         int32(e.int("DB_JOB_CONNS", 6)),
+		DBWriters:          e.int("DB_WRITERS", 0),
+		DBStatementTimeout: e.duration("DB_STATEMENT_TIMEOUT", 5*time.Second),
+		DBLockTimeout:      e.duration("DB_LOCK_TIMEOUT", 2*time.Second),
+		RequestTimeout:     e.duration("REQUEST_TIMEOUT", 10*time.Second),
+		HTTPAddr:           e.str("HTTP_ADDR", "127.0.0.1:8080"),
+		DebugAddr:          e.str("DEBUG_ADDR", ""),
+		JWTSecret:          e.str("JWT_SECRET", devJWTSecret),
+		Playground:         e.bool("PLAYGROUND", true),
+		Dashboard:          e.bool("DASHBOARD", true),
+		AutoMigrate:        e.bool("AUTO_MIGRATE", true),
+		ComplexityLimit:    e.int("COMPLEXITY_LIMIT", 5000),
+		DepthLimit:         e.int("DEPTH_LIMIT", 12),
+		MaxBodyBytes:       int64(e.int("MAX_BODY_BYTES", 1<<20)),
+		LoaderWait:         e.duration("LOADER_WAIT", time.Millisecond),
+		ShutdownTimeout:    e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+		LogFormat:          e.str("LOG_FORMAT", "text"),
 
 		RedisURL:            e.str("REDIS_URL", ""),
 		RedisAddrs:          e.str("REDIS_ADDRS", ""),
@@ -195,6 +211,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		OperationsDir:       e.str("OPERATIONS_DIR", ""),
 		OrderHold:           e.duration("ORDER_HOLD", store.DefaultOrderHold),
 		OrderExpiryInterval: e.duration("ORDER_EXPIRY_INTERVAL", time.Minute),
+		Checkout: store.CheckoutLimits{
+			LineUnits:       e.int("MAX_UNITS_PER_LINE", store.DefaultCheckoutLimits.LineUnits),
+			OrderUnits:      e.int("MAX_UNITS_PER_ORDER", store.DefaultCheckoutLimits.OrderUnits),
+			GuestOpenOrders: e.int("MAX_UNPAID_GUEST_ORDERS", store.DefaultCheckoutLimits.GuestOpenOrders),
+			GuestHold:       e.duration("GUEST_ORDER_HOLD", store.DefaultCheckoutLimits.GuestHold),
+		},
 		CORSOrigins:         e.list("CORS_ORIGINS"),
 		CORSMaxAge:          e.duration("CORS_MAX_AGE", 10*time.Minute),
 		OTLPEndpoint:        e.str("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
@@ -322,16 +344,59 @@ func maskURL(raw string) string {
 
 var dsnPassword = regexp.MustCompile(`password=\S+`)
 
-// openDB opens the pool; tracer, when not nil, traces its queries.
-func openDB(ctx context.Context, cfg config, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
+// openDB opens a pool of maxConns connections (unless the URL sets pool_max_conns) whose
+// sessions start with params (unless the URL sets them); tracer, when not nil, traces its
+// queries.
+func openDB(ctx context.Context, cfg config, maxConns int32, params map[string]string, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	return db.Open(ctx, cfg.DatabaseURL, func(pc *pgxpool.Config) {
 		if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
-			pc.MaxConns = cfg.DBMaxConns
+			pc.MaxConns = maxConns
+		}
+		for k, v := range params {
+			if _, set := pc.ConnConfig.RuntimeParams[k]; !set {
+				pc.ConnConfig.RuntimeParams[k] = v
+			}
 		}
 		if tracer != nil {
 			pc.ConnConfig.Tracer = tracer
 		}
 	})
+}
+
+// writers is DB_WRITERS, by default half of the requests' pool.
+func (c config) writers(requests *pgxpool.Pool) int {
+	if c.DBWriters > 0 {
+		return c.DBWriters
+	}
+	return max(1, int(requests.Config().MaxConns)/2)
+}
+
+// pools are the server's two connection pools. Requests' statements and waits for row locks
+// are bounded, so that a lock held elsewhere or a runaway query fails a request in seconds
+// (UNAVAILABLE) instead of holding its connection until the pool is empty; background work
+// (migrations, refreshes, the change feed, reconciles) may legitimately run for minutes and
+// has a pool of its own, which requests never wait for.
+type pools struct{ requests, jobs *pgxpool.Pool }
+
+func openPools(ctx context.Context, cfg config, tracer pgx.QueryTracer) (*pools, error) {
+	requests, err := openDB(ctx, cfg, cfg.DBMaxConns, map[string]string{
+		"statement_timeout": fmt.Sprint(cfg.DBStatementTimeout.Milliseconds()),
+		"lock_timeout":      fmt.Sprint(cfg.DBLockTimeout.Milliseconds()),
+	}, tracer)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := openDB(ctx, cfg, cfg.DBJobConns, nil, tracer)
+	if err != nil {
+		requests.Close()
+		return nil, err
+	}
+	return &pools{requests: requests, jobs: jobs}, nil
+}
+
+func (p *pools) close() {
+	p.requests.Close()
+	p.jobs.Close()
 }
 
 // serve runs the API until ctx ends, then shuts down in order: the HTTP server stops
@@ -354,19 +419,21 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 			log.Warn("tracing: spans not exported", "err", err)
 		}
 	}()
-	pool, err := openDB(ctx, cfg, tel.queryTracer())
+	dbs, err := openPools(ctx, cfg, tel.queryTracer())
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer dbs.close()
 	if cfg.AutoMigrate {
-		if err := applyMigrations(ctx, pool, cfg.AnalyticsMode, log); err != nil {
+		if err := applyMigrations(ctx, dbs.jobs, cfg.AnalyticsMode, log); err != nil {
 			return err
 		}
 	}
 
-	st := store.New(pool, store.WithOrderHold(cfg.OrderHold))
-	if err := configureAnalytics(ctx, cfg, st, log); err != nil {
+	storeOptions := []store.Option{store.WithOrderHold(cfg.OrderHold), store.WithCheckoutLimits(cfg.Checkout)}
+	st := store.New(dbs.requests, append(storeOptions, store.WithWriters(cfg.writers(dbs.requests)))...)
+	jobs := store.New(dbs.jobs, storeOptions...)
+	if err := configureAnalytics(ctx, cfg, jobs, log); err != nil {
 		return err
 	}
 	caches, err := newCaching(cfg, st, log)
@@ -381,23 +448,23 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("persisted operations: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	searches, err := newSearching(cfg, pool, newSearchMetrics(reg), tel.httpClient(), log)
+	searches, err := newSearching(cfg, dbs, newSearchMetrics(reg), tel.httpClient(), log)
 	if err != nil {
 		return err
 	}
-	changes := feed.New(pool, feed.Options{ConsumerTimeout: cfg.FeedConsumerTimeout, Retain: cfg.FeedRetain,
+	changes := feed.New(dbs.jobs, feed.Options{ConsumerTimeout: cfg.FeedConsumerTimeout, Retain: cfg.FeedRetain,
 		BeforeCommit: feedFaultHook, Log: log})
-	ticker := st.NewSalesTicker(cfg.SalesTickerInterval, log)
+	ticker := jobs.NewSalesTicker(cfg.SalesTickerInterval, log)
 
 	// Workers run until serve returns, also when it returns early with an error.
 	workerCtx, stopWorkers := context.WithCancel(ctx)
 	workers := supervisor.New(workerCtx, supervisor.Options{Log: log, OnRestart: newWorkerMetrics(reg)})
 	defer func() { stopWorkers(); workers.Wait() }()
-	workers.Go("order-expiry", func(ctx context.Context) error { return st.RunOrderExpiry(ctx, cfg.OrderExpiryInterval, log) })
-	workers.Go("analytics-refresh", func(ctx context.Context) error { return st.RunAnalyticsRefresh(ctx, cfg.AnalyticsRefresh, log) })
+	workers.Go("order-expiry", func(ctx context.Context) error { return jobs.RunOrderExpiry(ctx, cfg.OrderExpiryInterval, log) })
+	workers.Go("analytics-refresh", func(ctx context.Context) error { return jobs.RunAnalyticsRefresh(ctx, cfg.AnalyticsRefresh, log) })
 	workers.Go("sales-ticker", ticker.Run)
 	workers.Go("feed-maintenance", changes.Maintain)
-	caches.start(workers, changes, st, log)
+	caches.start(workers, changes, jobs, log)
 	searches.start(workers, changes, cfg)
 	if cfg.DebugAddr != "" {
 		workers.Go("debug-server", func(ctx context.Context) error { return serveDebug(ctx, cfg.DebugAddr, log) })
@@ -410,7 +477,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	registerFeedMetrics(reg, changes)
 	streams := &streams{end: ctx}
 	srv := &http.Server{
-		Handler:           streams.wrap(routes(cfg, reg, pool, st, ticker, caches, searches, tel, log)),
+		Handler:           streams.wrap(routes(cfg, reg, dbs, st, ticker, caches, searches, tel, log)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -459,9 +526,10 @@ func configureAnalytics(ctx context.Context, cfg config, st *store.Store, log *s
 }
 
 // routes wires the HTTP endpoints.
-func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.Store, ticker *store.SalesTicker, caches *caching, searches *searching, tel *telemetry, log *slog.Logger) http.Handler {
+func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, ticker *store.SalesTicker, caches *caching, searches *searching, tel *telemetry, log *slog.Logger) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerPoolMetrics(reg, pool)
+	registerPoolMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"pool": "requests"}, reg), dbs.requests)
+	registerPoolMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"pool": "jobs"}, reg), dbs.jobs)
 	registerCacheMetrics(reg, caches)
 
 	var batches resolvers.Batches = st
@@ -506,7 +574,7 @@ func routes(cfg config, reg *prometheus.Registry, pool *pgxpool.Pool, st *store.
 	mux.HandleFunc("GET /readyz", readiness(st))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	web.Register(mux, web.Options{Playground: cfg.Playground, Dashboard: cfg.Dashboard})
-	return tel.handler(withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, mux))))
+	return tel.handler(withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, withDeadline(cfg.RequestTimeout, mux)))))
 }
 
 // serveDebug serves the pprof profiles on their own address, kept off the public port,

@@ -62,8 +62,10 @@ func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error)
 		return nil, err
 	}
 	if opts != nil {
+		epoch := &cache.ServerEpoch{}
+		opts.OnConnect = epoch.OnConnect
 		c.redis = redis.NewUniversalClient(opts)
-		c.breaker = cache.NewBreaker(cache.NewRedisBackend(c.redis, cfg.RedisPrefix), cache.BreakerOptions{}, log)
+		c.breaker = cache.NewBreaker(cache.NewRedisBackend(c.redis, cfg.RedisPrefix, epoch), cache.BreakerOptions{}, log)
 		c.bus = cache.NewBus(c.breaker, log)
 		c.sessions = cache.NewRedisSessions(c.redis, cfg.RedisPrefix, cache.SessionConfig{})
 		c.rankings = cache.NewRedisRankings(c.redis, cfg.RedisPrefix, cache.RankingConfig{})

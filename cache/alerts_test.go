@@ -190,7 +190,7 @@ func TestAlertsSurviveRedisRestart(t *testing.T) {
 	client := redis.NewClient(opt)
 	t.Cleanup(func() { _ = client.Close() })
 	var logs strings.Builder // read once Run has returned
-	a, stop := alStart(t, NewRedisBackend(client, "t:"), slog.New(slog.NewTextHandler(&logs, nil)))
+	a, stop := alStart(t, NewRedisBackend(client, "t:", nil), slog.New(slog.NewTextHandler(&logs, nil)))
 	ch := a.Subscribe(coreCtx(t), alAll)
 
 	server.Stop()

@@ -24,6 +24,7 @@ type RedisBackend struct {
 	client  redis.UniversalClient
 	prefix  string
 	cluster bool
+	epoch   *ServerEpoch // nil: values are stored as they are
 }
 
 // redisSubscriptionHealth is how long a subscription waits for a message before it pings
@@ -31,10 +32,32 @@ type RedisBackend struct {
 const redisSubscriptionHealth = time.Second
 
 // NewRedisBackend returns a Backend on client that keeps its keys and channels under
-// prefix, such as "storefront:". The prefix should not contain '{'.
-func NewRedisBackend(client redis.UniversalClient, prefix string) *RedisBackend {
+// prefix, such as "storefront:". The prefix should not contain '{'. With epoch (the
+// client's OnConnect being epoch.OnConnect), values written to one Redis server process are
+// not believed when read from another (see ServerEpoch); on a Cluster client it is ignored.
+func NewRedisBackend(client redis.UniversalClient, prefix string, epoch *ServerEpoch) *RedisBackend {
 	_, cluster := client.(*redis.ClusterClient)
-	return &RedisBackend{client: client, prefix: prefix, cluster: cluster}
+	if cluster {
+		epoch = nil
+	}
+	return &RedisBackend{client: client, prefix: prefix, cluster: cluster, epoch: epoch}
+}
+
+// stored is what a value is stored as: with its epoch in front when values are tagged.
+func (r *RedisBackend) stored(value []byte) []byte {
+	if r.epoch == nil {
+		return value
+	}
+	return r.epoch.tag(value)
+}
+
+// value is the value of what was read, nil when it is missing or of another epoch.
+func (r *RedisBackend) value(v any) []byte {
+	b := redisBytes(v)
+	if r.epoch == nil || b == nil {
+		return b
+	}
+	return r.epoch.untag(b)
 }
 
 func (r *RedisBackend) valueKey(k string) string { return r.prefix + "{" + k + "}" }
@@ -64,7 +87,7 @@ func (r *RedisBackend) mget(ctx context.Context, names []string) ([][]byte, erro
 	}
 	out := make([][]byte, len(vals))
 	for i, v := range vals {
-		out[i] = redisBytes(v)
+		out[i] = r.value(v)
 	}
 	return out, nil
 }
@@ -95,7 +118,7 @@ func (r *RedisBackend) mgetBySlot(ctx context.Context, names []string) ([][]byte
 	out := make([][]byte, len(names))
 	for g, cmd := range cmds {
 		for j, v := range cmd.Val() {
-			out[order[g][j]] = redisBytes(v)
+			out[order[g][j]] = r.value(v)
 		}
 	}
 	return out, nil
@@ -108,7 +131,7 @@ func (r *RedisBackend) Set(ctx context.Context, entries []Entry) error {
 	}
 	pipe := r.client.Pipeline()
 	for _, e := range entries {
-		pipe.Set(ctx, r.valueKey(e.Key), e.Value, e.TTL)
+		pipe.Set(ctx, r.valueKey(e.Key), r.stored(e.Value), e.TTL)
 	}
 	if err := redisExec(ctx, pipe); err != nil {
 		return fmt.Errorf("set: %w", err)
@@ -156,7 +179,7 @@ func (r *RedisBackend) Lock(ctx context.Context, keys []string, ttl time.Duratio
 			claims[i].Token = tokens[i]
 		}
 		if gets[i].Err() == nil {
-			claims[i].Value = []byte(gets[i].Val())
+			claims[i].Value = r.value(gets[i].Val())
 		}
 	}
 	return claims, nil
@@ -200,7 +223,7 @@ func (r *RedisBackend) Fill(ctx context.Context, entries []Entry, tokens []strin
 		ttl := strconv.FormatInt(max(e.TTL.Milliseconds(), 1), 10)
 		calls[i] = redisScriptCall{
 			keys: []string{r.lockKey(e.Key), r.valueKey(e.Key)},
-			args: []any{tokens[i], e.Value, ttl},
+			args: []any{tokens[i], r.stored(e.Value), ttl},
 		}
 	}
 	cmds, err := runScripts(ctx, r.client, redisFillScript, calls)

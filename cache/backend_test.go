@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/homegoods/storefront/cache/cachetest"
+	"github.com/redis/go-redis/v9"
 )
 
 // The conformance suite: every case runs on the memory backend, a single Redis node and the
@@ -308,7 +309,7 @@ func TestRedisSlotMatchesCluster(t *testing.T) {
 	}
 	client, prefix := cachetest.ClusterClient(t)
 	ctx := coreCtx(t)
-	r := NewRedisBackend(client, prefix)
+	r := NewRedisBackend(client, prefix, nil)
 	for _, k := range []string{"product:1", "category:ab", r.valueKey("product:42"), r.lockKey("product:42"), "{}", "a{}b", "{x"} {
 		want, err := client.ClusterKeySlot(ctx, k).Result()
 		if err != nil {
@@ -317,5 +318,55 @@ func TestRedisSlotMatchesCluster(t *testing.T) {
 		if got := redisSlot(k); int64(got) != want {
 			t.Errorf("slot of %q: got %d; want %d (CLUSTER KEYSLOT)", k, got, want)
 		}
+	}
+}
+
+// A Redis server restarted from a snapshot taken before an invalidation has the old value
+// back; a backend with a ServerEpoch does not serve it, as it was written to another server
+// process, and serves what is written after the restart.
+func TestRestartedRedisDoesNotServeValuesFromBefore(t *testing.T) {
+	srv := cachetest.StartServer(t)
+	epoch := &ServerEpoch{}
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), OnConnect: epoch.OnConnect, MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	tagged, raw := NewRedisBackend(client, "t:", epoch), NewRedisBackend(client, "t:", nil)
+	ctx := coreCtx(t)
+	if err := client.Ping(ctx).Err(); err != nil { // connected: the epoch is known
+		t.Fatal(err)
+	}
+	key := []string{"product:1"}
+	if err := tagged.Set(ctx, []Entry{{Key: key[0], Value: []byte("version 1"), TTL: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bkMustGet(t, tagged, key); string(got[0]) != "version 1" {
+		t.Fatalf("before the restart: got %q; want version 1", got[0])
+	}
+	if err := client.Save(ctx).Err(); err != nil { // the snapshot the restart will load
+		t.Fatal(err)
+	}
+	if err := tagged.Delete(ctx, key); err != nil { // version 2 was committed: invalidated
+		t.Fatal(err)
+	}
+	srv.Stop()
+	srv.Start()
+	for deadline := time.Now().Add(10 * time.Second); client.Ping(ctx).Err() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted server does not answer")
+		}
+	}
+	if got := bkMustGet(t, raw, key); got[0] == nil {
+		t.Fatal("the restarted server did not load the old value: the test proves nothing")
+	}
+	if got := bkMustGet(t, tagged, key); got[0] != nil {
+		t.Errorf("after the restart: got %q; want nothing (it was written before the restart)", got[0])
+	}
+	if claims := bkMustLock(t, tagged, key, time.Second); claims[0].Value != nil {
+		t.Errorf("a lock's read after the restart: got %q; want nothing", claims[0].Value)
+	}
+	if err := tagged.Set(ctx, []Entry{{Key: key[0], Value: []byte("version 2"), TTL: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bkMustGet(t, tagged, key); string(got[0]) != "version 2" {
+		t.Errorf("written after the restart: got %q; want version 2", got[0])
 	}
 }

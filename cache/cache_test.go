@@ -26,11 +26,11 @@ func coreBackends() []coreBackend {
 		}},
 		{"redis", func(t *testing.T) func() Backend {
 			client, prefix := cachetest.Client(t)
-			return func() Backend { return NewRedisBackend(client, prefix) }
+			return func() Backend { return NewRedisBackend(client, prefix, nil) }
 		}},
 		{"cluster", func(t *testing.T) func() Backend {
 			client, prefix := cachetest.ClusterClient(t)
-			return func() Backend { return NewRedisBackend(client, prefix) }
+			return func() Backend { return NewRedisBackend(client, prefix, nil) }
 		}},
 	}
 }

@@ -44,7 +44,7 @@ func BenchmarkReadThroughHit(b *testing.B) {
 		{"memory", func(*testing.B) Backend { return NewMemoryBackend(0) }},
 		{"redis", func(b *testing.B) Backend {
 			client, prefix := cachetest.Client(b)
-			return NewBreaker(NewRedisBackend(client, prefix), BreakerOptions{}, coreLogger(b))
+			return NewBreaker(NewRedisBackend(client, prefix, nil), BreakerOptions{}, coreLogger(b))
 		}},
 	}
 	for _, bk := range backends {

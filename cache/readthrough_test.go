@@ -548,7 +548,7 @@ func TestReadThroughRedisOutage(t *testing.T) {
 		MaxRetries:            -1,
 	})
 	t.Cleanup(func() { _ = client.Close() })
-	breaker := NewBreaker(NewRedisBackend(client, cachetest.NewPrefix()),
+	breaker := NewBreaker(NewRedisBackend(client, cachetest.NewPrefix(), nil),
 		BreakerOptions{Failures: 3, CoolDown: 100 * time.Millisecond, Timeout: time.Second}, coreLogger(t))
 	data := make(map[string]string)
 	var ids []string

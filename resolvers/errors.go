@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -32,6 +34,13 @@ func errorPresenter(log *slog.Logger, suggest bool) graphql.ErrorPresenterFunc {
 			if me.Argument != "" {
 				gqlErr.Extensions["argumentPath"] = strings.Split(me.Argument, ".")
 			}
+			if me.RetryAfter > 0 {
+				gqlErr.Extensions["retryAfter"] = int(math.Ceil(me.RetryAfter.Seconds()))
+			}
+		case unavailable(err):
+			log.WarnContext(ctx, "no answer in time", "path", gqlErr.Path.String(), "err", capped(err.Error()))
+			gqlErr.Message = "the server could not answer in time: retry shortly"
+			gqlErr.Extensions = map[string]any{"code": string(model.CodeUnavailable), "retryAfter": 1}
 		case gqlErr.Extensions["code"] != nil:
 			// gqlgen's GRAPHQL_PARSE_FAILED, GRAPHQL_VALIDATION_FAILED and the like.
 			if !suggest {
@@ -50,6 +59,25 @@ func errorPresenter(log *slog.Logger, suggest bool) graphql.ErrorPresenterFunc {
 		}
 		return gqlErr
 	}
+}
+
+// unavailable reports whether err means the server could not answer in time: the request's
+// deadline passed, a service it needs could not be reached (Redis down, say: a network
+// error), or PostgreSQL gave up waiting (statement or lock timeout, no connection slot).
+// Such a request may well succeed when retried.
+func unavailable(err error) bool {
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) {
+		return true
+	}
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		switch pg.SQLState() {
+		case "57014", "55P03", "53300": // query_canceled, lock_not_available, too_many_connections
+			return true
+		}
+	}
+	return false
 }
 
 // suggestion is the hint gqlparser appends to some validation errors.

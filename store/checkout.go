@@ -26,6 +26,37 @@ func WithOrderHold(d time.Duration) Option {
 	return func(s *Store) { s.orderHold = d }
 }
 
+// CheckoutLimits bound how much stock one order, and one guest, can hold: without them one
+// guest could reserve a product's whole stock for the length of the hold and never pay. A
+// zero field sets no limit.
+type CheckoutLimits struct {
+	LineUnits  int // units of one product in one order
+	OrderUnits int // units in one order
+	// GuestOpenOrders is how many unpaid orders a guest may have at once; a guest is known
+	// by email and by shipping address, so new carts do not make a new guest.
+	GuestOpenOrders int
+	// GuestHold is how long a guest's unpaid order keeps its stock (at most the order hold
+	// that signed-in customers get).
+	GuestHold time.Duration
+}
+
+// DefaultCheckoutLimits are the server's limits unless configured otherwise (a Store has
+// none unless WithCheckoutLimits sets them).
+var DefaultCheckoutLimits = CheckoutLimits{LineUnits: 20, OrderUnits: 50, GuestOpenOrders: 2, GuestHold: 10 * time.Minute}
+
+// WithCheckoutLimits sets the checkout limits.
+func WithCheckoutLimits(l CheckoutLimits) Option {
+	return func(s *Store) { s.limits = l }
+}
+
+// hold is how long an order keeps its stock unpaid.
+func (s *Store) hold(guest bool) time.Duration {
+	if guest && s.limits.GuestHold > 0 {
+		return min(s.limits.GuestHold, s.orderHold)
+	}
+	return s.orderHold
+}
+
 // Checkout turns an OPEN cart into a PENDING_PAYMENT order with its stock reserved, in one
 // transaction: it re-validates every price, reserves stock across warehouses (one warehouse
 // when one can fill the whole order, else by warehouse priority), copies the lines, closes
@@ -46,10 +77,10 @@ func (s *Store) Checkout(ctx context.Context, customerID string, in model.Checko
 		id, err = s.checkout(ctx, tx, customerID, in)
 		return err
 	})
-	if isUniqueViolation(err, "orders_idempotency_key_key") {
+	if isUniqueViolation(err, "orders_idempotency_key") {
 		// A twin request with the same key committed its order first: that order is the
 		// answer, read in a fresh transaction that can see it.
-		id, err = orderIDByKey(ctx, s.pool, in)
+		id, err = orderIDByKey(ctx, s.pool, customerID, in)
 	}
 	if err != nil {
 		return nil, translate(err, "checkout")
@@ -66,7 +97,7 @@ func (s *Store) checkout(ctx context.Context, tx pgx.Tx, customerID string, in m
 	}
 	// Looked up after the cart lock: a twin request that waited for the lock now sees the
 	// order its twin committed.
-	if id, err := orderIDByKey(ctx, tx, in); id != "" || err != nil {
+	if id, err := orderIDByKey(ctx, tx, customerID, in); id != "" || err != nil {
 		return id, err
 	}
 	if err := checkoutable(cart, customerID); err != nil {
@@ -75,6 +106,14 @@ func (s *Store) checkout(ctx context.Context, tx pgx.Tx, customerID string, in m
 	items, err := cartItems(ctx, tx, in.CartID)
 	if err != nil {
 		return "", err
+	}
+	if err := s.limits.checkUnits(items); err != nil {
+		return "", err
+	}
+	if customerID == "" && s.limits.GuestOpenOrders > 0 {
+		if err := s.limits.checkGuest(ctx, tx, in); err != nil {
+			return "", err
+		}
 	}
 	total, err := reprice(items, in.ExpectedTotal)
 	if err != nil {
@@ -128,12 +167,67 @@ func checkoutable(cart *model.Cart, customerID string) error {
 	return nil
 }
 
-const orderIDByKeySQL = `SELECT id::text, cart_id::text FROM orders WHERE idempotency_key = $1`
+// orderIDByKeySQL finds an order by its idempotency key, which is unique per customer, or
+// per cart for a guest (the index orders_idempotency_key).
+// checkUnits refuses an order with more units of a product, or more units in all, than
+// the limits allow.
+func (l CheckoutLimits) checkUnits(items []cartItem) error {
+	total := 0
+	for _, it := range items {
+		if l.LineUnits > 0 && it.Quantity > l.LineUnits {
+			return model.InvalidArgument("cartId", "an order holds at most %d of a product: reduce %s (%s) from %d", l.LineUnits, it.Name, it.SKU, it.Quantity)
+		}
+		total += it.Quantity
+	}
+	if l.OrderUnits > 0 && total > l.OrderUnits {
+		return model.InvalidArgument("cartId", "an order holds at most %d units: the cart has %d", l.OrderUnits, total)
+	}
+	return nil
+}
+
+// guestSQL names the guest of a checkout by email and by address (see guest_address_key).
+const guestSQL = `SELECT lower($1), guest_address_key($2::jsonb)`
+
+// openGuestOrdersSQL counts a guest's unpaid orders still holding stock, and says when the
+// first of them lets go.
+const openGuestOrdersSQL = `
+SELECT count(*)::int, coalesce(min(expires_at) - now(), '0') FROM orders
+WHERE status = 'PENDING_PAYMENT' AND customer_id IS NULL AND expires_at > now()
+  AND (lower(email) = $1 OR guest_address_key(shipping_address) = $2)`
+
+// checkGuest refuses a guest's checkout, RATE_LIMITED until the first one expires, when the
+// guest already has as many unpaid orders as allowed. The guest's locks make concurrent
+// checkouts of one guest count one after the other.
+func (l CheckoutLimits) checkGuest(ctx context.Context, tx pgx.Tx, in model.CheckoutInput) error {
+	var email, address string
+	if err := tx.QueryRow(ctx, guestSQL, in.Email, string(in.ShippingAddress)).Scan(&email, &address); err != nil {
+		return err
+	}
+	keys := []int64{db.GuestLock("email:" + email).Key(), db.GuestLock("address:" + address).Key()}
+	slices.Sort(keys) // one order for every taker: no deadlock
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys); err != nil {
+		return err
+	}
+	var open int
+	var wait time.Duration
+	if err := tx.QueryRow(ctx, openGuestOrdersSQL, email, address).Scan(&open, &wait); err != nil {
+		return err
+	}
+	if open >= l.GuestOpenOrders {
+		return &model.Error{Code: model.CodeRateLimited, RetryAfter: wait,
+			Message: fmt.Sprintf("%d orders with this email or address are waiting for payment: pay or cancel one, or sign in", open)}
+	}
+	return nil
+}
+
+const orderIDByKeySQL = `
+SELECT id::text, cart_id::text FROM orders
+WHERE coalesce(customer_id, cart_id::text) = coalesce(nullif($1, ''), $2) AND idempotency_key = $3`
 
 // orderIDByKey returns the id of the order placed with in's idempotency key ("" if none),
-// and CONFLICT when that order came from another cart.
-func orderIDByKey(ctx context.Context, q querier, in model.CheckoutInput) (string, error) {
-	rows, err := q.Query(ctx, orderIDByKeySQL, in.IdempotencyKey)
+// and CONFLICT when the customer placed it from another cart.
+func orderIDByKey(ctx context.Context, q querier, customerID string, in model.CheckoutInput) (string, error) {
+	rows, err := q.Query(ctx, orderIDByKeySQL, customerID, in.CartID, in.IdempotencyKey)
 	if err != nil {
 		return "", err
 	}
@@ -228,7 +322,7 @@ func (s *Store) insertOrder(ctx context.Context, tx pgx.Tx, customerID, currency
 	}
 	var id string
 	err := tx.QueryRow(ctx, insertOrderSQL, customerID, in.Email, currency, int64(total), address,
-		in.IdempotencyKey, in.CartID, s.orderHold.Seconds(), items).Scan(&id)
+		in.IdempotencyKey, in.CartID, s.hold(customerID == "").Seconds(), items).Scan(&id)
 	if err != nil {
 		return "", err
 	}

@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -298,16 +298,20 @@ func TestCheckoutIsIdempotent(t *testing.T) {
 		t.Errorf("after twins: %d orders, stock %s; want 2 and 10/5", n, sh.levels(p))
 	}
 
-	// The same key with another cart is refused, and so is a race of two such carts.
-	_, err := sh.checkout(sh.cart(line(p, 1)), "same")
-	wantCode(t, err, model.CodeConflict, "idempotencyKey")
-	others := []string{sh.cart(line(p, 1)), sh.cart(line(p, 1))}
-	errs := make([]error, 2)
-	race(2, func(i int) { _, errs[i] = sh.checkout(others[i], "contested") })
-	if (errs[0] == nil) == (errs[1] == nil) {
-		t.Fatalf("two carts, one key: got %v and %v; want one order and one CONFLICT", errs[0], errs[1])
+	// The same key on another cart: see TestIdempotencyKeysAreScoped.
+}
+
+// customerCart returns the id of a new cart of customer holding lines.
+func (sh *shop) customerCart(customer string, lines ...model.CartLineInput) string {
+	sh.t.Helper()
+	c, err := sh.s.CreateCart(context.Background(), customer)
+	if err != nil {
+		sh.t.Fatal(err)
 	}
-	wantCode(t, cmp.Or(errs[0], errs[1]), model.CodeConflict, "idempotencyKey")
+	if _, err := sh.s.AddCartLines(context.Background(), c.ID, lines); err != nil {
+		sh.t.Fatal(err)
+	}
+	return c.ID
 }
 
 func TestCheckoutRevalidatesPrices(t *testing.T) {
@@ -500,5 +504,88 @@ func TestCheckoutWritesOutbox(t *testing.T) {
 	want := fmt.Sprint([]string{"p0 w0 1->0 @2", "p0 w1 4->2 @2", "p1 w0 6->4 @2"})
 	if got != want {
 		t.Errorf("stock events: got %s; want %s", got, want)
+	}
+}
+
+// An idempotency key belongs to who checks out: two guests' carts may use the same key; a
+// customer's key used again on another cart is a CONFLICT.
+func TestIdempotencyKeysAreScoped(t *testing.T) {
+	sh := newShop(t)
+	ctx := context.Background()
+	p := sh.products[0]
+	sh.stock(p, 100)
+	first := sh.mustCheckout(sh.cart(line(p, 1)), "same-key")
+	second := sh.mustCheckout(sh.cart(line(p, 1)), "same-key")
+	if first.ID == second.ID {
+		t.Fatal("two guests' carts with one key got one order; want an order each")
+	}
+	in := model.CheckoutInput{CartID: sh.customerCart("ann", line(p, 1)), IdempotencyKey: "same-key", Email: "ann@example.com"}
+	o, err := sh.s.Checkout(ctx, "ann", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := sh.s.Checkout(ctx, "ann", in); err != nil || again.ID != o.ID {
+		t.Fatalf("the customer's retry: %v, %v; want the first order", again, err)
+	}
+	_, err = sh.s.Checkout(ctx, "ann", model.CheckoutInput{CartID: sh.customerCart("ann", line(p, 1)), IdempotencyKey: "same-key", Email: "ann@example.com"})
+	wantCode(t, err, model.CodeConflict, "idempotencyKey")
+}
+
+// One guest cannot hoard stock: lines and orders are capped, and a guest (by email, or by
+// address under another email) has at most two unpaid orders, on a shorter hold.
+func TestGuestsCannotHoardStock(t *testing.T) {
+	limits := store.CheckoutLimits{LineUnits: 20, OrderUnits: 30, GuestOpenOrders: 2, GuestHold: 10 * time.Minute}
+	sh := newShop(t, store.WithCheckoutLimits(limits))
+	ctx := context.Background()
+	p, q := sh.products[0], sh.products[1]
+	sh.stock(p, 1000)
+	sh.stock(q, 1000)
+	guest := func(email, street string, lines ...model.CartLineInput) (*model.Order, error) {
+		address := fmt.Sprintf(`{"name":"G","line1":%q,"city":"Lyon","postalCode":"69001","country":"FR"}`, street)
+		return sh.s.Checkout(ctx, "", model.CheckoutInput{CartID: sh.cart(lines...), IdempotencyKey: email + street,
+			Email: email, ShippingAddress: json.RawMessage(address)})
+	}
+	_, err := guest("g@example.com", "1 Rue A", line(p, 999))
+	wantCode(t, err, model.CodeBadUserInput, "cartId")
+	_, err = guest("g@example.com", "1 Rue A", line(p, 20), line(q, 20))
+	wantCode(t, err, model.CodeBadUserInput, "cartId")
+	o, err := guest("g@example.com", "1 Rue A", line(p, 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hold := o.ExpiresAt.Sub(o.CreatedAt); hold > 10*time.Minute+time.Second {
+		t.Errorf("a guest's order holds its stock for %s; want the guest hold, 10m", hold)
+	}
+	if _, err := guest("G@Example.com", "1 rue A", line(p, 20)); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range [][2]string{{"g@example.com", "3 Rue C"}, {"other@example.com", " 1  rue a "}} {
+		_, err = guest(who[0], who[1], line(p, 1))
+		wantCode(t, err, model.CodeRateLimited, "")
+	}
+	if got := sh.levels(p); got != "1000/40 - - -" {
+		t.Errorf("stock of the product: %s; want 1000/40: the guest holds two orders of 20 and no more", got)
+	}
+	// Signed in, the same person is a customer with the customer's hold.
+	if _, err := sh.s.Checkout(ctx, "ann", model.CheckoutInput{CartID: sh.customerCart("ann", line(p, 5)), IdempotencyKey: "ann", Email: "g@example.com"}); err != nil {
+		t.Errorf("a customer with the guest's email: %v; want the order", err)
+	}
+}
+
+// Concurrent checkouts of one guest do not slip past the limit together.
+func TestGuestLimitHoldsUnderConcurrency(t *testing.T) {
+	sh := newShop(t, store.WithCheckoutLimits(store.CheckoutLimits{GuestOpenOrders: 2}))
+	p := sh.products[0]
+	sh.stock(p, 100)
+	carts := make([]string, 10)
+	for i := range carts {
+		carts[i] = sh.cart(line(p, 1))
+	}
+	race(len(carts), func(i int) {
+		_, _ = sh.s.Checkout(context.Background(), "", model.CheckoutInput{CartID: carts[i], IdempotencyKey: fmt.Sprint(i),
+			Email: "same@example.com", ShippingAddress: json.RawMessage(fmt.Sprintf(`{"line1":"%d Main St"}`, i))})
+	})
+	if n := sh.count(`SELECT count(*) FROM orders`); n != 2 {
+		t.Errorf("%d orders placed by one guest at once; want 2", n)
 	}
 }

@@ -221,8 +221,8 @@ var (
 )
 
 // MarkOrderPaid records the payment of a PENDING_PAYMENT order; its stock stays reserved
-// until fulfilment. An order past its expiry that ExpireOrders has not cancelled yet still
-// holds its stock, so it can still be paid.
+// until fulfilment. An order past its expiry is refused (CONFLICT) whether or not
+// ExpireOrders has cancelled it yet: its stock is no longer promised to it.
 func (s *Store) MarkOrderPaid(ctx context.Context, id string) (*model.Order, error) {
 	return s.transition(ctx, id, payOrder)
 }
@@ -246,7 +246,8 @@ func (s *Store) transition(ctx context.Context, id string, t transition) (*model
 	}
 	err := s.retryTx(ctx, func(tx pgx.Tx) error {
 		var status model.OrderStatus
-		err := tx.QueryRow(ctx, `SELECT status FROM orders WHERE id = $1 FOR UPDATE`, id).Scan(&status)
+		var expired bool
+		err := tx.QueryRow(ctx, `SELECT status, expires_at <= now() FROM orders WHERE id = $1 FOR UPDATE`, id).Scan(&status, &expired)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return model.NotFound("order")
 		}
@@ -255,6 +256,9 @@ func (s *Store) transition(ctx context.Context, id string, t transition) (*model
 		}
 		if !slices.Contains(t.from, status) {
 			return model.Errorf(model.CodeConflict, "the order is %s: it cannot be %s", status, t.verb)
+		}
+		if t.to == model.OrderPaid && expired {
+			return model.Errorf(model.CodeConflict, "the order's hold has expired: it cannot be %s; place the order again", t.verb)
 		}
 		return applyTransition(ctx, tx, []string{id}, t, t.reason)
 	})

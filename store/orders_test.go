@@ -283,3 +283,32 @@ func TestListOrders(t *testing.T) {
 	_, err = sh.s.Order(ctx, "nope")
 	wantCode(t, err, model.CodeNotFound, "")
 }
+
+// An order past its hold cannot be paid, whether the expiry job has cancelled it yet or
+// not; racing the job, it ends CANCELLED or refused, never PAID after its expiry.
+func TestNoPaymentAfterExpiry(t *testing.T) {
+	sh := newShop(t, store.WithOrderHold(0))
+	ctx := context.Background()
+	p := sh.products[0]
+	sh.stock(p, 100)
+	late := placedOrder(t, sh, "late")
+	_, err := sh.s.MarkOrderPaid(ctx, late.ID)
+	wantCode(t, err, model.CodeConflict, "")
+	if o, _ := sh.s.Order(ctx, late.ID); o.Status != model.OrderPendingPayment || sh.levels(p) != "100/3 - - -" {
+		t.Fatalf("after a refused payment: %s, stock %s; want PENDING_PAYMENT and the stock still reserved until the job runs", o.Status, sh.levels(p))
+	}
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, placedOrder(t, sh, fmt.Sprint("race-", i)).ID)
+	}
+	race(len(ids)+1, func(i int) {
+		if i == len(ids) {
+			_, _ = sh.s.ExpireOrders(ctx, time.Now(), 5)
+			return
+		}
+		_, _ = sh.s.MarkOrderPaid(ctx, ids[i])
+	})
+	if n := sh.count(`SELECT count(*) FROM orders WHERE status = 'PAID'`); n != 0 {
+		t.Errorf("%d expired orders were paid", n)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/homegoods/storefront/graph/model"
 )
@@ -22,6 +23,9 @@ type Store struct {
 	pool *pgxpool.Pool
 	// orderHold is how long an unpaid order keeps its stock reserved.
 	orderHold time.Duration
+	limits    CheckoutLimits
+	// writers, when set, bounds the transactions open at once (see WithWriters).
+	writers *semaphore.Weighted
 }
 
 // Option configures a Store.
@@ -84,8 +88,23 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// WithWriters lets at most n transactions run at once; the others wait for a slot, holding
+// no connection, as long as their context allows (the request's deadline: then clients see
+// UNAVAILABLE). Transactions take row locks and may wait for them: without a bound, a lock
+// held elsewhere would gather every connection of the pool behind it, and reads, which take
+// no lock, would wait for a connection too.
+func WithWriters(n int) Option {
+	return func(s *Store) { s.writers = semaphore.NewWeighted(int64(n)) }
+}
+
 // inTx runs fn in a transaction, committed when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	if s.writers != nil {
+		if err := s.writers.Acquire(ctx, 1); err != nil {
+			return fmt.Errorf("wait for a transaction slot: %w", err)
+		}
+		defer s.writers.Release(1)
+	}
 	return pgx.BeginFunc(ctx, s.pool, fn)
 }
 

@@ -87,8 +87,14 @@ func (l *leader) listen(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // lane drains one lane whenever it is woken. The fast lane also resyncs the consumer when
-// needed, at most once per Poll.
+// needed, at most once per Poll. A lane delivers on a connection of its own: a handler that
+// reads through the pool never waits for a connection its own delivery holds.
 func (l *leader) lane(ctx context.Context, lane bool) error {
+	conn, err := pgx.ConnectConfig(ctx, l.feed.pool.Config().ConnConfig)
+	if err != nil {
+		return fmt.Errorf("relay %s: connect: %w", l.c.Name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
 	limit := l.feed.opts.BatchSize
 	if lane == bulk {
 		limit = l.feed.opts.BulkBatchSize
@@ -106,7 +112,7 @@ func (l *leader) lane(ctx context.Context, lane bool) error {
 			}
 		}
 		for {
-			n, err := l.deliver(ctx, lane, limit)
+			n, err := l.deliver(ctx, conn, lane, limit)
 			if err != nil {
 				return err
 			}
@@ -187,12 +193,12 @@ FOR UPDATE OF p`
 // deliver reads a batch of lane, hands it to the consumer and deletes it from the queue in
 // one transaction, so that a leader killed mid-batch leaves the whole batch to its
 // successor. It returns how many events it delivered.
-func (l *leader) deliver(ctx context.Context, lane bool, limit int) (int, error) {
+func (l *leader) deliver(ctx context.Context, conn *pgx.Conn, lane bool, limit int) (int, error) {
 	l.paused.RLock()
 	defer l.paused.RUnlock()
 	f, c := l.feed, l.c
 	var n int
-	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, laneSQL, c.Name, limit, lane)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrorCode is a machine-readable error class; clients read it in extensions.code.
@@ -21,7 +22,10 @@ const (
 	CodeConflict        ErrorCode = "CONFLICT"
 	CodeOutOfStock      ErrorCode = "OUT_OF_STOCK"
 	CodeRateLimited     ErrorCode = "RATE_LIMITED"
-	CodeInternal        ErrorCode = "INTERNAL"
+	// CodeUnavailable: the server could not answer in time (a database or engine too busy,
+	// a request past its deadline); the same request may succeed when retried.
+	CodeUnavailable ErrorCode = "UNAVAILABLE"
+	CodeInternal    ErrorCode = "INTERNAL"
 )
 
 // Error is the one error type that reaches clients. Its message is written for them; anything
@@ -31,6 +35,8 @@ type Error struct {
 	Message string
 	// Argument is the dotted path of the offending argument ("input.price"), if any.
 	Argument string
+	// RetryAfter, when set, is how long until the request may succeed (extensions.retryAfter).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
