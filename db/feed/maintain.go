@@ -50,7 +50,7 @@ WHERE active AND seen_at < now() - $1::interval RETURNING name`, f.opts.Consumer
 		f.log.Warn("feed: consumer retired: no relay seen for a while; its queue is dropped and it will resync when it is back",
 			"consumer", name, "timeout", f.opts.ConsumerTimeout)
 	}
-	if m.Dropped, err = f.inChunks(ctx, dropRetiredSQL, chunk); err != nil {
+	if m.Dropped, err = f.dropRetiredQueues(ctx); err != nil {
 		return m, fmt.Errorf("drop queues of retired consumers: %w", err)
 	}
 	if m.Pruned, err = f.inChunks(ctx, pruneSQL, chunk, f.opts.Retain); err != nil {
@@ -63,21 +63,40 @@ WHERE active AND seen_at < now() - $1::interval RETURNING name`, f.opts.Consumer
 // many locks or runs long.
 const chunk = 5000
 
-// dropRetiredSQL deletes a chunk of the queued events of retired consumers. It is run until
-// nothing is left, also for events queued by transactions that still saw a consumer active.
-const dropRetiredSQL = `
-DELETE FROM outbox_pending WHERE (consumer, outbox_id) IN (
-    SELECT p.consumer, p.outbox_id FROM outbox_pending p
-    JOIN outbox_consumers c ON c.name = p.consumer AND NOT c.active
-    LIMIT $1)`
+// dropQueueSQL deletes a chunk of consumer $2's queue, by its primary key (see pruneSQL for
+// the array).
+const dropQueueSQL = `
+DELETE FROM outbox_pending WHERE consumer = $2 AND outbox_id = ANY(ARRAY(
+    SELECT outbox_id FROM outbox_pending WHERE consumer = $2 ORDER BY outbox_id LIMIT $1))`
 
-// pruneSQL deletes a chunk of the oldest outbox rows that every consumer is past.
+// dropRetiredQueues deletes the queues of retired consumers, also what transactions that
+// still saw a consumer active queued for it, and returns how many events it deleted.
+func (f *Feed) dropRetiredQueues(ctx context.Context) (int, error) {
+	rows, err := f.pool.Query(ctx, `SELECT name FROM outbox_consumers WHERE NOT active`)
+	if err != nil {
+		return 0, err
+	}
+	retired, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	total := 0
+	for _, name := range retired {
+		n, err := f.inChunks(ctx, dropQueueSQL, chunk, name)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, err
+}
+
+// pruneSQL deletes a chunk of the oldest outbox rows that every consumer is past. The ids
+// go through an array so that the delete looks each one up by its key: an IN (subquery)
+// lets the planner scan the whole outbox for every chunk.
 const pruneSQL = `
-DELETE FROM outbox WHERE id IN (
+DELETE FROM outbox WHERE id = ANY(ARRAY(
     SELECT o.id FROM outbox o
     WHERE o.created_at < now() - $2::interval
       AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.outbox_id = o.id)
-    ORDER BY o.id LIMIT $1)`
+    ORDER BY o.id LIMIT $1))`
 
 // inChunks runs a delete of at most chunk rows (its first argument) until it deletes less,
 // and returns how many rows it deleted in all.

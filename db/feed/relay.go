@@ -164,31 +164,40 @@ func (f *Feed) resync(ctx context.Context, c Consumer) error {
 	return err
 }
 
-// laneSQL picks the oldest events of a lane ($3: the bulk lane, else the fast one) with
-// the older events of the same entities from either lane, so that no entity's event is
-// handled before an older one of it. Both lanes' deliveries lock their rows in outbox order,
-// so that one waits for the other where they meet (and then skips what it delivered), and
-// never deadlocks.
+// laneSQL picks the oldest events of a lane (%s: the lane's condition) with the older
+// events of the same entities from either lane, so that no entity's event is handled before
+// an older one of it. Both lanes' deliveries lock their rows in outbox order, so that one
+// waits for the other where they meet (and then skips what it delivered), and never
+// deadlocks. Every step goes through an index, by arrays and a lateral lookup per entity:
+// the statement runs as a generic plan, and a join the planner may turn into a scan of the
+// whole outbox would cost a batch time in proportion to the backlog.
 const laneSQL = `
 WITH lane AS (
     SELECT outbox_id FROM outbox_pending
-    WHERE consumer = $1 AND bulk = $3
+    WHERE consumer = $1 AND %s
     ORDER BY outbox_id LIMIT $2
 ), entities AS (
-    SELECT DISTINCT o.aggregate, o.aggregate_id FROM lane JOIN outbox o ON o.id = lane.outbox_id
-), picked AS (
-    SELECT outbox_id FROM lane
-    UNION
+    SELECT DISTINCT o.aggregate, o.aggregate_id FROM outbox o
+    WHERE o.id = ANY(ARRAY(SELECT outbox_id FROM lane))
+), older AS (
     SELECT p.outbox_id FROM entities e
-    JOIN outbox o ON o.aggregate = e.aggregate AND o.aggregate_id = e.aggregate_id
-                 AND o.id < (SELECT max(outbox_id) FROM lane)
+    CROSS JOIN LATERAL (
+        SELECT o.id FROM outbox o
+        WHERE o.aggregate = e.aggregate AND o.aggregate_id = e.aggregate_id
+          AND o.id < (SELECT max(outbox_id) FROM lane)
+    ) o
     JOIN outbox_pending p ON p.consumer = $1 AND p.outbox_id = o.id
 )
 SELECT o.id, o.aggregate, o.aggregate_id, o.kind, o.version, o.payload, o.created_at
 FROM outbox_pending p JOIN outbox o ON o.id = p.outbox_id
-WHERE p.consumer = $1 AND p.outbox_id IN (SELECT outbox_id FROM picked)
+WHERE p.consumer = $1
+  AND p.outbox_id = ANY(ARRAY(SELECT outbox_id FROM lane UNION SELECT outbox_id FROM older))
 ORDER BY p.outbox_id
 FOR UPDATE OF p`
+
+// The statements of the two lanes: the fast lane's condition matches the partial index of
+// its rows.
+var laneStatements = [2]string{fmt.Sprintf(laneSQL, "NOT bulk"), fmt.Sprintf(laneSQL, "bulk")}
 
 // deliver reads a batch of lane, hands it to the consumer and deletes it from the queue in
 // one transaction, so that a leader killed mid-batch leaves the whole batch to its
@@ -199,7 +208,7 @@ func (l *leader) deliver(ctx context.Context, conn *pgx.Conn, lane bool, limit i
 	f, c := l.feed, l.c
 	var n int
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, laneSQL, c.Name, limit, lane)
+		rows, err := tx.Query(ctx, laneStatements[boolIndex(lane)], c.Name, limit)
 		if err != nil {
 			return err
 		}
