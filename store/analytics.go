@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -206,25 +205,19 @@ func levelFor(g model.SalesGroupBy, f model.SalesFilter) salesLevel {
 	return salesLevel{"_totals", "orders"}
 }
 
-// fromDaily reports whether the daily rollups answer a normalized query: when its buckets
-// are days, weeks or months and its zone is UTC throughout the range, so that its days are
-// UTC days. The hourly ones answer the others.
-func fromDaily(q model.SalesQuery) bool {
-	return q.Bucket != model.SalesBucketHour && q.UTCThroughout()
-}
-
-// salesRelation names the relation that answers a normalized query: hourly or daily (see
-// fromDaily), at the level of levelFor.
+// salesRelation names the coarsest relation that SalesReport reads for a normalized query,
+// at the level of levelFor: the one that answers most of the range (see cover).
 func salesRelation(q model.SalesQuery) string {
-	grain := "sales_hourly"
-	if fromDaily(q) {
-		grain = "sales_daily"
+	pieces, _ := reportPieces(reportBounds(q))
+	g := coarsest(pieces)
+	if g == grainRaw {
+		return "sales_facts"
 	}
-	return grain + levelFor(q.GroupBy, q.Filter).suffix
+	return grainRelation[g] + levelFor(q.GroupBy, q.Filter).suffix
 }
 
-// SalesRelation names the relation SalesReport reads to answer q: for tests, benchmarks and
-// EXPLAIN.
+// SalesRelation names the coarsest relation SalesReport reads to answer q (finer ones answer
+// the edges of its buckets): for tests, benchmarks and EXPLAIN.
 func SalesRelation(q model.SalesQuery) (string, error) {
 	q, err := q.Normalize()
 	if err != nil {
@@ -233,18 +226,16 @@ func SalesRelation(q model.SalesQuery) (string, error) {
 	return salesRelation(q), nil
 }
 
+// reportBounds returns the starts of a normalized query's buckets and the end of its range.
+func reportBounds(q model.SalesQuery) []time.Time {
+	return append(model.SalesBuckets(q.From, q.To, q.Bucket, model.MaxSalesBuckets), q.To)
+}
+
 var groupColumn = map[model.SalesGroupBy]string{
 	model.SalesGroupByNone:     `''`,
 	model.SalesGroupByCategory: `s.category_id::text`,
 	model.SalesGroupByBrand:    `coalesce(s.brand_id::text, '')`,
 	model.SalesGroupByProduct:  `s.product_id::text`,
-}
-
-var truncUnit = map[model.SalesBucket]string{
-	model.SalesBucketHour:  "hour",
-	model.SalesBucketDay:   "day",
-	model.SalesBucketWeek:  "week",
-	model.SalesBucketMonth: "month",
 }
 
 // salesFilterConditions turns f into conditions on the rollup rows s.
@@ -262,21 +253,30 @@ func salesFilterConditions(a *args, f model.SalesFilter) []string {
 	return conds
 }
 
-// salesSumsSQL sums the rollup rows of the range per rollup bucket and group.
-const salesSumsSQL = `
-SELECT s.bucket, %[1]s AS group_id, sum(s.revenue_cents)::bigint AS revenue, sum(s.cost_cents)::bigint AS cost,
-       sum(s.%[2]s)::bigint AS orders, sum(s.units)::bigint AS units
-FROM %[3]s s
-WHERE s.bucket >= %[4]s AND s.bucket < %[5]s%[6]s
+// salesPiecesSQL sums the rows of a rollup that pieces name, each times its piece's weight,
+// per report bucket (its index) and group. The range and the list of buckets both bound the
+// scan: the range prunes chunks and partitions at planning, the list the rows read.
+const salesPiecesSQL = `
+SELECT p.bucket, %[1]s AS group_id, sum(p.weight * s.revenue_cents) AS revenue, sum(p.weight * s.cost_cents) AS cost,
+       sum(p.weight * s.%[2]s) AS orders, sum(p.weight * s.units) AS units
+FROM unnest(%[3]s::timestamptz[], %[4]s::int[], %[5]s::int[]) AS p(start, weight, bucket)
+JOIN %[6]s s ON s.bucket = p.start
+WHERE s.bucket = ANY (%[3]s::timestamptz[]) AND s.bucket >= %[7]s AND s.bucket <= %[8]s%[9]s
 GROUP BY 1, 2`
 
-// salesFactSumsSQL sums the raw facts of some hours of the range per instant and group.
-const salesFactSumsSQL = `
-SELECT s.time, %[1]s AS group_id, sum(s.revenue_cents)::bigint AS revenue, sum(s.cost_cents)::bigint AS cost,
-       sum(s.%[2]s)::bigint AS orders, sum(s.units)::bigint AS units
-FROM unnest(%[3]s::timestamptz[]) AS h(start)
-JOIN sales_facts s ON s.time >= h.start AND s.time < h.start + interval '1 hour'
-WHERE s.time >= %[4]s AND s.time < %[5]s%[6]s
+// salesFactPiecesSQL does the same over the raw facts of the pieces' time ranges.
+const salesFactPiecesSQL = `
+SELECT p.bucket, %[1]s AS group_id, sum(p.weight * s.revenue_cents) AS revenue, sum(p.weight * s.cost_cents) AS cost,
+       sum(p.weight * s.%[2]s) AS orders, sum(p.weight * s.units) AS units
+FROM unnest(%[3]s::timestamptz[], %[4]s::timestamptz[], %[5]s::int[], %[6]s::int[]) AS p(start, stop, weight, bucket)
+JOIN sales_facts s ON s.time >= p.start AND s.time < p.stop
+WHERE s.time >= %[7]s AND s.time < %[8]s%[9]s
+GROUP BY 1, 2`
+
+// salesBucketsSQL adds up the pieces' sums per report bucket and group.
+const salesBucketsSQL = `
+SELECT r.bucket, r.group_id, sum(r.revenue)::bigint, sum(r.cost)::bigint, sum(r.orders)::bigint, sum(r.units)::bigint
+FROM (%s) r
 GROUP BY 1, 2`
 
 // factFlag is the flag of the raw facts that a level's orders column sums.
@@ -284,19 +284,10 @@ var factFlag = map[string]string{
 	"orders": "order_first", "category_orders": "category_first", "brand_orders": "brand_first", "product_orders": "product_first",
 }
 
-// salesRebucketSQL sums those sums per bucket of the report's zone: date_trunc in the zone
-// (costly: a zone conversion per row) runs on the sums per rollup bucket and group rather
-// than on every rollup row. It is exact because no row spans a bucket boundary: hourly rows
-// are read only for the hours no boundary splits, quarter-hour rows or raw facts for the
-// others (see splitHours), daily rows only when the zone is UTC throughout.
-const salesRebucketSQL = `
-SELECT date_trunc(%[1]s, r.bucket, %[2]s) AS bucket, r.group_id,
-       sum(r.revenue)::bigint, sum(r.cost)::bigint, sum(r.orders)::bigint, sum(r.units)::bigint
-FROM (%[3]s) r
-GROUP BY 1, 2`
-
+// salesRow is a report bucket's figures for a group; Bucket is the bucket's index, -1 for
+// the rows that only say the group had facts in the range (see reportPieces).
 type salesRow struct {
-	Bucket  time.Time
+	Bucket  int
 	GroupID string
 	model.SalesFigures
 }
@@ -311,16 +302,17 @@ func scanSalesRow(row pgx.CollectableRow) (salesRow, error) {
 
 // SalesReport answers q (see model.SalesQuery.Normalize for what it refuses): a series per
 // group that has sales facts in the range, sorted by group id, each with a point for every
-// bucket (zeros where nothing sold), and totals. It reads the smallest rollup that has what
-// q needs (see salesRelation).
+// bucket (zeros where nothing sold), and totals. It reads the smallest rollups that have the
+// dimensions q needs (see levelFor), as few of their rows as it can (see cover).
 func (s *Store) SalesReport(ctx context.Context, q model.SalesQuery) (*model.SalesReport, error) {
 	q, err := q.Normalize()
 	if err != nil {
 		return nil, err
 	}
+	pieces, presence := reportPieces(reportBounds(q))
 	// The simple protocol plans the statement with its values: the range prunes partitions
 	// or chunks at planning.
-	sql, a := salesReportQuery(q)
+	sql, a := salesReportQuery(q, pieces)
 	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeSimpleProtocol}, a...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sales report: %w", err)
@@ -329,69 +321,40 @@ func (s *Store) SalesReport(ctx context.Context, q model.SalesQuery) (*model.Sal
 	if err != nil {
 		return nil, fmt.Errorf("sales report: %w", err)
 	}
-	return assembleReport(q, found), nil
+	return assembleReport(q, found, presence), nil
 }
 
-// salesReportQuery returns the SQL and arguments of a normalized query's report rows: the
-// rollup of salesRelation for the hours that no bucket boundary splits, and for the others
-// the quarter-hour rollup of the same level, or the raw facts (see splitHours).
-func salesReportQuery(q model.SalesQuery) (string, args) {
+// salesReportQuery returns the SQL and arguments of the report rows of a normalized query's
+// pieces: one scan of each grain's rollup at the query's level (or of the raw facts).
+func salesReportQuery(q model.SalesQuery, pieces []piece) (string, args) {
 	var a args
 	level := levelFor(q.GroupBy, q.Filter)
 	group := groupColumn[q.GroupBy]
-	from, to := a.add(q.From), a.add(q.To)
 	filters := andMore(salesFilterConditions(&a, q.Filter))
-	quarters, raw := splitHours(q)
-	if len(quarters)+len(raw) == 0 {
-		sql := fmt.Sprintf(salesSumsSQL, group, level.orders, salesRelation(q), from, to, filters)
-		// Hours from the hourly rollups and days from the daily ones are the report's
-		// buckets already: summing them again would only cost time.
-		if q.Bucket == model.SalesBucketHour || (q.Bucket == model.SalesBucketDay && fromDaily(q)) {
-			return sql, a
+	var parts []string
+	for g := grainDay; g <= grainRaw; g++ {
+		var starts, stops []time.Time
+		var weights, buckets []int32
+		for _, p := range pieces {
+			if p.grain == g {
+				starts, stops = append(starts, p.start), append(stops, p.end)
+				weights, buckets = append(weights, int32(p.weight)), append(buckets, int32(p.bucket))
+			}
 		}
-		return fmt.Sprintf(salesRebucketSQL, a.add(truncUnit[q.Bucket]), a.add(q.TimeZone), sql), a
-	}
-	split := a.add(append(slices.Clone(quarters), raw...))
-	parts := []string{fmt.Sprintf(salesSumsSQL, group, level.orders, salesRelation(q), from, to,
-		" AND s.bucket <> ALL ("+split+"::timestamptz[])"+filters)}
-	if len(quarters) > 0 {
-		var starts []time.Time
-		for _, h := range quarters {
-			starts = append(starts, h, h.Add(15*time.Minute), h.Add(30*time.Minute), h.Add(45*time.Minute))
+		if len(starts) == 0 {
+			continue
 		}
-		parts = append(parts, fmt.Sprintf(salesSumsSQL, group, level.orders, "sales_15min"+level.suffix, from, to,
-			" AND s.bucket = ANY ("+a.add(starts)+"::timestamptz[])"+filters))
-	}
-	if len(raw) > 0 {
-		parts = append(parts, fmt.Sprintf(salesFactSumsSQL, group, factFlag[level.orders], a.add(raw), from, to, filters))
-	}
-	sql := strings.Join(parts, "\nUNION ALL")
-	return fmt.Sprintf(salesRebucketSQL, a.add(truncUnit[q.Bucket]), a.add(q.TimeZone), sql), a
-}
-
-// splitHours returns the UTC hours of a normalized query's range that a boundary of its
-// buckets falls inside (the zone's offset is not whole hours): those split at a quarter hour,
-// which the quarter-hour rollups answer exactly, and those split elsewhere (local mean times
-// of the past), which only the raw facts can answer. Hourly rollups answer the other hours.
-func splitHours(q model.SalesQuery) (quarters, raw []time.Time) {
-	onQuarter := map[time.Time]bool{}
-	for _, b := range append(model.SalesBuckets(q.From, q.To, q.Bucket, model.MaxSalesBuckets), q.To) {
-		h := b.UTC().Truncate(time.Hour)
-		if off := b.Sub(h); off != 0 {
-			quarter, seen := onQuarter[h]
-			onQuarter[h] = off%(15*time.Minute) == 0 && (quarter || !seen)
+		lo := a.add(slices.MinFunc(starts, time.Time.Compare))
+		if g == grainRaw {
+			parts = append(parts, fmt.Sprintf(salesFactPiecesSQL, group, factFlag[level.orders],
+				a.add(starts), a.add(stops), a.add(weights), a.add(buckets), lo, a.add(slices.MaxFunc(stops, time.Time.Compare)), filters))
+			continue
 		}
+		hi := a.add(slices.MaxFunc(starts, time.Time.Compare))
+		parts = append(parts, fmt.Sprintf(salesPiecesSQL, group, level.orders,
+			a.add(starts), a.add(weights), a.add(buckets), grainRelation[g]+level.suffix, lo, hi, filters))
 	}
-	for h, quarter := range onQuarter {
-		if quarter {
-			quarters = append(quarters, h)
-		} else {
-			raw = append(raw, h)
-		}
-	}
-	slices.SortFunc(quarters, time.Time.Compare)
-	slices.SortFunc(raw, time.Time.Compare)
-	return quarters, raw
+	return fmt.Sprintf(salesBucketsSQL, strings.Join(parts, "\nUNION ALL")), a
 }
 
 // andMore joins conditions to a WHERE clause that has some already.
@@ -402,38 +365,34 @@ func andMore(conds []string) string {
 	return " AND " + strings.Join(conds, " AND ")
 }
 
-// assembleReport lays the rows out as gap-filled series.
-func assembleReport(q model.SalesQuery, rows []salesRow) *model.SalesReport {
+// assembleReport lays the rows out as gap-filled series: of every group that has rows, or
+// with presence, of the groups that have presence rows (bucket -1).
+func assembleReport(q model.SalesQuery, rows []salesRow, presence bool) *model.SalesReport {
 	loc := q.Location()
 	buckets := model.SalesBuckets(q.From, q.To, q.Bucket, model.MaxSalesBuckets)
 	report := &model.SalesReport{From: q.From, To: q.To, Bucket: q.Bucket, GroupBy: q.GroupBy, TimeZone: q.TimeZone}
 	series := map[string]*model.SalesSeries{}
 	for _, r := range rows {
-		ser := series[r.GroupID]
-		if ser == nil {
-			ser = &model.SalesSeries{GroupID: r.GroupID, Points: make([]model.SalesPoint, len(buckets))}
-			for i, b := range buckets {
-				ser.Points[i].BucketStart = b
-			}
-			series[r.GroupID] = ser
+		if presence != (r.Bucket < 0) || series[r.GroupID] != nil {
+			continue
 		}
-		// The bucket that starts last at or before the row's (they are equal but for zone
-		// rules PostgreSQL and Go might see differently).
-		i := sort.Search(len(buckets), func(i int) bool { return buckets[i].After(r.Bucket) }) - 1
-		i = max(i, 0)
-		ser.Points[i].Add(r.SalesFigures)
-		ser.Totals.Add(r.SalesFigures)
-		report.Totals.Add(r.SalesFigures)
+		ser := &model.SalesSeries{GroupID: r.GroupID, Points: make([]model.SalesPoint, len(buckets))}
+		for i, b := range buckets {
+			ser.Points[i].BucketStart = b.In(loc)
+		}
+		series[r.GroupID] = ser
+	}
+	for _, r := range rows {
+		if ser := series[r.GroupID]; ser != nil && r.Bucket >= 0 {
+			ser.Points[r.Bucket].Add(r.SalesFigures)
+			ser.Totals.Add(r.SalesFigures)
+			report.Totals.Add(r.SalesFigures)
+		}
 	}
 	for _, ser := range series {
 		report.Series = append(report.Series, *ser)
 	}
 	slices.SortFunc(report.Series, func(a, b model.SalesSeries) int { return cmp.Compare(a.GroupID, b.GroupID) })
-	for i := range report.Series {
-		for j := range report.Series[i].Points {
-			report.Series[i].Points[j].BucketStart = report.Series[i].Points[j].BucketStart.In(loc)
-		}
-	}
 	return report
 }
 

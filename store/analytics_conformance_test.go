@@ -582,24 +582,29 @@ func (w *salesWorld) bruteTop(q model.TopProductsQuery, hidden []string) []model
 	return out
 }
 
-// analyticsRelations are the rollups a report reads first: hourly and daily, at four levels.
+// analyticsRelations are the hourly and daily rollups, at four levels.
 var analyticsRelations = []string{
 	"sales_hourly", "sales_hourly_totals", "sales_hourly_by_category", "sales_hourly_by_brand",
 	"sales_daily", "sales_daily_totals", "sales_daily_by_category", "sales_daily_by_brand",
 }
 
-// quarterRelations are the rollups of the hours that the buckets of a zone whose offset is
-// not whole hours split.
+// quarterRelations are the quarter-hour rollups, which answer the parts of hours that the
+// buckets of a zone whose offset is not whole hours split.
 var quarterRelations = []string{"sales_15min", "sales_15min_totals", "sales_15min_by_category", "sales_15min_by_brand"}
 
-// wantRelation is the rollup that must answer a normalized query: daily for day, week and
-// month buckets of a zone that is UTC throughout the range (none of analyticsZones but UTC
-// is), hourly otherwise; at the level of the dimensions the grouping and filter use, the
-// product level for the product or for category and brand together.
+// wantRelation is the coarsest rollup that must answer a normalized query: daily for day,
+// week and month buckets (a day of any of analyticsZones is read as a UTC day plus and
+// minus its edges), hourly for hours, but for those of a zone whose offset is a half hour off
+// whole hours: quarter-hourly (an hour of Kathmandu, +05:45, is an hour minus a quarter plus
+// a quarter; one of Kolkata four quarters); at the level of the dimensions the grouping and filter use, the product
+// level for the product or for category and brand together.
 func wantRelation(q model.SalesQuery) string {
-	rel := "sales_hourly"
-	if q.Bucket != model.SalesBucketHour && q.TimeZone == "UTC" {
-		rel = "sales_daily"
+	rel := "sales_daily"
+	if q.Bucket == model.SalesBucketHour {
+		rel = "sales_hourly"
+		if _, offset := q.From.Zone(); offset%3600 == 1800 || offset%3600 == -1800 {
+			rel = "sales_15min"
+		}
 	}
 	category := q.GroupBy == model.SalesGroupByCategory || len(q.Filter.CategoryIDs) > 0
 	brand := q.GroupBy == model.SalesGroupByBrand || len(q.Filter.BrandIDs) > 0
@@ -618,7 +623,8 @@ func wantRelation(q model.SalesQuery) string {
 // i-th relation in turn (drawn until one does), so that every phase reads every relation.
 func (w *salesWorld) queryFor(i int) (raw, q model.SalesQuery) {
 	w.t.Helper()
-	target := analyticsRelations[i%len(analyticsRelations)]
+	relations := append(slices.Clone(analyticsRelations), quarterRelations...)
+	target := relations[i%len(relations)]
 	for range 10_000 {
 		var err error
 		raw = w.randomQuery()
