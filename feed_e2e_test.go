@@ -256,11 +256,7 @@ func wsQuery(t *testing.T, base, protocol, token, query string) <-chan alertResu
 // the Redis of env.
 func rankedUnits(t *testing.T, env testEnv, productID string) float64 {
 	t.Helper()
-	opts, err := redis.ParseURL(env["REDIS_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
+	rdb := redisOf(t, env)
 	defer rdb.Close()
 	units, err := rdb.ZScore(context.Background(), env["REDIS_PREFIX"]+"rank:{all}:best", productID).Result()
 	if errors.Is(err, redis.Nil) {
@@ -524,11 +520,7 @@ func TestRankingsFollowTheOrdersExactly(t *testing.T) {
 // forgetRankings deletes every key of the rankings from the Redis of env, as a flush would.
 func forgetRankings(t *testing.T, env testEnv) {
 	t.Helper()
-	opts, err := redis.ParseURL(env["REDIS_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
+	rdb := redisOf(t, env)
 	defer rdb.Close()
 	ctx := context.Background()
 	keys, err := rdb.Keys(ctx, env["REDIS_PREFIX"]+"rank:*").Result()
@@ -538,4 +530,14 @@ func forgetRankings(t *testing.T, env testEnv) {
 	if err := rdb.Del(ctx, keys...).Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// redisOf is a client of the Redis of env.
+func redisOf(t *testing.T, env testEnv) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(env["REDIS_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return redis.NewClient(opts)
 }
