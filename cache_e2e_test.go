@@ -106,6 +106,57 @@ func TestInvalidationReachesEveryInstance(t *testing.T) {
 	}
 }
 
+// productBySlug returns the id of the product that slug finds on base, "" when NOT_FOUND.
+func productBySlug(t testing.TB, base, slug string) string {
+	t.Helper()
+	data, errs := gql(t, base, "", `query($s: String!) { product(slug: $s) { id } }`, map[string]any{"s": slug})
+	if len(errs) == 1 && errs[0]["extensions"].(map[string]any)["code"] == "NOT_FOUND" {
+		return ""
+	}
+	if len(errs) > 0 {
+		t.Fatalf("product by slug %q: %v", slug, errs)
+	}
+	return data["product"].(map[string]any)["id"].(string)
+}
+
+// Lookups by slug are cached like lookups by id and follow slug changes on every instance:
+// the new slug finds the product, and the old one, which no event names, finds nothing.
+func TestSlugLookupsFollowSlugChanges(t *testing.T) {
+	bases, token, id := threeInstances(t)
+	data, errs := gql(t, bases[0], "", `query($id: ID!) { product(id: $id) { slug } }`, map[string]any{"id": id})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	old := data["product"].(map[string]any)["slug"].(string)
+	for round := range 2 {
+		slug := fmt.Sprintf("renamed-%d", round)
+		for _, b := range bases {
+			// Warm every tier with both slugs: the old one found, the new one unknown.
+			if got := productBySlug(t, b, old); got != id {
+				t.Fatalf("round %d: slug %q finds %q; want %q", round, old, got, id)
+			}
+			if got := productBySlug(t, b, slug); got != "" {
+				t.Fatalf("round %d: unused slug %q finds %q; want NOT_FOUND", round, slug, got)
+			}
+		}
+		_, errs := gql(t, bases[round], token, `mutation($id: ID!, $s: String!) { updateProduct(id: $id, input: {slug: $s}) { slug } }`,
+			map[string]any{"id": id, "s": slug})
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		committed := time.Now()
+		for i, b := range bases {
+			for productBySlug(t, b, slug) != id || productBySlug(t, b, old) != "" {
+				if time.Since(committed) > 5*time.Second {
+					t.Fatalf("round %d: instance %d still finds the product by its old slug, or not by the new one, 5s after the commit", round, i)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		old = slug
+	}
+}
+
 // Sessions live in Redis: a session started on one server is there after it restarts.
 func TestSessionsSurviveRestart(t *testing.T) {
 	env := withRedis(t, newTestEnv(t), cachetest.URL(t))

@@ -2,21 +2,69 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/homegoods/storefront/graph/model"
 )
 
-// countingCatalog is a system of record of two products that counts its product loads.
-type countingCatalog struct{ productLoads atomic.Int64 }
+// countingCatalog is a system of record of two products, p1 and p2, that counts its product
+// loads. Their slugs are "slug-p1" and "slug-p2" (skus "SKU-P1"...) unless setSlug changed them.
+type countingCatalog struct {
+	productLoads, slugLoads atomic.Int64
+	mu                      sync.Mutex
+	slugs                   map[string]string // changed slugs by product id
+}
+
+func (c *countingCatalog) product(id string) *model.Product {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	slug, ok := c.slugs[id]
+	if !ok {
+		slug = "slug-" + id
+	}
+	return &model.Product{ID: id, Name: "product " + id, Slug: slug, SKU: "SKU-" + id}
+}
+
+func (c *countingCatalog) setSlug(id, slug string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.slugs == nil {
+		c.slugs = map[string]string{}
+	}
+	c.slugs[id] = slug
+}
 
 func (c *countingCatalog) ProductsByIDs(_ context.Context, ids []string) ([]*model.Product, error) {
 	c.productLoads.Add(1)
 	var out []*model.Product
 	for _, id := range ids {
 		if id == "p1" || id == "p2" {
-			out = append(out, &model.Product{ID: id, Name: "product " + id})
+			out = append(out, c.product(id))
+		}
+	}
+	return out, nil
+}
+
+func (c *countingCatalog) ProductsBySlugs(_ context.Context, slugs []string) ([]*model.Product, error) {
+	c.slugLoads.Add(1)
+	var out []*model.Product
+	for _, id := range []string{"p1", "p2"} {
+		if p := c.product(id); slices.Contains(slugs, p.Slug) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (c *countingCatalog) ProductsBySKUs(_ context.Context, skus []string) ([]*model.Product, error) {
+	var out []*model.Product
+	for _, id := range []string{"p1", "p2"} {
+		if p := c.product(id); slices.Contains(skus, p.SKU) {
+			out = append(out, p)
 		}
 	}
 	return out, nil
@@ -71,5 +119,78 @@ func TestCatalogCachesPeeksAndInvalidatesFromOutboxEvents(t *testing.T) {
 	}
 	if n := src.productLoads.Load(); n != 2 {
 		t.Errorf("loads after the invalidation: got %d; want 2", n)
+	}
+}
+
+// productEvent is the outbox event of a change of p, with the row as payload.
+func productEvent(t *testing.T, p *model.Product) model.OutboxEvent {
+	t.Helper()
+	payload, err := json.Marshal(map[string]any{"id": p.ID, "sku": p.SKU, "slug": p.Slug})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return model.OutboxEvent{Aggregate: "product", AggregateID: p.ID, Payload: payload}
+}
+
+func mustBySlug(t *testing.T, c *Catalog, slug string) *model.Product {
+	t.Helper()
+	ps, err := c.ProductsBySlugs(context.Background(), []string{slug})
+	if err != nil || len(ps) > 1 {
+		t.Fatalf("ProductsBySlugs(%q) = %d products, %v; want at most 1, nil", slug, len(ps), err)
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps[0]
+}
+
+// TestCatalogFindsProductsBySlugFromTheCache: a slug lookup is answered from the cache tiers
+// (and by Peek) once warm; after a product's slug changes, the old slug finds nothing and
+// the new one finds it, although the change's event names only the new slug, and a slug
+// cached as unknown is found as soon as a product takes it.
+func TestCatalogFindsProductsBySlugFromTheCache(t *testing.T) {
+	ctx := context.Background()
+	src := &countingCatalog{}
+	catalog := NewCatalog(coreStartBus(t, NewMemoryBackend(0)), src, ReadThroughOptions{L1Size: 100})
+
+	for range 3 {
+		if p := mustBySlug(t, catalog, "slug-p1"); p == nil || p.ID != "p1" {
+			t.Fatalf("by slug-p1: got %v; want p1", p)
+		}
+	}
+	if n := src.slugLoads.Load(); n != 1 {
+		t.Errorf("slug loads for three lookups: got %d; want 1", n)
+	}
+	if p, ok := catalog.PeekProductBySlug("slug-p1"); !ok || p.ID != "p1" {
+		t.Errorf("peek by slug-p1: got %v, %v; want p1", p, ok)
+	}
+	if p := mustBySlug(t, catalog, "sofa"); p != nil {
+		t.Fatalf("by an unknown slug: got %v; want none", p)
+	}
+
+	// p1 moves to slug "sofa": the event drops p1 and the (negatively cached) new slug.
+	src.setSlug("p1", "sofa")
+	if err := catalog.Invalidate(ctx, []model.OutboxEvent{productEvent(t, src.product("p1"))}); err != nil {
+		t.Fatal(err)
+	}
+	if p := mustBySlug(t, catalog, "sofa"); p == nil || p.ID != "p1" {
+		t.Errorf("by the new slug: got %v; want p1", p)
+	}
+	if p := mustBySlug(t, catalog, "slug-p1"); p != nil {
+		t.Errorf("by the old slug: got %v; want none", p)
+	}
+	if _, ok := catalog.PeekProductBySlug("slug-p1"); ok {
+		t.Error("peek by the old slug: found a product; want none")
+	}
+	// p2 takes p1's old slug: found by it, though the old entry named p1.
+	src.setSlug("p2", "slug-p1")
+	if err := catalog.Invalidate(ctx, []model.OutboxEvent{productEvent(t, src.product("p2"))}); err != nil {
+		t.Fatal(err)
+	}
+	if p := mustBySlug(t, catalog, "slug-p1"); p == nil || p.ID != "p2" {
+		t.Errorf("by the slug p2 took over: got %v; want p2", p)
+	}
+	if ps, err := catalog.ProductsBySKUs(ctx, []string{"SKU-p2", "nope"}); err != nil || len(ps) != 1 || ps[0].ID != "p2" {
+		t.Errorf("by sku: got %v, %v; want p2", ps, err)
 	}
 }

@@ -31,9 +31,9 @@ func (r *queryResolver) findProduct(ctx context.Context, id, sku, slug *string) 
 		}
 		return loaders(ctx).Product.Get(ctx, productID)
 	case sku != nil:
-		return r.Catalog.ProductBySKU(ctx, *sku)
+		return loaders(ctx).ProductBySKU.Get(ctx, *sku)
 	default:
-		return r.Catalog.ProductBySlug(ctx, *slug)
+		return loaders(ctx).ProductBySlug.Get(ctx, *slug)
 	}
 }
 

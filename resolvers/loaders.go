@@ -16,14 +16,16 @@ import (
 // Loaders batch the loads of one response: every edge of the graph is one SQL statement per
 // batch, whatever the number of parents.
 type Loaders struct {
-	Product      *loader[*model.Product]
-	Category     *loader[*model.Category]
-	Brand        *loader[*model.Brand]
-	Warehouse    *loader[*model.Warehouse]
-	Children     *loader[[]*model.Category]
-	ProductCount *loader[int]
-	Availability *loader[*model.Availability]
-	Inventory    *loader[[]*model.InventoryLevel]
+	Product       *loader[*model.Product]
+	ProductBySKU  *loader[*model.Product]
+	ProductBySlug *loader[*model.Product]
+	Category      *loader[*model.Category]
+	Brand         *loader[*model.Brand]
+	Warehouse     *loader[*model.Warehouse]
+	Children      *loader[[]*model.Category]
+	ProductCount  *loader[int]
+	Availability  *loader[*model.Availability]
+	Inventory     *loader[[]*model.InventoryLevel]
 }
 
 // Peeker is implemented by batches that hold values in process memory (the cache's
@@ -31,6 +33,8 @@ type Loaders struct {
 // otherwise be most of the latency of a request served from memory.
 type Peeker interface {
 	PeekProduct(id string) (*model.Product, bool)
+	PeekProductBySKU(sku string) (*model.Product, bool)
+	PeekProductBySlug(slug string) (*model.Product, bool)
 	PeekCategory(id string) (*model.Category, bool)
 	PeekBrand(id string) (*model.Brand, bool)
 	PeekAvailability(id string) (*model.Availability, bool)
@@ -46,17 +50,20 @@ type loaderOptions struct {
 // there is one), the others straight from the catalog.
 func newLoaders(b Batches, c Catalog, o loaderOptions) *Loaders {
 	l := &Loaders{
-		Product:      newLoader(o, "product", byID(b.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product")),
-		Category:     newLoader(o, "category", byID(b.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category")),
-		Brand:        newLoader(o, "brand", byID(b.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand")),
-		Warehouse:    newLoader(o, "warehouse", byID(c.WarehousesByIDs, func(w *model.Warehouse) string { return w.ID }, "warehouse")),
-		Children:     newLoader(o, "children", grouped(c.ChildrenOf, func() []*model.Category { return []*model.Category{} })),
-		ProductCount: newLoader(o, "productCount", grouped(c.ProductCounts, func() int { return 0 })),
-		Availability: newLoader(o, "availability", grouped(b.Availability, func() *model.Availability { return &model.Availability{} })),
-		Inventory:    newLoader(o, "inventory", grouped(c.Inventory, func() []*model.InventoryLevel { return []*model.InventoryLevel{} })),
+		Product:       newLoader(o, "product", byID(b.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product")),
+		ProductBySKU:  newLoader(o, "productBySku", byID(b.ProductsBySKUs, func(p *model.Product) string { return p.SKU }, "product")),
+		ProductBySlug: newLoader(o, "productBySlug", byID(b.ProductsBySlugs, func(p *model.Product) string { return p.Slug }, "product")),
+		Category:      newLoader(o, "category", byID(b.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category")),
+		Brand:         newLoader(o, "brand", byID(b.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand")),
+		Warehouse:     newLoader(o, "warehouse", byID(c.WarehousesByIDs, func(w *model.Warehouse) string { return w.ID }, "warehouse")),
+		Children:      newLoader(o, "children", grouped(c.ChildrenOf, func() []*model.Category { return []*model.Category{} })),
+		ProductCount:  newLoader(o, "productCount", grouped(c.ProductCounts, func() int { return 0 })),
+		Availability:  newLoader(o, "availability", grouped(b.Availability, func() *model.Availability { return &model.Availability{} })),
+		Inventory:     newLoader(o, "inventory", grouped(c.Inventory, func() []*model.InventoryLevel { return []*model.InventoryLevel{} })),
 	}
 	if p, ok := b.(Peeker); ok {
 		l.Product.peek, l.Category.peek, l.Brand.peek, l.Availability.peek = p.PeekProduct, p.PeekCategory, p.PeekBrand, p.PeekAvailability
+		l.ProductBySKU.peek, l.ProductBySlug.peek = p.PeekProductBySKU, p.PeekProductBySlug
 	}
 	return l
 }
@@ -81,8 +88,38 @@ func (l *loader[V]) Get(ctx context.Context, key string) (V, error) {
 }
 
 // GetMany returns the values of keys in key order, with an error per key that has none.
+// Only the keys that the peek does not have go through the batch.
 func (l *loader[V]) GetMany(ctx context.Context, keys []string) ([]V, []error) {
-	return l.batch().LoadMany(ctx, keys)()
+	vals := make([]V, len(keys))
+	var missing []int
+	for i, k := range keys {
+		var ok bool
+		if l.peek != nil {
+			vals[i], ok = l.peek(k)
+		}
+		if !ok {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return vals, nil
+	}
+	rest := make([]string, len(missing))
+	for j, i := range missing {
+		rest[j] = keys[i]
+	}
+	got, errs := l.batch().LoadMany(ctx, rest)()
+	var out []error
+	for j, i := range missing {
+		vals[i] = got[j]
+		if errs != nil && errs[j] != nil {
+			if out == nil {
+				out = make([]error, len(keys))
+			}
+			out[i] = errs[j]
+		}
+	}
+	return vals, out
 }
 
 func (l *loader[V]) batch() *dataloader.Loader[string, V] {

@@ -16,13 +16,13 @@ type Batches interface {
 	CategoriesByIDs(ctx context.Context, ids []string) ([]*model.Category, error)
 	BrandsByIDs(ctx context.Context, ids []string) ([]*model.Brand, error)
 	Availability(ctx context.Context, productIDs []string) (map[string]*model.Availability, error)
+	ProductsBySKUs(ctx context.Context, skus []string) ([]*model.Product, error)
+	ProductsBySlugs(ctx context.Context, slugs []string) ([]*model.Product, error)
 }
 
 // Catalog is what the resolvers need from the catalog store.
 type Catalog interface {
 	Batches
-	ProductBySKU(ctx context.Context, sku string) (*model.Product, error)
-	ProductBySlug(ctx context.Context, slug string) (*model.Product, error)
 	ListProducts(ctx context.Context, f model.ProductFilter, sort model.ProductSort, page model.Page) (*model.ProductConnection, error)
 	CountProducts(ctx context.Context, f model.ProductFilter) (int, error)
 	CreateProduct(ctx context.Context, in model.CreateProductInput) (*model.Product, error)

@@ -44,28 +44,29 @@ func (s *Store) ProductsByIDs(ctx context.Context, ids []string) ([]*model.Produ
 	return ps, nil
 }
 
-const productBySKUSQL = `SELECT ` + productColumns + ` FROM products WHERE sku = $1`
-const productBySlugSQL = `SELECT ` + productColumns + ` FROM products WHERE slug = $1`
+const (
+	productsBySKUsSQL  = `SELECT ` + productColumns + ` FROM products WHERE sku = ANY($1::text[])`
+	productsBySlugsSQL = `SELECT ` + productColumns + ` FROM products WHERE slug = ANY($1::text[])`
+)
 
-// ProductBySKU returns the product with sku, or NOT_FOUND.
-func (s *Store) ProductBySKU(ctx context.Context, sku string) (*model.Product, error) {
-	return s.oneProduct(ctx, productBySKUSQL, sku)
-}
-
-// ProductBySlug returns the product with slug, or NOT_FOUND.
-func (s *Store) ProductBySlug(ctx context.Context, slug string) (*model.Product, error) {
-	return s.oneProduct(ctx, productBySlugSQL, slug)
-}
-
-func (s *Store) oneProduct(ctx context.Context, sql string, arg any) (*model.Product, error) {
-	ps, err := s.queryProducts(ctx, sql, arg)
+// ProductsBySKUs returns the products with these skus, in no particular order; unknown skus
+// are left out.
+func (s *Store) ProductsBySKUs(ctx context.Context, skus []string) ([]*model.Product, error) {
+	ps, err := s.queryProducts(ctx, productsBySKUsSQL, skus)
 	if err != nil {
-		return nil, fmt.Errorf("product: %w", err)
+		return nil, fmt.Errorf("products by skus: %w", err)
 	}
-	if len(ps) == 0 {
-		return nil, model.NotFound("product")
+	return ps, nil
+}
+
+// ProductsBySlugs returns the products with these slugs, in no particular order; unknown
+// slugs are left out.
+func (s *Store) ProductsBySlugs(ctx context.Context, slugs []string) ([]*model.Product, error) {
+	ps, err := s.queryProducts(ctx, productsBySlugsSQL, slugs)
+	if err != nil {
+		return nil, fmt.Errorf("products by slugs: %w", err)
 	}
-	return ps[0], nil
+	return ps, nil
 }
 
 // ListProducts returns one keyset page of the products that match f, in the order of sort.
