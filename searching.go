@@ -75,7 +75,8 @@ func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.C
 
 // start runs search's background work under g: flushing insights and, with
 // Elasticsearch, the change feed's consumer that keeps the index (it builds the index
-// when there is none) and the periodic reconciler. Search is answered from PostgreSQL
+// when there is none), the rebuilds that bring in changed synonyms and the periodic
+// reconciler. Search is answered from PostgreSQL
 // until the index exists, so an unreachable Elasticsearch delays the index, never the
 // server.
 func (s *searching) start(g *supervisor.Group, changes *feed.Feed, cfg config) {
@@ -84,6 +85,7 @@ func (s *searching) start(g *supervisor.Group, changes *feed.Feed, cfg config) {
 		return
 	}
 	g.Go("relay:"+search.DefaultConsumer, changes.Relay(s.indexer.Consumer()))
+	g.Go("search-synonyms", s.indexer.RunSynonymUpdates)
 	g.Go("search-reconcile", func(ctx context.Context) error {
 		return s.indexer.RunReconciler(ctx, cfg.SearchReconcileInterval)
 	})

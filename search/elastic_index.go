@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -230,7 +229,7 @@ func (e *Elastic) putSettings(ctx context.Context, target string, settings map[s
 	return nil
 }
 
-// indexSynonyms returns the synonym rules index was created or last updated with.
+// indexSynonyms returns the synonym rules index was created with.
 func (e *Elastic) indexSynonyms(ctx context.Context, index string) ([]string, error) {
 	var got map[string]struct {
 		Settings map[string]json.RawMessage `json:"settings"`
@@ -247,34 +246,6 @@ func (e *Elastic) indexSynonyms(ctx context.Context, index string) ([]string, er
 		}
 	}
 	return out, nil
-}
-
-// setSynonyms replaces the synonym rules of index. Analysis settings change only on a
-// closed index: while it is closed (a second or so) searches fail, and the service answers
-// them from PostgreSQL; writes fail too, and the relay retries them.
-func (e *Elastic) setSynonyms(ctx context.Context, index string, lines []string) error {
-	have, err := e.indexSynonyms(ctx, index)
-	if err != nil {
-		return err
-	}
-	if slices.Equal(have, lines) || (len(have) == 0 && len(lines) == 0) {
-		return nil
-	}
-	if err := e.do(ctx, "POST", "/"+index+"/_close?wait_for_active_shards=0", nil, nil); err != nil {
-		return fmt.Errorf("close %s: %w", index, err)
-	}
-	// Reopen whatever happens: a closed index serves nothing.
-	defer func() {
-		if oerr := e.do(context.WithoutCancel(ctx), "POST", "/"+index+"/_open?wait_for_active_shards=1", nil, nil); oerr != nil && err == nil {
-			err = fmt.Errorf("reopen %s: %w", index, oerr)
-		}
-		if err == nil {
-			err = e.waitHealthy(ctx, index)
-		}
-	}()
-	err = e.putSettings(ctx, index, map[string]any{"analysis": map[string]any{
-		"filter": map[string]any{"sf_synonyms": synonymFilter(lines)}}})
-	return err
 }
 
 // bulkItem is one write of a bulk request.

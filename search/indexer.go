@@ -49,6 +49,8 @@ type Indexer struct {
 	pool *pgxpool.Pool
 	opts IndexerOptions
 	log  *slog.Logger
+	// synonyms wakes RunSynonymUpdates when the relevance controls changed.
+	synonyms chan struct{}
 }
 
 // NewIndexer returns the indexer writing es's alias from the catalog in pool.
@@ -66,7 +68,8 @@ func NewIndexer(es *Elastic, pool *pgxpool.Pool, opts IndexerOptions) *Indexer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Indexer{es: es, pool: pool, opts: opts, log: log.With("component", "search-indexer", "index", es.alias)}
+	return &Indexer{es: es, pool: pool, opts: opts, log: log.With("component", "search-indexer", "index", es.alias),
+		synonyms: make(chan struct{}, 1)}
 }
 
 // changes is what a batch of events asks the indexer to do.
@@ -126,10 +129,10 @@ func (ix *Indexer) Handle(ctx context.Context, events []model.OutboxEvent) error
 		return err
 	}
 	if c.controls {
-		// The live index only: closing the index a rebuild loads would fail the load, and
-		// the rebuild applies the controls of the moment to its index when it swaps.
-		if err := ix.applyControls(ctx, targets[:1]); err != nil {
-			return err
+		ix.es.words.reset() // a synonym can make an unknown word known
+		select {
+		case ix.synonyms <- struct{}{}:
+		default: // an update is due already
 		}
 	}
 	if err := ix.refreshDenormalized(ctx, targets, c); err != nil {
@@ -279,27 +282,59 @@ func (ix *Indexer) refreshDenormalized(ctx context.Context, targets []string, c 
 	return nil
 }
 
-// applyControls pushes the current synonyms into every index the targets name. It reads
-// the controls as they are now, so that a batch of many changes costs one update, and an
-// index that already has them is left alone.
-func (ix *Indexer) applyControls(ctx context.Context, targets []string) error {
-	lines, err := ix.synonymLines(ctx)
-	if err != nil {
-		return err
-	}
-	for _, t := range targets {
-		indices, err := ix.es.aliasIndices(ctx, t)
-		if err != nil {
+// RunSynonymUpdates keeps the index's synonyms those of the controls until ctx ends: at
+// start, and whenever Handle sees the controls change, it rebuilds the index when its
+// synonyms differ (UpdateSynonyms). Run it under the supervisor on every instance: the one
+// whose relay sees the change acts on it at once, and any instance that starts finds a
+// change that a stopped one left undone.
+func (ix *Indexer) RunSynonymUpdates(ctx context.Context) error {
+	for {
+		if err := ix.UpdateSynonyms(ctx); err != nil {
 			return err
 		}
-		for _, index := range indices {
-			if err := ix.es.setSynonyms(ctx, index, lines); err != nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ix.synonyms:
+		}
+	}
+}
+
+// UpdateSynonyms rebuilds the index behind its alias when the live index's synonyms are not
+// the controls' (again if they changed during the rebuild). The synonyms are part of the
+// index's analysis, which changes only on a closed index: a new index with the new analysis
+// and an alias swap keep the live one serving every search meanwhile. The alias missing,
+// it does nothing (the consumer's resync builds the index).
+func (ix *Indexer) UpdateSynonyms(ctx context.Context) error {
+	return db.Hold(ctx, ix.pool, db.SearchRebuildLock(ix.es.alias), func(ctx context.Context) error {
+		for {
+			stale, err := ix.synonymsStale(ctx)
+			if err != nil || !stale {
+				return err
+			}
+			ix.log.Info("search: synonyms changed: rebuilding the index behind its alias")
+			if _, err := ix.rebuild(ctx); err != nil {
 				return err
 			}
 		}
+	})
+}
+
+// synonymsStale reports whether the live index's synonyms differ from the controls'.
+func (ix *Indexer) synonymsStale(ctx context.Context) (bool, error) {
+	live, err := ix.es.aliasIndices(ctx, ix.es.alias)
+	if err != nil || len(live) == 0 {
+		return false, err
 	}
-	ix.es.words.reset() // a synonym can make an unknown word known
-	return nil
+	lines, err := ix.synonymLines(ctx)
+	if err != nil {
+		return false, err
+	}
+	have, err := ix.es.indexSynonyms(ctx, live[0])
+	if err != nil {
+		return false, err
+	}
+	return !slices.Equal(have, lines) && (len(have) > 0 || len(lines) > 0), nil
 }
 
 // synonymLines returns the synonyms of the controls in the filter's format.

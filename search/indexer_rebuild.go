@@ -33,9 +33,7 @@ type ReindexStats struct {
 //  3. It compares (id, version) of the new index with PostgreSQL and repairs what differs
 //     (a change the relay handled just before the next alias appeared), then swaps the
 //     alias in one _aliases call: a search runs on the old index or the new one.
-//  4. It applies synonyms that changed while it loaded (the relay applied them to the old
-//     index), then, after SwapGrace and once no search runs on them, deletes the old
-//     indices.
+//  4. After SwapGrace and once no search runs on them, it deletes the old indices.
 //
 // One rebuild runs at a time per alias (an advisory lock in PostgreSQL).
 func (ix *Indexer) Reindex(ctx context.Context) (ReindexStats, error) {
@@ -89,11 +87,9 @@ func (ix *Indexer) rebuild(ctx context.Context) (st ReindexStats, err error) {
 	if st.Replaced, err = ix.swap(ctx, st.Index); err != nil {
 		return st, err
 	}
-	// Controls changed during the load reached only the old index: bring the new one up
-	// to date (nothing happens when the synonyms did not change).
-	if err := ix.applyControls(ctx, []string{ix.es.alias}); err != nil {
-		ix.log.Warn("search: could not apply the controls to the rebuilt index", "err", err)
-	}
+	ix.es.words.reset() // the new index may know words through its synonyms
+	// Synonyms changed during the load are the business of UpdateSynonyms, which the
+	// change wakes: it rebuilds again.
 	ix.retire(ctx, st.Replaced)
 	st.Elapsed = time.Since(began)
 	ix.log.Info("search: index rebuilt", "new_index", st.Index, "replaced", st.Replaced, "documents", st.Documents,

@@ -565,7 +565,9 @@ func TestReconcileRepairsDrift(t *testing.T) {
 }
 
 // TestIndexerControlsApplySynonyms: a synonym added by a merchandiser reaches the index's
-// search analyzer through the outbox, without a restart, and searches use it at once.
+// search analyzer through the outbox, without a restart: the index is rebuilt with the new
+// analysis behind its alias while the live one answers every search, and searches use the
+// synonym once the alias has swapped.
 func TestIndexerControlsApplySynonyms(t *testing.T) {
 	pool := seededPool(t, 500)
 	ix, es := newTestIndexer(t, pool, DefaultConfig())
@@ -597,7 +599,18 @@ func TestIndexerControlsApplySynonyms(t *testing.T) {
 	if len(events) == 0 || events[0].Kind != "search.controls.updated" {
 		t.Fatalf("controls changes wrote %v; want search.controls.updated events", events)
 	}
+	before := aliasIndex(t, es)
 	mustHandle(t, ix, events)
+	searching := searchAllAlong(t, es, "sofa")
+	if err := ix.UpdateSynonyms(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := searching(); n == 0 {
+		t.Fatal("no search ran during the update")
+	}
+	if after := aliasIndex(t, es); after == before {
+		t.Fatalf("the alias still names %s after the synonyms changed; want a new index", before)
+	}
 
 	couches, err = es.Search(ctx, model.SearchQuery{Text: "couch"})
 	if err != nil {
@@ -617,8 +630,54 @@ func TestIndexerControlsApplySynonyms(t *testing.T) {
 	if sleepers.Total == 0 || settees.Total != sleepers.Total {
 		t.Errorf("settee finds %d products; want the %d sleeper sofas", settees.Total, sleepers.Total)
 	}
-	// Applying the same controls again changes nothing and does not close the index.
+	// Applying the same controls again changes nothing.
+	before = aliasIndex(t, es)
 	mustHandle(t, ix, events)
+	if err := ix.UpdateSynonyms(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := aliasIndex(t, es); after != before {
+		t.Errorf("the same synonyms again moved the alias from %s to %s; want it kept", before, after)
+	}
+}
+
+// aliasIndex returns the one index es's alias names.
+func aliasIndex(t *testing.T, es *Elastic) string {
+	t.Helper()
+	indices, err := es.aliasIndices(context.Background(), es.alias)
+	if err != nil || len(indices) != 1 {
+		t.Fatalf("alias %s names %v, %v; want one index", es.alias, indices, err)
+	}
+	return indices[0]
+}
+
+// searchAllAlong searches for text on es until the returned function is called, failing the
+// test on any error or empty result, and returns how many searches ran.
+func searchAllAlong(t *testing.T, es *Elastic, text string) func() int {
+	t.Helper()
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			res, err := es.Search(context.Background(), model.SearchQuery{Text: text})
+			if err != nil || res.Total == 0 {
+				t.Errorf("search %q during the synonym update: %v results, %v; want some, no error", text, res, err)
+				return
+			}
+			n++
+		}
+	}()
+	return func() int {
+		close(stop)
+		return <-done
+	}
 }
 
 // TestIndexerCategoryRename: renaming a category rewrites the documents of its products
