@@ -5,27 +5,40 @@
 #   postgres         CACHE=false: every load goes to PostgreSQL (the uncached path)
 #   redis            Redis read-through cache, no in-process tier (CACHE_L1_SIZE=0)
 #   redis+L1         Redis with the in-process tier: the default configuration
-# Scenarios in each mode, in this order:
-#   typename         { __typename }: the GraphQL ceiling of this machine, no database work
-#   product by id    one product with price, category, brand and availability; every request
-#                    asks for the same product (the first of the default sort), so this
-#                    measures one hot product, not a mix of random ids
-#   products page    the first page of 20 products with the same fields
-# For each scenario the cache's hit ratio and backend round trips per request come from the
-# server's /metrics, read before and after. Rate limits are off: one load generator stands
-# for many clients. Then Go benchmarks: the stale-read window after a change with three
-# server instances on one Redis, checkout and add-to-cart throughput, and the read-through
-# cache's hit path.
+# Scenarios, each after the { __typename } ceiling of the same server (the GraphQL ceiling of
+# this machine, no database work); every request of a scenario asks for the same thing, so
+# these measure one hot page, not a mix (the mixed workload below does that):
+#   redis+L1 (the default configuration) runs the pages of the performance issue: a product
+#     page by slug (name, description, price, brand, category with its ancestors for the
+#     breadcrumbs, attributes, availability), the same by id, a product by id with name and
+#     price only, plus its category and ancestors' names, the first page of 20 products with
+#     price, brand and availability, a word search with every facet (PostgreSQL engine) and
+#     a cart of 2 lines;
+#   postgres and redis run product by id and the page of 20.
+# For each scenario: the ratio of its throughput to the ceiling's; the cache's hit ratio
+# and backend round trips per request (from the server's /metrics, read before and after);
+# the CPU milliseconds per request of the server, PostgreSQL and Redis (from /proc); and a
+# CPU and an allocation profile of the server over the measured window (its pprof on
+# DEBUG_ADDR), written to .run/bench/profiles/ with a one-line summary of where the server's
+# time went. Rate limits are off: one load generator stands for many clients. Then Go
+# benchmarks: the stale-read window after a change with three server instances on one
+# Redis, checkout and add-to-cart throughput, and the read-through cache's hit path.
 # Then search (search_bench): at each size of BENCH_SEARCH_PRODUCTS ("10000 100000"), the
 # PostgreSQL engine and then Elasticsearch (the OpenSearch node of scripts/search.sh on port
 # 9251, the index built by the server from PostgreSQL at start) answer (a) a two-word query,
 # (b) a misspelled one and (c) a category browse with two attribute facets selected, each
 # with every facet; then a full reindex of the largest catalog, the sync lag, and the lag of
 # single changes committed behind a repricing of 10,000 products (Go benchmarks of search/).
+# Then the mixed workload (mix_bench, BENCH_PARTS=mix): the storefront's open-loop mix of the
+# case study's peak (tools/loadgen -mix: product pages by slug, category browses, searches,
+# cart operations, inventory checks and orders, each class against the seed's p95), stepped
+# through BENCH_MIX_RATES until a class misses, over the 3,000-product catalog of make run and
+# over 100,000 products, with each search engine.
 # Load generator, server and PostgreSQL share this machine's CPUs: compare runs made on the
-# same machine only.
+# same machine only, and read the load average printed with each part.
 #
-# Environment: BENCH_PARTS ("catalog search") what to run; BENCH_PRODUCTS (10000) products to seed into an empty database,
+# Environment: BENCH_PARTS ("catalog search mix") what to run; BENCH_MIX_RATES the mix's steps
+# (operations per second); BENCH_MIX_SIZES ("3000 100000") its catalogs; BENCH_PRODUCTS (10000) products to seed into an empty database,
 # BENCH_CONCURRENCY (16) concurrent clients, BENCH_DURATION (15s) measured time per scenario.
 # The cluster in .run/bench-pg is kept between runs (stopped, not deleted), so the seed only
 # happens once; `scripts/pg.sh destroy .run/bench-pg` starts afresh, say after changing
@@ -43,7 +56,8 @@ readonly OFFSET=${TEST_PORT_OFFSET:-0}
 readonly PG_DIR=.run/bench-pg PG_PORT=$((5435 + OFFSET))
 readonly REDIS_DIR=.run/bench-redis REDIS_PORT=$((6382 + OFFSET))
 readonly ADDR=127.0.0.1:$((8081 + OFFSET))
-readonly OUT_DIR=.run/bench
+readonly DEBUG=127.0.0.1:$((6061 + OFFSET))
+readonly OUT_DIR=.run/bench PROFILES=.run/bench/profiles
 readonly REPORT=$OUT_DIR/catalog.md SERVER_LOG=$OUT_DIR/server.log
 readonly PRODUCTS=${BENCH_PRODUCTS:-10000}
 readonly CONCURRENCY=${BENCH_CONCURRENCY:-16}
@@ -54,14 +68,24 @@ readonly FIELDS='id sku name price { amount currency } category { id name } bran
 readonly Q_TYPENAME='{ __typename }'
 readonly Q_PRODUCT="query(\$id: ID!) { product(id: \$id) { $FIELDS } }"
 readonly Q_PAGE="{ products(first: 20) { edges { node { $FIELDS } } } }"
+# The pages of the performance issue.
+readonly PAGE_FIELDS='id name description price { amount currency } brand { name } category { name ancestors { name slug } } attributeList { key text } availability { inStock available }'
+readonly Q_BY_SLUG="query(\$s: String!) { product(slug: \$s) { $PAGE_FIELDS } }"
+readonly Q_BY_ID="query(\$id: ID!) { product(id: \$id) { $PAGE_FIELDS } }"
+readonly Q_NAME_PRICE="query(\$id: ID!) { product(id: \$id) { name price { amount currency } } }"
+readonly Q_WITH_CATEGORY="query(\$id: ID!) { product(id: \$id) { name price { amount currency } category { name ancestors { name } } } }"
+readonly Q_LIST='{ products(first: 20) { edges { node { id name price { amount currency } brand { name } availability { inStock available } } } } }'
+readonly Q_CART="query(\$id: ID!) { cart(id: \$id) { id totalQuantity subtotal { amount currency } lines { quantity product { name } unitPrice { amount } lineTotal { amount } } } }"
 
 # Search: the page of 20 with every facet and the price range, as a search page shows them.
 readonly SEARCH_FIELDS='totalCount backend edges { node { id name price { amount } } highlights { field fragments } } facets { key label values { value label count selected } } priceRange { min max }'
 readonly Q_SEARCH="query(\$q: String, \$f: SearchFilter) { search(query: \$q, filter: \$f, first: 20) { $SEARCH_FIELDS } }"
 readonly SEARCH_SIZES=${BENCH_SEARCH_PRODUCTS:-10000 100000}
 # BENCH_PARTS picks what runs: "catalog search" (the default), or either alone.
-readonly PARTS=${BENCH_PARTS:-catalog search}
+readonly PARTS=${BENCH_PARTS:-catalog search mix}
 readonly SEARCH_DIR=.run/bench-search SEARCH_PORT=$((9251 + OFFSET))
+readonly MIX_RATES=${BENCH_MIX_RATES:-200,400,800,1200,1600,2000,2400,2800}
+readonly MIX_SIZES=${BENCH_MIX_SIZES:-3000 100000}
 
 server_pid=""
 failed=""
@@ -69,6 +93,9 @@ rows=()
 catalog_rows=()
 search_rows=()
 rss_notes=()
+ceiling=""
+start_load=""
+profilers=()
 
 die() {
 	echo "bench: $*" >&2
@@ -124,7 +151,7 @@ start_server() {
 	if (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null; then
 		die "$ADDR is already in use; stop whatever listens there"
 	fi
-	env "$@" HTTP_ADDR=$ADDR LOG_LEVEL=warn RATE_LIMIT_PER_SECOND=0 bin/storefront serve >"$SERVER_LOG" 2>&1 &
+	env "$@" HTTP_ADDR=$ADDR DEBUG_ADDR=$DEBUG LOG_LEVEL=warn RATE_LIMIT_PER_SECOND=0 bin/storefront serve >"$SERVER_LOG" 2>&1 &
 	server_pid=$!
 	local deadline=$((SECONDS + 30))
 	until curl -sf -o /dev/null --max-time 2 "http://$ADDR/readyz"; do
@@ -160,26 +187,113 @@ counters() {
 		END { printf "%d %d %d %d\n", hits, misses, trips, requests }'
 }
 
-# scenario MODE LABEL QUERY [VARIABLES] runs loadgen and adds a table row. A failing
-# scenario still gets its row (with its error count) and fails the benchmark at the end.
+# scenario MODE LABEL QUERY [VARIABLES] runs loadgen and adds a table row, profiling the
+# server over the measured window. A failing scenario still gets its row (with its error
+# count) and fails the benchmark at the end. The first scenario of a server is its ceiling,
+# { __typename }: the other rows give their throughput as a share of it.
 scenario() {
-	local mode=$1 label=$2 query=$3 variables=${4:-} out key values=() before after
+	local mode=$1 label=$2 query=$3 variables=${4:-} out key values=() before after cpu_before cpu_after ratio prof
 	local args=(-url "http://$ADDR/graphql" -name "$label" -query "$query"
 		-c "$CONCURRENCY" -d "$DURATION" -warmup "$WARMUP" -json)
 	if [ -n "$variables" ]; then args+=(-variables "$variables"); fi
-	note "running: $mode / $label"
+	note "running: $mode / $label (load average $(load_average))"
+	prof="$PROFILES/$(slug "$mode-$label")"
 	before=$(counters)
+	cpu_before=$(cpu_ticks)
+	profile "$prof"
 	out=$(bin/loadgen "${args[@]}") || failed=1
+	cpu_after=$(cpu_ticks)
 	after=$(counters)
+	wait_profiles
 	if [ -z "$out" ]; then
-		rows+=("| $mode | $label | n/a | n/a | n/a | n/a | n/a | loadgen failed | | |")
+		rows+=("| $mode | $label | n/a | n/a | n/a | n/a | n/a | n/a | n/a | loadgen failed | | | | |")
 		return
 	fi
 	for key in rps p50_ms p95_ms p99_ms max_ms errors; do
 		values+=("$(field "$out" "$key")")
 	done
-	rows+=("$(printf '| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %s |' "$mode" "$label" "${values[@]}" \
-		"$(cache_figures "$before" "$after")")")
+	if [ "$query" = "$Q_TYPENAME" ]; then ceiling=${values[0]}; fi
+	ratio=$(awk -v r="${values[0]}" -v c="$ceiling" 'BEGIN { if (c > 0) printf "%.0f%%", 100 * r / c; else printf "-" }')
+	rows+=("$(printf '| %s | %s | %.0f | %s | %.2f | %.2f | %.2f | %.2f | %d | %s | %s | %s |' "$mode" "$label" "${values[0]}" "$ratio" \
+		"${values[@]:1}" "$(cache_figures "$before" "$after")" "$(cpu_per_request "$cpu_before" "$cpu_after" "$(field "$out" requests)")" \
+		"$(where_time_goes "$prof")")")
+}
+
+# slug TEXT makes a file name of a scenario's label.
+slug() { tr -c 'a-zA-Z0-9+\n' '-' <<<"$1" | tr -s '-'; }
+
+load_average() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# profile PREFIX fetches the server's CPU and allocation profiles over the measured window
+# of the scenario about to start, in the background (wait_profiles waits for them).
+profile() {
+	local secs=${DURATION%s} warm=${WARMUP%s}
+	mkdir -p "$PROFILES"
+	(sleep "$warm" && curl -sf --max-time $((secs + 30)) -o "$1.cpu.pprof" "http://$DEBUG/debug/pprof/profile?seconds=$secs") &
+	profilers+=($!)
+	(sleep "$warm" && curl -sf --max-time $((secs + 30)) -o "$1.allocs.pprof" "http://$DEBUG/debug/pprof/allocs?seconds=$secs") &
+	profilers+=($!)
+}
+
+wait_profiles() {
+	local pid
+	for pid in "${profilers[@]}"; do wait "$pid" || true; done
+	profilers=()
+}
+
+# where_time_goes PREFIX sums up the server's CPU profile: the share of its samples spent in
+# the code of GraphQL execution (gqlgen and the generated executor), the resolvers and the
+# project's packages, the PostgreSQL and Redis clients, JSON, net/http, the Go runtime
+# (scheduler, allocation and garbage collector) and system calls.
+where_time_goes() {
+	[ -s "$1.cpu.pprof" ] || { echo "no profile" && return; }
+	go tool pprof -top -nodecount=100000 bin/storefront "$1.cpu.pprof" 2>/dev/null | awk '
+		$2 ~ /%$/ && NF >= 6 {
+			pct = $2 + 0; name = $6
+			if (name ~ /^github.com\/99designs\/gqlgen\// || name ~ /^github.com\/homegoods\/storefront\/graph\./ || name ~ /^github.com\/vektah\//) k = "gqlgen"
+			else if (name ~ /^github.com\/jackc\//) k = "pgx"
+			else if (name ~ /^github.com\/redis\//) k = "redis"
+			else if (name ~ /^github.com\/homegoods\//) k = "app"
+			else if (name ~ /^encoding\/json\./) k = "json"
+			else if (name ~ /^net\/http\./ || name ~ /^net\/textproto\./ || name ~ /^bufio\./) k = "http"
+			else if (name ~ /[Ss]yscall/) k = "syscalls"
+			else if (name ~ /^runtime\./ || name ~ /^internal\/runtime\// || name ~ /^gcWriteBarrier/ || name ~ /^aeshash/ || name ~ /^mem(clr|move|eqbody)/) k = "runtime"
+			else k = "other"
+			share[k] += pct
+		}
+		END {
+			n = split("gqlgen app pgx redis json http runtime syscalls other", keys, " ")
+			for (i = 1; i <= n; i++) printf "%s%s %.0f%%", (i > 1 ? ", " : ""), keys[i], share[keys[i]]
+		}'
+}
+
+# cpu_ticks prints the CPU ticks used so far by the server, PostgreSQL (the postmaster and
+# every backend) and Redis.
+cpu_ticks() {
+	local pg redis
+	pg=$(head -1 "$(scripts/pg.sh datadir "$PG_DIR")/postmaster.pid" 2>/dev/null || true)
+	redis=$(cat "$REDIS_DIR/redis.pid" 2>/dev/null || true)
+	printf '%s %s %s\n' "$(ticks "$server_pid")" "$(ticks "$pg" $(pgrep -P "$pg" 2>/dev/null))" "$(ticks "$redis")"
+}
+
+# ticks PID... sums the user and system CPU ticks of the processes.
+ticks() {
+	local total=0 pid t
+	for pid in "$@"; do
+		t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+		total=$((total + t))
+	done
+	echo "$total"
+}
+
+# cpu_per_request BEFORE AFTER REQUESTS prints the CPU milliseconds per request of the
+# server, PostgreSQL and Redis between two readings of cpu_ticks (warm-up included).
+cpu_per_request() {
+	awk -v b="$1" -v a="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		split(b, x, " "); split(a, y, " ")
+		if (n <= 0) { printf "- | - | -"; exit }
+		for (i = 1; i <= 3; i++) printf "%s%.3f", (i > 1 ? " | " : ""), 1000 * (y[i] - x[i]) / hz / n
+	}'
 }
 
 # cache_figures BEFORE AFTER prints the hit ratio and backend round trips per request
@@ -205,19 +319,59 @@ peak_rss() {
 	awk '/^VmHWM:/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$server_pid/status"
 }
 
-# mode NAME [VAR=value...] runs every scenario against a server started with that
-# environment, then notes its peak RSS.
+# mode NAME PAGES [VAR=value...] runs the scenarios against a server started with that
+# environment, then notes its peak RSS: with PAGES=issue the pages of the performance
+# issue, else product by id and the page of 20.
 mode() {
-	local name=$1 id rss
-	shift
+	local name=$1 pages=$2 id rss
+	shift 2
 	start_server "$@"
 	id=$(first_product_id)
 	scenario "$name" typename "$Q_TYPENAME"
-	scenario "$name" "product by id" "$Q_PRODUCT" "{\"id\":\"$id\"}"
-	scenario "$name" "products page of 20" "$Q_PAGE"
+	if [ "$pages" = issue ]; then
+		issue_pages "$name" "$id"
+	else
+		scenario "$name" "product by id" "$Q_PRODUCT" "{\"id\":\"$id\"}"
+		scenario "$name" "products page of 20" "$Q_PAGE"
+	fi
 	rss=$(peak_rss) || { rss="unknown: the server had exited" && failed=1; }
 	rss_notes+=("$name: $rss")
 	stop_server
+}
+
+# issue_pages MODE ID measures the pages of the performance issue on the running server.
+issue_pages() {
+	local mode=$1 id=$2 slug cart
+	slug=$(graphql "{\"query\":\"query(\$id: ID!) { product(id: \$id) { slug } }\",\"variables\":{\"id\":\"$id\"}}" '"slug":"([^"]+)"')
+	cart=$(two_line_cart)
+	scenario "$mode" "product page by slug" "$Q_BY_SLUG" "{\"s\":\"$slug\"}"
+	scenario "$mode" "product page by id" "$Q_BY_ID" "{\"id\":\"$id\"}"
+	scenario "$mode" "product: name and price" "$Q_NAME_PRICE" "{\"id\":\"$id\"}"
+	scenario "$mode" "... plus category and ancestors" "$Q_WITH_CATEGORY" "{\"id\":\"$id\"}"
+	scenario "$mode" "products(first: 20)" "$Q_LIST"
+	scenario "$mode" "search \"sofa\" with facets" "$Q_SEARCH" '{"q":"sofa"}'
+	scenario "$mode" "cart of 2 lines" "$Q_CART" "{\"id\":\"$cart\"}"
+}
+
+# graphql BODY REGEX posts BODY and prints the first group of REGEX in the answer.
+graphql() {
+	local body
+	body=$(curl -sSf --max-time 10 -H 'Content-Type: application/json' --data "$1" "http://$ADDR/graphql")
+	[[ $body =~ $2 ]] || die "no match for $2 in: ${body:0:300}"
+	echo "${BASH_REMATCH[1]}"
+}
+
+# two_line_cart creates a guest cart holding two products and prints its token.
+two_line_cart() {
+	local token ids
+	token=$(graphql '{"query":"mutation { createCart { token } }"}' '"token":"([^"]+)"')
+	ids=$(curl -sSf --max-time 10 -H 'Content-Type: application/json' \
+		--data '{"query":"{ products(first: 2) { edges { node { id } } } }"}' "http://$ADDR/graphql" |
+		grep -o '"id":"[^"]*"' | cut -d'"' -f4)
+	for id in $ids; do
+		graphql "{\"query\":\"mutation(\$c: ID!, \$p: ID!) { addCartLines(cartId: \$c, lines: [{productId: \$p, quantity: 1}]) { totalQuantity } }\",\"variables\":{\"c\":\"$token\",\"p\":\"$id\"}}" '"totalQuantity":([0-9]+)' >/dev/null
+	done
+	echo "$token"
 }
 
 # go_benchmarks runs the Go benchmarks that need the services: the stale-read window with
@@ -313,9 +467,11 @@ report() {
 		echo "- load: $CONCURRENCY concurrent clients, $DURATION measured after $WARMUP warm-up, per scenario"
 		echo "- data: $PRODUCTS products; product by id asks for one hot product every time"
 		echo "- server peak RSS (VmHWM): ${rss_notes[*]}"
+		echo "- load average at the start: $start_load; at the end: $(load_average)"
+		echo "- profiles of every scenario: $PROFILES (go tool pprof bin/storefront FILE)"
 		echo
-		echo "| mode | scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cache hit ratio | backend trips/request |"
-		echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| mode | scenario | req/s | of ceiling | p50 ms | p95 ms | p99 ms | max ms | errors | cache hit ratio | backend trips/request | CPU ms/request: server | PostgreSQL | Redis | where the server's CPU went |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 		printf '%s\n' "${rows[@]}"
 		echo
 		echo '```'
@@ -326,14 +482,56 @@ report() {
 		echo
 		echo "Each engine over the same database, $CONCURRENCY concurrent clients, after the { __typename } ceiling of the same server."
 		echo
-		echo "| engine @ products | scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | cache hit ratio | backend trips/request |"
-		echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| engine @ products | scenario | req/s | of ceiling | p50 ms | p95 ms | p99 ms | max ms | errors | cache hit ratio | backend trips/request | CPU ms/request: server | PostgreSQL | Redis | where the server's CPU went |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 		printf '%s\n' "${search_rows[@]}"
 		echo
 		echo '```'
 		cat "$OUT_DIR/reindex.txt" "$OUT_DIR/synclag.txt"
 		echo '```'
+		echo
+		echo "## Mixed workload"
+		echo
+		cat "$OUT_DIR/mix.md"
 	} | tee "$REPORT"
+}
+
+# mix_bench runs the storefront's mixed workload on each catalog size of MIX_SIZES (the
+# 3,000 products of make run's seed, then the search benchmark's databases), with the
+# PostgreSQL engine and then Elasticsearch, profiling the server over the whole run.
+mix_bench() {
+	local size url db seed engine out=$OUT_DIR/mix.md
+	: >"$out"
+	scripts/search.sh start "$SEARCH_DIR" "$SEARCH_PORT"
+	for size in $MIX_SIZES; do
+		db=search_$size seed=7
+		if [ "$size" = 3000 ]; then db=mix_3000 seed=1; fi
+		scripts/pg.sh createdb "$PG_PORT" "$db"
+		url=$(scripts/pg.sh url "$PG_PORT" "$db")
+		DATABASE_URL=$url bin/storefront seed --products "$size" --seed "$seed" --if-empty
+		for engine in postgres elasticsearch; do
+			if [ "$engine" = postgres ]; then
+				start_server DATABASE_URL="$url" REDIS_URL="$BENCH_REDIS_URL"
+			else
+				start_server DATABASE_URL="$url" REDIS_URL="$BENCH_REDIS_URL" \
+					ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")" SEARCH_INDEX="bench_$size"
+			fi
+			wait_for_backend "$engine"
+			note "running: mixed workload, $engine @ $size (load average $(load_average))"
+			{
+				echo "### $engine @ $size products (load average $(load_average) at the start)"
+				echo
+				(sleep 5 && curl -sf --max-time 120 -o "$PROFILES/mix-$engine-$size.cpu.pprof" "http://$DEBUG/debug/pprof/profile?seconds=60") &
+				profilers+=($!)
+				bin/loadgen -mix -url "http://$ADDR/graphql" -rates "$MIX_RATES" -d "$DURATION" -warmup "$WARMUP" || failed=1
+				wait_profiles
+				echo
+				echo "Server peak RSS $(peak_rss); load average at the end $(load_average); CPU profile of the first minute: $PROFILES/mix-$engine-$size.cpu.pprof ($(where_time_goes "$PROFILES/mix-$engine-$size"))."
+				echo
+			} | tee -a "$out"
+			stop_server
+		done
+	done
 }
 
 main() {
@@ -341,12 +539,14 @@ main() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	build
+	start_load=$(load_average)
+	mkdir -p "$PROFILES"
 	start_database
 	start_redis
 	if [[ " $PARTS " == *" catalog "* ]]; then
-		mode postgres CACHE=false
-		mode redis REDIS_URL="$BENCH_REDIS_URL" CACHE_L1_SIZE=0
-		mode redis+L1 REDIS_URL="$BENCH_REDIS_URL"
+		mode redis+L1 issue REDIS_URL="$BENCH_REDIS_URL"
+		mode postgres pages CACHE=false
+		mode redis pages REDIS_URL="$BENCH_REDIS_URL" CACHE_L1_SIZE=0
 		go_benchmarks
 	else
 		: >"$OUT_DIR/go.txt"
@@ -356,6 +556,11 @@ main() {
 	else
 		: >"$OUT_DIR/reindex.txt"
 		: >"$OUT_DIR/synclag.txt"
+	fi
+	if [[ " $PARTS " == *" mix "* ]]; then
+		mix_bench
+	else
+		: >"$OUT_DIR/mix.md"
 	fi
 	report
 	[ -z "$failed" ] || die "some requests failed: see the errors column and loadgen's messages above"

@@ -219,3 +219,49 @@ func TestRequestBody(t *testing.T) {
 		}
 	}
 }
+
+// TestMixIsOpenLoop runs the mix against a server slower than the schedule's interval: the
+// operations still start on schedule (as many as the rate says, not as many as the server's
+// speed allows), each class gets its share, and latencies count the server's delay.
+func TestMixIsOpenLoop(t *testing.T) {
+	const delay = 50 * time.Millisecond
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		time.Sleep(delay)
+		respond(200, `{"data":{"createCart":{"token":"t"}}}`)(w, r)
+	}))
+	defer srv.Close()
+	m := &mixer{client: newClient(maxInFlight), url: srv.URL, header: withDefaults(http.Header{}),
+		slugs: []string{"s"}, products: []string{"p"}, categories: []string{"c"}, carts: make(chan *cart, 16)}
+	const rate, window = 400.0, 500 * time.Millisecond
+	results := m.step(storefrontMix(), rate, 0, window)
+	total := 0
+	for _, r := range results {
+		total += len(r.lat)
+		if r.errors > 0 {
+			t.Errorf("%s: %d errors, first %v; want none", r.class.name, r.errors, r.firstErr)
+		}
+		if len(r.lat) > 0 && r.lat[0] < delay {
+			t.Errorf("%s: fastest %v; want at least the server's %v", r.class.name, r.lat[0], delay)
+		}
+	}
+	// A closed loop of one worker would manage window/delay = 10 operations.
+	if want := int(rate * window.Seconds()); total != want {
+		t.Errorf("operations: %d; want the %d the schedule starts", total, want)
+	}
+	if page := results[0]; len(page.lat) < total/4 || len(page.lat) > total*3/5 {
+		t.Errorf("product pages: %d of %d operations; want about 40%%", len(page.lat), total)
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	if got, err := parseRates("100, 200,2800"); err != nil || !slices.Equal(got, []float64{100, 200, 2800}) {
+		t.Errorf("parseRates: %v, %v; want [100 200 2800]", got, err)
+	}
+	for _, bad := range []string{"", "0", "-5", "10,x"} {
+		if _, err := parseRates(bad); err == nil {
+			t.Errorf("parseRates(%q): no error; want one", bad)
+		}
+	}
+}

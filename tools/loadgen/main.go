@@ -2,6 +2,9 @@
 // a loop for -d after an unmeasured -warmup, and it reports throughput and latency
 // percentiles. It exits with status 1 if any measured request failed, so a benchmark built
 // on it cannot silently report the speed of error responses.
+//
+// With -mix it runs the storefront's mixed workload instead (see mix.go): open loop, at each
+// rate of -rates in turn, with every class's percentiles next to the seed's p95.
 package main
 
 import (
@@ -12,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +30,10 @@ type config struct {
 	warmup   time.Duration
 	name     string
 	jsonOut  bool
+	// The mixed workload: its rates (operations per second) and the products it samples.
+	mix    bool
+	rates  []float64
+	sample int
 }
 
 // headerFlag collects repeated -header "Name: value" flags.
@@ -51,6 +59,13 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
+	}
+	if cfg.mix {
+		if err := runMix(cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(2)
+		}
+		return
 	}
 	res := run(cfg)
 	if err := report(os.Stdout, cfg, res); err != nil {
@@ -78,8 +93,20 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured warm-up before -d")
 	fs.StringVar(&cfg.name, "name", "", "scenario label for the report")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print one JSON object instead of a text line")
+	fs.BoolVar(&cfg.mix, "mix", false, "run the storefront's open-loop mixed workload instead of -query")
+	rates := fs.String("rates", "100,200,400,800", "with -mix: operations per second of each step, in order")
+	fs.IntVar(&cfg.sample, "sample", 5000, "with -mix: products sampled from the catalog")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if cfg.mix {
+		if query == "" {
+			query = "{ __typename }" // unused: the mix has its own documents
+		}
+		var err error
+		if cfg.rates, err = parseRates(*rates); err != nil {
+			return cfg, err
+		}
 	}
 	if err := validate(cfg, query, fs.NArg()); err != nil {
 		return cfg, err
@@ -138,4 +165,17 @@ func withDefaults(h http.Header) http.Header {
 		h.Set("Accept", "application/json")
 	}
 	return h
+}
+
+// parseRates reads a comma-separated list of positive rates.
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || r <= 0 {
+			return nil, fmt.Errorf("-rates: %q is not a positive number", f)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
