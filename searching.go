@@ -10,7 +10,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/db/feed"
+	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/search"
 	"github.com/homegoods/storefront/supervisor"
 )
@@ -21,6 +23,9 @@ type searching struct {
 	service  *search.Service
 	controls *search.Controls
 	indexer  *search.Indexer // nil without Elasticsearch
+	// onVisible empties the caches of search results on every instance (SEARCH_CACHE_TTL);
+	// nil without them.
+	onVisible func()
 }
 
 // searchMetrics are what search reports to /metrics.
@@ -42,14 +47,25 @@ func newSearchMetrics(reg prometheus.Registerer) *searchMetrics {
 	return m
 }
 
+// searchCacheSize is how many search results an instance keeps (SEARCH_CACHE_TTL).
+const searchCacheSize = 1000
+
 // newSearching builds search on PostgreSQL, with Elasticsearch in front when configured:
 // searches on the requests' pool, the indexer on the pool of background work. client, when
-// not nil, carries the calls to Elasticsearch (tracing them).
-func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.Client, log *slog.Logger) (*searching, error) {
+// not nil, carries the calls to Elasticsearch (tracing them). With SEARCH_CACHE_TTL, results
+// are kept in a memo on bus that every catalog or controls change empties, on every instance.
+func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.Client, bus *cache.Bus, log *slog.Logger) (*searching, error) {
 	pool := dbs.requests
 	facets := search.DefaultConfig()
 	s := &searching{controls: search.NewControls(pool)}
 	fallback := search.NewPostgres(pool, facets, s.controls)
+	if cfg.SearchCacheTTL > 0 {
+		s.onVisible = func() {
+			if err := bus.Announce(context.Background()); err != nil {
+				log.Warn("search: could not announce a change to the caches of search results", "err", err)
+			}
+		}
+	}
 	var primary search.Engine
 	if cfg.ElasticsearchURL != "" {
 		es, err := search.NewElastic(search.ElasticConfig{URL: cfg.ElasticsearchURL, Index: cfg.SearchIndex, Facets: facets, Controls: s.controls, HTTPClient: client})
@@ -57,11 +73,21 @@ func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.C
 			return nil, err
 		}
 		primary = es
-		s.indexer = search.NewIndexer(es, dbs.jobs, search.IndexerOptions{Log: log,
+		s.indexer = search.NewIndexer(es, dbs.jobs, search.IndexerOptions{Log: log, OnVisible: s.onVisible,
 			ObserveLag: func(kind string, lag time.Duration) { metrics.lag.WithLabelValues(kind).Observe(lag.Seconds()) }})
+		if s.onVisible != nil {
+			// Before the results cache empties: a result must not be computed again from
+			// words the engine remembers as unknown from before the change.
+			bus.OnCatalogChange(es.ForgetWords)
+		}
 		log.Info("search: elasticsearch, postgres as fallback", "url", maskURL(cfg.ElasticsearchURL), "index", cfg.SearchIndex)
 	} else {
 		log.Info("search: postgres full-text (set ELASTICSEARCH_URL for elasticsearch)")
+	}
+	var results search.ResultCache
+	if s.onVisible != nil {
+		results = cache.NewMemo[*model.SearchResult](bus, searchCacheSize, cfg.SearchCacheTTL)
+		s.controls.OnChange(s.onVisible)
 	}
 	s.service = search.NewService(primary, fallback, s.controls, facets, search.ServiceOptions{
 		Timeout:    cfg.SearchTimeout,
@@ -69,6 +95,7 @@ func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.C
 		OnAnswer: func(backend string, degraded bool) {
 			metrics.answers.WithLabelValues(backend, fmt.Sprint(degraded)).Inc()
 		},
+		Cache: results,
 	}, log)
 	return s, nil
 }

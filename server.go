@@ -164,6 +164,9 @@ type config struct {
 	SearchTimeout, SearchReconcileInterval time.Duration
 	// SearchInsightsInterval is how often counted searches are written for insights.
 	SearchInsightsInterval time.Duration
+	// SearchCacheTTL is how long an instance may answer a search again from memory; any
+	// change of the catalog or the relevance controls drops those answers at once. 0: never.
+	SearchCacheTTL time.Duration
 	// The change feed: how long a consumer may go without a relay before it is retired, and
 	// how long delivered events stay in the outbox.
 	FeedConsumerTimeout, FeedRetain time.Duration
@@ -234,6 +237,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SearchTimeout:           e.duration("SEARCH_TIMEOUT", 500*time.Millisecond),
 		SearchReconcileInterval: e.duration("SEARCH_RECONCILE_INTERVAL", 10*time.Minute),
 		SearchInsightsInterval:  e.duration("SEARCH_INSIGHTS_INTERVAL", 5*time.Second),
+		SearchCacheTTL:          e.duration("SEARCH_CACHE_TTL", 2*time.Second),
 		FeedConsumerTimeout:     e.duration("FEED_CONSUMER_TIMEOUT", 15*time.Minute),
 		FeedRetain:              e.duration("FEED_RETAIN", 10*time.Minute),
 	}
@@ -448,7 +452,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("persisted operations: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	searches, err := newSearching(cfg, dbs, newSearchMetrics(reg), tel.httpClient(), log)
+	searches, err := newSearching(cfg, dbs, newSearchMetrics(reg), tel.httpClient(), caches.bus, log)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ type CatalogSource interface {
 // cached product itself: a product whose sku or slug has changed since is not returned for
 // the old one, and the stale entry is dropped (an outbox event names the new keys only).
 type Catalog struct {
+	bus          *Bus
 	products     *ReadThrough[*model.Product]
 	categories   *ReadThrough[*model.Category]
 	brands       *ReadThrough[*model.Brand]
@@ -40,6 +41,7 @@ type Catalog struct {
 // NewCatalog returns the catalog cache on bus in front of src.
 func NewCatalog(bus *Bus, src CatalogSource, opts ReadThroughOptions) *Catalog {
 	return &Catalog{
+		bus:          bus,
 		products:     NewReadThrough(bus, "product", byID(src.ProductsByIDs, func(p *model.Product) string { return p.ID }), opts),
 		categories:   NewReadThrough(bus, "category", byID(src.CategoriesByIDs, func(c *model.Category) string { return c.ID }), opts),
 		brands:       NewReadThrough(bus, "brand", byID(src.BrandsByIDs, func(b *model.Brand) string { return b.ID }), opts),
@@ -179,14 +181,21 @@ func values[T any](m map[string]T, err error) ([]T, error) {
 	return slices.Collect(maps.Values(m)), nil
 }
 
+// memoAggregates are the aggregates whose changes reach search results and listings.
+var memoAggregates = []string{"product", "category", "brand", "search"}
+
 // Invalidate drops the cached entries that committed changes made stale, on every server
 // instance: it is the relay handler of the cache's outbox consumer. Each aggregate's id
 // names exactly the keys it stales: a product's row, a category's, a brand's, and for stock
-// changes (aggregate "inventory", id = the product) the product's availability.
+// changes (aggregate "inventory", id = the product) the product's availability. Changes of
+// products, categories, brands and the relevance controls (aggregate "search") also empty
+// the memos of derived answers (Announce).
 func (c *Catalog) Invalidate(ctx context.Context, events []model.OutboxEvent) error {
 	stale := map[string][]string{}
+	announce := false
 	for _, e := range events {
 		stale[e.Aggregate] = append(stale[e.Aggregate], e.AggregateID)
+		announce = announce || slices.Contains(memoAggregates, e.Aggregate)
 	}
 	for aggregate, ids := range stale {
 		var err error
@@ -202,6 +211,11 @@ func (c *Catalog) Invalidate(ctx context.Context, events []model.OutboxEvent) er
 		}
 		if err != nil {
 			return fmt.Errorf("invalidate %s: %w", aggregate, err)
+		}
+	}
+	if announce {
+		if err := c.bus.Announce(ctx); err != nil {
+			return fmt.Errorf("announce catalog change: %w", err)
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/homegoods/storefront/graph/model"
 )
@@ -192,5 +193,34 @@ func TestCatalogFindsProductsBySlugFromTheCache(t *testing.T) {
 	}
 	if ps, err := catalog.ProductsBySKUs(ctx, []string{"SKU-p2", "nope"}); err != nil || len(ps) != 1 || ps[0].ID != "p2" {
 		t.Errorf("by sku: got %v, %v; want p2", ps, err)
+	}
+}
+
+// TestCatalogChangesEmptyTheMemos: changes of products, categories, brands and the search
+// controls empty the memos of derived answers; stock changes and orders do not.
+func TestCatalogChangesEmptyTheMemos(t *testing.T) {
+	ctx := context.Background()
+	bus := coreStartBus(t, NewMemoryBackend(0))
+	catalog := NewCatalog(bus, &countingCatalog{}, ReadThroughOptions{L1Size: 100})
+	memo := NewMemo[int](bus, 10, time.Minute)
+	var computed int
+	answer := func() int {
+		n, err := memo.Do(ctx, "key", func(context.Context) (int, bool, error) { computed++; return computed, true, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		aggregate string
+		empties   bool
+	}{{"inventory", false}, {"order", false}, {"product", true}, {"category", true}, {"brand", true}, {"search", true}} {
+		before := answer()
+		if err := catalog.Invalidate(ctx, []model.OutboxEvent{{Aggregate: tt.aggregate, AggregateID: "p1"}}); err != nil {
+			t.Fatal(err)
+		}
+		if emptied := answer() != before; emptied != tt.empties {
+			t.Errorf("a %s event emptied the memo: %v; want %v", tt.aggregate, emptied, tt.empties)
+		}
 	}
 }

@@ -50,9 +50,11 @@ func searchQuery(text *string, filter *model.SearchFilter, sort *model.SearchSor
 	return q, err
 }
 
-// presentResult makes a result fit for clients: category and brand facet values become
-// global ids with the names as labels, and pinned products that are no longer visible go.
-func presentResult(ctx context.Context, res *model.SearchResult) error {
+// presentResult makes a copy of a result fit for clients (the searcher's may be shared by
+// a cache): category and brand facet values become global ids with the names as labels,
+// and pinned products that are no longer visible go.
+func presentResult(ctx context.Context, shared *model.SearchResult) (*model.SearchResult, error) {
+	res := shared.Copy()
 	l := loaders(ctx)
 	for i := range res.Facets {
 		f := &res.Facets[i]
@@ -64,10 +66,10 @@ func presentResult(ctx context.Context, res *model.SearchResult) error {
 			err = labelValues(ctx, f.Values, model.TypeBrand, l.Brand.GetMany, func(b *model.Brand) string { return b.Name })
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return dropHiddenPins(ctx, res)
+	return res, dropHiddenPins(ctx, res)
 }
 
 // labelValues labels facet values that are database ids with their objects' names and

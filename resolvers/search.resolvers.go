@@ -47,7 +47,7 @@ func (r *queryResolver) Search(ctx context.Context, query *string, filter *model
 	if err != nil {
 		return nil, err
 	}
-	return res, presentResult(ctx, res)
+	return presentResult(ctx, res)
 }
 
 func (r *queryResolver) Suggest(ctx context.Context, prefix string, first *int) ([]*model.Suggestion, error) {

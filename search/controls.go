@@ -48,6 +48,8 @@ type Controls struct {
 	snap   atomic.Pointer[controlsSnapshot]
 	gen    atomic.Uint64 // bumped by every local change; a load older than it is not kept
 	loadMu sync.Mutex    // one load at a time
+	// onChange, when set, is called after every change through this instance.
+	onChange func()
 }
 
 // controlsSnapshot is what searches read of the controls at one moment.
@@ -109,11 +111,18 @@ func (c *Controls) current(ctx context.Context) (*controlsSnapshot, error) {
 	return s, nil
 }
 
+// OnChange makes every change through c call fn once it is stored, such as to drop cached
+// search results at once. Set it before the controls are used.
+func (c *Controls) OnChange(fn func()) { c.onChange = fn }
+
 // invalidate drops the snapshot after a change through this instance, so that it reads its
 // own writes.
 func (c *Controls) invalidate() {
 	c.gen.Add(1)
 	c.snap.Store(nil)
+	if c.onChange != nil {
+		c.onChange()
+	}
 }
 
 const (

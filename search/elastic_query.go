@@ -585,6 +585,10 @@ func (e *Elastic) facetAgg(facet string) obj {
 }
 
 // reset forgets every word, after a change that can make unknown words known.
+// ForgetWords drops what the engine remembers of which words the index holds, so that the
+// next search asks again: after a change that may have made new words known.
+func (e *Elastic) ForgetWords() { e.words.reset() }
+
 func (k *knownWords) reset() {
 	k.mu.Lock()
 	k.words = nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,6 +26,11 @@ type IndexerOptions struct {
 	// ObserveLag, when set, is told the sync lag of every event applied: from the commit
 	// of the change (the event's created_at) until its document was written.
 	ObserveLag func(kind string, lag time.Duration)
+	// OnVisible, when set, is called once the changes a batch wrote are searchable (the
+	// indexer then refreshes the index itself rather than wait for its refresh interval)
+	// and after a rebuild swapped the alias, such as to drop cached search results that a
+	// search could have taken from the index meanwhile.
+	OnVisible func()
 	// LoadWorkers is how many bulk requests a rebuild keeps in flight (default 2).
 	LoadWorkers int
 	// SwapGrace is how long a rebuild waits after swapping the alias before it deletes
@@ -51,6 +57,9 @@ type Indexer struct {
 	log  *slog.Logger
 	// synonyms wakes RunSynonymUpdates when the relevance controls changed.
 	synonyms chan struct{}
+	// refreshing is set while announceVisible refreshes; unrefreshed when writes came since
+	// its refresh began.
+	refreshing, unrefreshed atomic.Bool
 }
 
 // NewIndexer returns the indexer writing es's alias from the catalog in pool.
@@ -139,7 +148,36 @@ func (ix *Indexer) Handle(ctx context.Context, events []model.OutboxEvent) error
 		return err
 	}
 	ix.observe(events, st)
+	ix.announceVisible()
 	return nil
+}
+
+// announceVisible makes what the indexer wrote searchable at once (a refresh of the alias)
+// and then calls OnVisible, in the background: the relay does not wait. Writes made while a
+// refresh runs get another one after it.
+func (ix *Indexer) announceVisible() {
+	if ix.opts.OnVisible == nil {
+		return
+	}
+	ix.unrefreshed.Store(true)
+	if !ix.refreshing.CompareAndSwap(false, true) {
+		return // the running refresh goes round again
+	}
+	go func() {
+		for {
+			ix.unrefreshed.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := ix.es.refresh(ctx, ix.es.alias); err != nil {
+				ix.log.Warn("search: refresh after a write failed; cached results may wait for their TTL", "err", err)
+			}
+			cancel()
+			ix.opts.OnVisible()
+			ix.refreshing.Store(false)
+			if !ix.unrefreshed.Load() || !ix.refreshing.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
 
 // writeTargets are the aliases writes go to: the alias, and the index being rebuilt when a

@@ -88,6 +88,9 @@ func (ix *Indexer) rebuild(ctx context.Context) (st ReindexStats, err error) {
 		return st, err
 	}
 	ix.es.words.reset() // the new index may know words through its synonyms
+	if ix.opts.OnVisible != nil {
+		ix.opts.OnVisible()
+	}
 	// Synonyms changed during the load are the business of UpdateSynonyms, which the
 	// change wakes: it rebuilds again.
 	ix.retire(ctx, st.Replaced)

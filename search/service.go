@@ -2,8 +2,11 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +35,17 @@ type ServiceOptions struct {
 	FlushEvery time.Duration
 	// OnAnswer, when set, is told which backend answered each search and suggestion.
 	OnAnswer func(backend string, degraded bool)
+	// Cache, when set, keeps the answers of searches for a short time, by their words,
+	// filters, sort and page; nil asks the engine every time.
+	Cache ResultCache
+}
+
+// ResultCache keeps answers of searches: Do returns key's answer, from the cache or else
+// from compute, which also says whether its answer may be kept. The cache must drop its
+// answers when the catalog or the relevance controls change, and callers must not change
+// an answer they get (see model.SearchResult.Copy).
+type ResultCache interface {
+	Do(ctx context.Context, key string, compute func(context.Context) (*model.SearchResult, bool, error)) (*model.SearchResult, error)
 }
 
 // Service is what resolvers search through: it validates the query, applies the
@@ -96,6 +110,50 @@ func (s *Service) Search(ctx context.Context, q model.SearchQuery) (*model.Searc
 	if err := s.cfg.Validate(&q); err != nil {
 		return nil, err
 	}
+	var res *model.SearchResult
+	var err error
+	if s.opts.Cache == nil {
+		res, err = s.search(ctx, q)
+	} else {
+		res, err = s.opts.Cache.Do(ctx, cacheKey(q), func(ctx context.Context) (*model.SearchResult, bool, error) {
+			res, err := s.search(ctx, q)
+			return res, err == nil && !res.Degraded, err
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.record(q.Text, res.Total)
+	return res, nil
+}
+
+// cacheKey names a validated query in the result cache: its words as Normalize makes them,
+// filters with their values in order, sort and page.
+func cacheKey(q model.SearchQuery) string {
+	f := q.Filter
+	f.CategoryIDs, f.BrandIDs = sorted(f.CategoryIDs), sorted(f.BrandIDs)
+	f.Attributes = slices.Clone(f.Attributes)
+	for i := range f.Attributes {
+		f.Attributes[i].Values = sorted(f.Attributes[i].Values)
+	}
+	slices.SortFunc(f.Attributes, func(a, b model.AttributeFilter) int { return strings.Compare(a.Key, b.Key) })
+	key, _ := json.Marshal(struct {
+		Text, Sort, After string
+		First             int
+		Filter            model.SearchFilter
+	}{Normalize(q.Text), string(q.Sort), q.After, q.First, f})
+	return string(key)
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// search answers q from the engines, with the pinned products of its query first on the
+// first page of the relevance sort.
+func (s *Service) search(ctx context.Context, q model.SearchQuery) (*model.SearchResult, error) {
 	pins, err := s.applyControls(ctx, &q)
 	if err != nil {
 		return nil, err
@@ -108,7 +166,6 @@ func (s *Service) Search(ctx context.Context, q model.SearchQuery) (*model.Searc
 		res.Hits = append(pinnedHits(pins), res.Hits...)
 		res.Total += len(pins)
 	}
-	s.record(q.Text, res.Total)
 	return res, nil
 }
 

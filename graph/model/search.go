@@ -108,6 +108,19 @@ type SearchResult struct {
 	Degraded bool
 }
 
+// Copy returns a copy of r whose hits, facets and facet values can be changed without
+// changing r's, which a cache may share between requests.
+func (r *SearchResult) Copy() *SearchResult {
+	c := *r
+	c.Hits = append([]SearchHit(nil), r.Hits...)
+	c.Facets = make([]Facet, len(r.Facets))
+	for i, f := range r.Facets {
+		f.Values = append([]FacetValue(nil), f.Values...)
+		c.Facets[i] = f
+	}
+	return &c
+}
+
 // SearchHit is one product found, with its cursor and highlighted fragments.
 type SearchHit struct {
 	ProductID  string
