@@ -27,7 +27,11 @@
 # PostgreSQL engine and then Elasticsearch (the OpenSearch node of scripts/search.sh on port
 # 9251, the index built by the server from PostgreSQL at start) answer (a) a two-word query,
 # (b) a misspelled one and (c) a category browse with two attribute facets selected, each
-# with every facet; then a full reindex of the largest catalog, the sync lag, and the lag of
+# with every facet; over the largest catalog also (d) the faceted browse of the whole catalog
+# (no words, no filter, every facet) at concurrency 1, 4 and 16, answered from the popular
+# searches' memo (SEARCH_CACHE_TTL) and then uncached, beside the engine alone at the same
+# concurrency (BenchmarkPostgresSearch, BenchmarkElasticSearch: the engine called as the
+# server calls it); then a full reindex of the largest catalog, the sync lag, and the lag of
 # single changes committed behind a repricing of 10,000 products (Go benchmarks of search/).
 # Then the mixed workload (mix_bench, BENCH_PARTS=mix): the storefront's open-loop mix of the
 # case study's peak (tools/loadgen -mix: product pages by slug, category browses, searches,
@@ -60,7 +64,8 @@ readonly DEBUG=127.0.0.1:$((6061 + OFFSET))
 readonly OUT_DIR=.run/bench PROFILES=.run/bench/profiles
 readonly REPORT=$OUT_DIR/catalog.md SERVER_LOG=$OUT_DIR/server.log
 readonly PRODUCTS=${BENCH_PRODUCTS:-10000}
-readonly CONCURRENCY=${BENCH_CONCURRENCY:-16}
+# Not readonly: a scenario may run at another concurrency (CONCURRENCY=4 scenario ...).
+CONCURRENCY=${BENCH_CONCURRENCY:-16}
 readonly DURATION=${BENCH_DURATION:-15s}
 readonly WARMUP=3s
 
@@ -389,7 +394,8 @@ go_benchmarks() {
 }
 
 # search_engine ENGINE SIZE [VAR=value...] measures the three searches of the issue on one
-# engine over a catalog of SIZE products, after the { __typename } ceiling of the same run.
+# engine over a catalog of SIZE products, after the { __typename } ceiling of the same run;
+# over the largest catalog also the faceted browse (browse_levels).
 search_engine() {
 	local engine=$1 size=$2 category
 	shift 2
@@ -401,7 +407,49 @@ search_engine() {
 	scenario "$engine @ $size" "(b) misspelled" "$Q_SEARCH" '{"q":"oak tabel"}'
 	scenario "$engine @ $size" "(c) category + 2 facets" "$Q_SEARCH" \
 		"{\"f\":{\"categoryIds\":[\"$category\"],\"attributes\":[{\"key\":\"material\",\"values\":[\"oak\"]},{\"key\":\"color\",\"values\":[\"walnut\"]}]}}"
+	if [ "$size" = "${SEARCH_SIZES##* }" ]; then
+		browse_levels "$engine @ $size" "(d) browse, all facets"
+		stop_server
+		# Uncached: every browse asks the engine, beside the engine alone through the same
+		# client (the Go benchmarks of search/ call the engine as the server does).
+		start_server "$@" SEARCH_CACHE_TTL=0
+		wait_for_backend "$engine"
+		scenario "$engine @ $size" typename "$Q_TYPENAME"
+		browse_levels "$engine @ $size" "(d) browse, uncached"
+		engine_alone "$engine @ $size" "$@"
+	fi
 	stop_server
+}
+
+# browse_levels MODE LABEL runs the faceted browse of the whole catalog (no words, no
+# filter, every facet) at concurrency 1, 4 and 16.
+browse_levels() {
+	local c
+	for c in 1 4 16; do
+		CONCURRENCY=$c scenario "$1" "$2, c=$c" "$Q_SEARCH"
+	done
+}
+
+# engine_alone MODE [VAR=value...] runs the browse of browse_levels through the engine
+# alone (BenchmarkPostgresSearch or BenchmarkElasticSearch) at concurrency 1, 4 and 16 and
+# adds their rows; VAR=value are the server's settings (its database and index).
+engine_alone() {
+	local mode=$1 bench=PostgresSearch/d-browse c out
+	shift
+	local -A env
+	local kv
+	for kv in "$@"; do env[${kv%%=*}]=${kv#*=}; done
+	if [ -n "${env[ELASTICSEARCH_URL]:-}" ]; then bench=ElasticSearch/browse-all; fi
+	for c in 1 4 16; do
+		note "running: $mode / engine alone, c=$c (load average $(load_average))"
+		out=$(SEARCH_BENCH_CLIENTS=$c BENCH_SEARCH_URL=${env[DATABASE_URL]} SEARCH_BENCH_DATABASE_URL=${env[DATABASE_URL]} \
+			TEST_ELASTICSEARCH_URL=${env[ELASTICSEARCH_URL]:-} SEARCH_BENCH_INDEX=${env[SEARCH_INDEX]:-} \
+			go test -run '^$' -bench "$bench" -benchtime "$DURATION" -timeout 10m ./search/ | grep '^Benchmark') || failed=1
+		rows+=("$(awk -v mode="$mode" -v c="$c" '{
+			for (i = 3; i < NF; i++) v[$(i + 1)] = $i
+			printf "| %s | (d) browse, engine alone, c=%s | %.0f | - | %.2f | %.2f | %.2f | | | | | | | | |", mode, c, v["queries/s"], v["p50-ms"], v["p95-ms"], v["p99-ms"]
+		}' <<<"$out")")
+	done
 }
 
 # wait_for_backend ENGINE waits until searches are answered by ENGINE: with Elasticsearch,
