@@ -43,7 +43,7 @@
 #
 # Environment: BENCH_PARTS ("catalog search mix") what to run; BENCH_MIX_RATES the mix's steps
 # (operations per second); BENCH_MIX_SIZES ("3000 100000") its catalogs; BENCH_PRODUCTS (10000) products to seed into an empty database,
-# BENCH_CONCURRENCY (16) concurrent clients, BENCH_DURATION (15s) measured time per scenario.
+# BENCH_CONCURRENCY (16) concurrent clients, BENCH_DURATION (10s) measured time per scenario.
 # The cluster in .run/bench-pg is kept between runs (stopped, not deleted), so the seed only
 # happens once; `scripts/pg.sh destroy .run/bench-pg` starts afresh, say after changing
 # BENCH_PRODUCTS. A fast Redis (nothing on disk, so every run starts cold) runs in
@@ -66,7 +66,7 @@ readonly REPORT=$OUT_DIR/catalog.md SERVER_LOG=$OUT_DIR/server.log
 readonly PRODUCTS=${BENCH_PRODUCTS:-10000}
 # Not readonly: a scenario may run at another concurrency (CONCURRENCY=4 scenario ...).
 CONCURRENCY=${BENCH_CONCURRENCY:-16}
-readonly DURATION=${BENCH_DURATION:-15s}
+readonly DURATION=${BENCH_DURATION:-10s}
 readonly WARMUP=3s
 
 readonly FIELDS='id sku name price { amount currency } category { id name } brand { id name } availability { inStock available }'
@@ -94,6 +94,8 @@ readonly MIX_SIZES=${BENCH_MIX_SIZES:-3000 100000}
 
 server_pid=""
 failed=""
+reported=""
+in_search=""
 rows=()
 catalog_rows=()
 search_rows=()
@@ -111,7 +113,14 @@ note() { echo "bench: $*" >&2; }
 # cleanup runs on every exit, failure included: the server, Redis and the cluster must not
 # outlive the benchmark.
 cleanup() {
+	local rc=$?
 	stop_server
+	# A run that fails part way still reports what it measured.
+	if ((rc != 0)) && [ -z "$reported" ] && ((${#rows[@]} + ${#catalog_rows[@]} > 0)); then
+		if [ -n "$in_search" ]; then search_rows=("${rows[@]}") rows=("${catalog_rows[@]}"); fi
+		note "the run failed: the report holds what was measured before"
+		report >/dev/null || true
+	fi
 	scripts/search.sh stop "$SEARCH_DIR" || note "could not stop the search node in $SEARCH_DIR"
 	scripts/redis.sh stop "$REDIS_DIR" || note "could not stop Redis in $REDIS_DIR"
 	scripts/pg.sh stop "$PG_DIR" || note "could not stop the cluster in $PG_DIR"
@@ -479,6 +488,7 @@ search_bench() {
 	local size url
 	catalog_rows=("${rows[@]}")
 	rows=()
+	in_search=1
 	scripts/search.sh start "$SEARCH_DIR" "$SEARCH_PORT"
 	for size in $SEARCH_SIZES; do
 		scripts/pg.sh createdb "$PG_PORT" "search_$size"
@@ -500,6 +510,7 @@ search_bench() {
 		go test -run '^$' -bench 'ElasticRepricingLag' -benchtime 3x -timeout 20m ./search/ | grep '^Benchmark' | tee -a "$OUT_DIR/synclag.txt"
 	search_rows=("${rows[@]}")
 	rows=("${catalog_rows[@]}")
+	in_search=""
 }
 
 report() {
@@ -542,6 +553,7 @@ report() {
 		echo
 		cat "$OUT_DIR/mix.md"
 	} | tee "$REPORT"
+	reported=1
 }
 
 # mix_bench runs the storefront's mixed workload on each catalog size of MIX_SIZES (the
@@ -591,24 +603,21 @@ main() {
 	mkdir -p "$PROFILES"
 	start_database
 	start_redis
+	: >"$OUT_DIR/go.txt"
+	: >"$OUT_DIR/reindex.txt"
+	: >"$OUT_DIR/synclag.txt"
+	: >"$OUT_DIR/mix.md"
 	if [[ " $PARTS " == *" catalog "* ]]; then
 		mode redis+L1 issue REDIS_URL="$BENCH_REDIS_URL"
 		mode postgres pages CACHE=false
 		mode redis pages REDIS_URL="$BENCH_REDIS_URL" CACHE_L1_SIZE=0
 		go_benchmarks
-	else
-		: >"$OUT_DIR/go.txt"
 	fi
 	if [[ " $PARTS " == *" search "* ]]; then
 		search_bench
-	else
-		: >"$OUT_DIR/reindex.txt"
-		: >"$OUT_DIR/synclag.txt"
 	fi
 	if [[ " $PARTS " == *" mix "* ]]; then
 		mix_bench
-	else
-		: >"$OUT_DIR/mix.md"
 	fi
 	report
 	[ -z "$failed" ] || die "some requests failed: see the errors column and loadgen's messages above"

@@ -201,8 +201,17 @@ func (ix *Indexer) finishLoad(ctx context.Context, index string) error {
 	if err != nil {
 		return err
 	}
-	return ix.es.refresh(ctx, index)
+	// Unlike a refresh of a few changes, this one writes the segments of every document
+	// loaded: tens of seconds for 100,000 products on a busy node, past the bound of one
+	// request, and a rebuild that gives up here starts over and never ends.
+	if err := ix.es.doWithin(ctx, loadRefreshTimeout, "POST", "/"+index+"/_refresh", nil, nil); err != nil {
+		return fmt.Errorf("refresh %s: %w", index, err)
+	}
+	return nil
 }
+
+// loadRefreshTimeout bounds the refresh that makes a fully loaded index searchable.
+const loadRefreshTimeout = 5 * time.Minute
 
 // swap points the alias at index instead of what it named, and takes the next alias off
 // index, in one atomic call. It returns the indices the alias named before.
