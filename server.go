@@ -32,6 +32,8 @@ import (
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/mail"
+	"github.com/homegoods/storefront/password"
 	"github.com/homegoods/storefront/resolvers"
 	"github.com/homegoods/storefront/store"
 	"github.com/homegoods/storefront/supervisor"
@@ -170,6 +172,11 @@ type config struct {
 	// The change feed: how long a consumer may go without a relay before it is retired, and
 	// how long delivered events stay in the outbox.
 	FeedConsumerTimeout, FeedRetain time.Duration
+	// Mail: customers' mails go through the SMTP server at SMTPAddr, or to the log when it is
+	// unset; their links lead to pages of the shop at ShopURL.
+	SMTPAddr, SMTPFrom, SMTPUser, SMTPPassword, ShopURL string
+	// CustomerTokenTTL is how long a customer's access token lives.
+	CustomerTokenTTL time.Duration
 }
 
 // devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
@@ -240,6 +247,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SearchCacheTTL:          e.duration("SEARCH_CACHE_TTL", 2*time.Second),
 		FeedConsumerTimeout:     e.duration("FEED_CONSUMER_TIMEOUT", 15*time.Minute),
 		FeedRetain:              e.duration("FEED_RETAIN", 10*time.Minute),
+		SMTPAddr:                e.str("SMTP_ADDR", ""),
+		SMTPFrom:                e.str("SMTP_FROM", "shop@localhost"),
+		SMTPUser:                e.str("SMTP_USER", ""),
+		SMTPPassword:            e.str("SMTP_PASSWORD", ""),
+		ShopURL:                 e.str("SHOP_URL", "http://localhost:8080"),
+		CustomerTokenTTL:        e.duration("CUSTOMER_TOKEN_TTL", resolvers.DefaultCustomerTokenTTL),
 	}
 	if cfg.Cache && cfg.CacheTTL >= cfg.FeedConsumerTimeout {
 		// A retired cache consumer is not resynced: its entries must expire first.
@@ -330,7 +343,7 @@ func (c config) logValue() []any {
 	return []any{"database", maskURL(c.DatabaseURL), "addr", c.HTTPAddr, "jwt_secret", secret,
 		"playground", c.Playground, "dashboard", c.Dashboard, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait,
 		"redis", maskURL(c.RedisURL) + c.RedisAddrs, "cache", c.Cache, "rate_limit_per_second", c.RateLimitPerSecond,
-		"elasticsearch", maskURL(c.ElasticsearchURL)}
+		"elasticsearch", maskURL(c.ElasticsearchURL), "smtp", c.SMTPAddr}
 }
 
 // maskURL hides the password of a database or Redis URL.
@@ -459,6 +472,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	changes := feed.New(dbs.jobs, feed.Options{ConsumerTimeout: cfg.FeedConsumerTimeout, Retain: cfg.FeedRetain,
 		BeforeCommit: feedFaultHook, Log: log})
 	ticker := jobs.NewSalesTicker(cfg.SalesTickerInterval, log)
+	mailer, err := newMailer(ctx, cfg, changes, log)
+	if err != nil {
+		return err
+	}
 
 	// Workers run until serve returns, also when it returns early with an error.
 	workerCtx, stopWorkers := context.WithCancel(ctx)
@@ -470,6 +487,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	workers.Go("feed-maintenance", changes.Maintain)
 	caches.start(workers, changes, jobs, log)
 	searches.start(workers, changes, cfg)
+	workers.Go("relay:"+mailer.Name, changes.Relay(mailer))
 	if cfg.DebugAddr != "" {
 		workers.Go("debug-server", func(ctx context.Context) error { return serveDebug(ctx, cfg.DebugAddr, log) })
 	}
@@ -549,27 +567,31 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, t
 	}
 	crossOrigin := newCORS(cfg.CORSOrigins, cfg.CORSMaxAge)
 	api := resolvers.NewHandler(resolvers.Config{
-		Catalog:         st,
-		Commerce:        st,
-		Analytics:       st,
-		Searcher:        searches.service,
-		SearchControls:  searches.controls,
-		Ticker:          ticker,
-		CheckOrigin:     originAllowed(crossOrigin),
-		Batches:         batches,
-		Sessions:        caches.sessions,
-		Rankings:        caches.rankings,
-		Alerts:          caches.alerts,
-		APQ:             caches.apq,
-		Extensions:      extensions,
-		Auth:            resolvers.NewAuth([]byte(cfg.JWTSecret)),
-		Log:             log,
-		Metrics:         resolvers.NewMetrics(reg),
-		Introspection:   cfg.Playground,
-		ComplexityLimit: cfg.ComplexityLimit,
-		DepthLimit:      cfg.DepthLimit,
-		LoaderWait:      cfg.LoaderWait,
-		Tracer:          tel.tracer(),
+		Catalog:          st,
+		Commerce:         st,
+		Analytics:        st,
+		Searcher:         searches.service,
+		SearchControls:   searches.controls,
+		Ticker:           ticker,
+		CheckOrigin:      originAllowed(crossOrigin),
+		Batches:          batches,
+		Sessions:         caches.sessions,
+		Rankings:         caches.rankings,
+		Alerts:           caches.alerts,
+		APQ:              caches.apq,
+		Extensions:       extensions,
+		Auth:             resolvers.NewAuth([]byte(cfg.JWTSecret)),
+		Customers:        st,
+		Passwords:        password.NewHasher(password.Default, hashConcurrency),
+		AccountLimits:    caches.accountLimits,
+		CustomerTokenTTL: cfg.CustomerTokenTTL,
+		Log:              log,
+		Metrics:          resolvers.NewMetrics(reg),
+		Introspection:    cfg.Playground,
+		ComplexityLimit:  cfg.ComplexityLimit,
+		DepthLimit:       cfg.DepthLimit,
+		LoaderWait:       cfg.LoaderWait,
+		Tracer:           tel.tracer(),
 	})
 
 	mux := http.NewServeMux()
@@ -579,6 +601,27 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, t
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	web.Register(mux, web.Options{Playground: cfg.Playground, Dashboard: cfg.Dashboard})
 	return tel.handler(withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, withDeadline(cfg.RequestTimeout, mux)))))
+}
+
+// hashConcurrency bounds the password hashes computed at once: each holds
+// password.Default.Memory (19 MiB).
+const hashConcurrency = 4
+
+// newMailer returns the change feed's mail consumer, sending through SMTP_ADDR or to the
+// log, and registers it so that no mail asked for from now on is missed, even before its
+// relay first runs.
+func newMailer(ctx context.Context, cfg config, changes *feed.Feed, log *slog.Logger) (feed.Consumer, error) {
+	var sender mail.Sender = mail.Log{Log: log}
+	if cfg.SMTPAddr != "" {
+		sender = mail.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, User: cfg.SMTPUser, Password: cfg.SMTPPassword}
+	} else {
+		log.Warn("mail: SMTP_ADDR is unset: customers' mails are logged, not sent")
+	}
+	consumer, err := mail.NewConsumer(sender, cfg.ShopURL, log)
+	if err != nil {
+		return feed.Consumer{}, fmt.Errorf("SHOP_URL: %w", err)
+	}
+	return consumer, changes.Register(ctx, consumer.Name)
 }
 
 // serveDebug serves the pprof profiles on their own address, kept off the public port,

@@ -50,6 +50,26 @@ type caching struct {
 	// operationNames are the names of the operations registered from OPERATIONS_DIR.
 	operationNames []string
 	limiter        cache.RateLimiter // nil when rate limits are off
+	// accountLimits slow the guessing of passwords and order numbers.
+	accountLimits resolvers.AccountLimits
+}
+
+// The budgets of the account limits: per account (the email tried), 10 sign-in attempts
+// at once and then one a minute; per client, 30 at once and then 10 a minute for sign-ins,
+// sign-ups, reset requests and guest order lookups together.
+var (
+	signInPerAccount = cache.RateLimit{PerSecond: 1, Burst: 10, Period: time.Minute}
+	signInPerClient  = cache.RateLimit{PerSecond: 10, Burst: 30, Period: time.Minute}
+)
+
+// newAccountLimits returns the account limits, kept where the other budgets are.
+func newAccountLimits(newLimiter func(cache.RateLimit) (cache.RateLimiter, error)) (resolvers.AccountLimits, error) {
+	perAccount, err := newLimiter(signInPerAccount)
+	if err != nil {
+		return resolvers.AccountLimits{}, err
+	}
+	perClient, err := newLimiter(signInPerClient)
+	return resolvers.AccountLimits{PerAccount: perAccount, PerClient: perClient}, err
 }
 
 // newCaching builds the Redis-backed services when REDIS_URL or REDIS_ADDRS is set and the
@@ -73,6 +93,11 @@ func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error)
 		if limit.PerSecond > 0 {
 			c.limiter, err = cache.NewRedisRateLimiter(c.redis, cfg.RedisPrefix, limit)
 		}
+		if err == nil {
+			c.accountLimits, err = newAccountLimits(func(l cache.RateLimit) (cache.RateLimiter, error) {
+				return cache.NewRedisRateLimiter(c.redis, cfg.RedisPrefix, l)
+			})
+		}
 		log.Info("cache: redis", "addrs", opts.Addrs, "cluster", opts.IsClusterMode || len(opts.Addrs) > 1 && opts.MasterName == "")
 	} else {
 		c.bus = cache.NewBus(cache.NewMemoryBackend(cfg.CacheMemoryEntries), log)
@@ -81,6 +106,11 @@ func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error)
 		c.apq = cache.NewMemoryAPQCache(1000)
 		if limit.PerSecond > 0 {
 			c.limiter, err = cache.NewMemoryRateLimiter(limit)
+		}
+		if err == nil {
+			c.accountLimits, err = newAccountLimits(func(l cache.RateLimit) (cache.RateLimiter, error) {
+				return cache.NewMemoryRateLimiter(l)
+			})
 		}
 		log.Warn("cache: REDIS_URL is unset: in-process cache, sessions and pub/sub, for a single instance only")
 	}

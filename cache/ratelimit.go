@@ -21,6 +21,9 @@ type RateLimiter interface {
 // saved. Both limiters implement it as a GCRA (an exact token bucket without a refill job).
 type RateLimit struct {
 	PerSecond int
+	// Period, when set, is the time in which PerSecond units flow in instead of a second:
+	// sign-in attempts are counted per minute.
+	Period time.Duration
 	// Burst is the most a client can spend at once. A cost above it is charged as Burst, so
 	// that any operation the complexity limit accepts can run once the budget is full:
 	// make Burst at least the complexity limit.
@@ -32,6 +35,14 @@ func (l RateLimit) validate() error {
 		return errors.New("rate limit: per second and burst must be positive")
 	}
 	return nil
+}
+
+// period is the time in which PerSecond units flow in.
+func (l RateLimit) period() time.Duration {
+	if l.Period > 0 {
+		return l.Period
+	}
+	return time.Second
 }
 
 // cost is what Allow charges: at least 1, at most the burst.

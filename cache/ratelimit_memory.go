@@ -29,7 +29,7 @@ func NewMemoryRateLimiter(limit RateLimit) (*MemoryRateLimiter, error) {
 	}
 	return &MemoryRateLimiter{
 		limit:     limit,
-		interval:  time.Second / time.Duration(limit.PerSecond),
+		interval:  limit.period() / time.Duration(limit.PerSecond),
 		tat:       map[string]time.Time{},
 		lastSweep: time.Now(),
 	}, nil

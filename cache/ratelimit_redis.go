@@ -29,7 +29,7 @@ func NewRedisRateLimiter(rdb redis.UniversalClient, prefix string, limit RateLim
 
 // Allow charges cost to key's budget; see RateLimiter.
 func (l *RedisRateLimiter) Allow(ctx context.Context, key string, cost int) (bool, time.Duration, error) {
-	limit := redis_rate.Limit{Rate: l.limit.PerSecond, Burst: l.limit.Burst, Period: time.Second}
+	limit := redis_rate.Limit{Rate: l.limit.PerSecond, Burst: l.limit.Burst, Period: l.limit.period()}
 	res, err := l.limiter.AllowN(ctx, l.prefix+key, limit, l.limit.cost(cost))
 	if err != nil {
 		return false, 0, fmt.Errorf("rate limit: %w", err)

@@ -218,3 +218,24 @@ func TestComplexityRateLimitWithoutComplexity(t *testing.T) {
 		t.Fatalf("logs = %q; want the misconfiguration", logs.String())
 	}
 }
+
+// TestRateLimiterPeriod counts a budget per minute: 3 attempts a minute, 3 at once.
+func TestRateLimiterPeriod(t *testing.T) {
+	for _, b := range ratelimitBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			l := b.open(t, cache.RateLimit{PerSecond: 3, Burst: 3, Period: time.Minute})
+			for i := range 4 {
+				ok, retryAfter, err := l.Allow(ctx, "signin", 1)
+				if err != nil || ok != (i < 3) {
+					t.Fatalf("attempt %d: got %v, %v; want allowed %v", i+1, ok, err, i < 3)
+				}
+				// One attempt flows back every 20 s.
+				if !ok && (retryAfter < 15*time.Second || retryAfter > 20*time.Second) {
+					t.Fatalf("retry-after %v; want about 20s", retryAfter)
+				}
+			}
+		})
+	}
+}

@@ -124,7 +124,7 @@ func checkoutInput(cartID, key, email string, address model.Address, expected *m
 	if a, err := mail.ParseAddress(email); err != nil || a.Address != strings.TrimSpace(email) || len(a.Address) > model.MaxEmailLen {
 		return model.CheckoutInput{}, model.InvalidArgument("email", "not an email address of at most %d characters", model.MaxEmailLen)
 	}
-	if err := checkAddress(address); err != nil {
+	if err := checkAddressAt("shippingAddress", address); err != nil {
 		return model.CheckoutInput{}, err
 	}
 	raw, _ := json.Marshal(address)
@@ -132,19 +132,20 @@ func checkoutInput(cartID, key, email string, address model.Address, expected *m
 		ShippingAddress: raw, ExpectedTotal: expected}, nil
 }
 
-func checkAddress(a model.Address) error {
+// checkAddressAt checks an address given as the argument arg.
+func checkAddressAt(arg string, a model.Address) error {
 	for field, v := range map[string]string{"name": a.Name, "line1": a.Line1, "city": a.City, "postalCode": a.PostalCode} {
 		if n := utf8.RuneCountInString(strings.TrimSpace(v)); n == 0 || n > model.MaxAddressFieldLen {
-			return model.InvalidArgument("shippingAddress."+field, "%s must have 1 to %d characters", field, model.MaxAddressFieldLen)
+			return model.InvalidArgument(arg+"."+field, "%s must have 1 to %d characters", field, model.MaxAddressFieldLen)
 		}
 	}
 	for field, v := range map[string]*string{"line2": a.Line2, "region": a.Region} {
 		if v != nil && utf8.RuneCountInString(*v) > model.MaxAddressFieldLen {
-			return model.InvalidArgument("shippingAddress."+field, "%s must have at most %d characters", field, model.MaxAddressFieldLen)
+			return model.InvalidArgument(arg+"."+field, "%s must have at most %d characters", field, model.MaxAddressFieldLen)
 		}
 	}
 	if !model.IsCountryCode(a.Country) {
-		return model.InvalidArgument("shippingAddress.country", "country is an ISO 3166-1 alpha-2 code such as \"US\"")
+		return model.InvalidArgument(arg+".country", "country is an ISO 3166-1 alpha-2 code such as \"US\"")
 	}
 	return nil
 }

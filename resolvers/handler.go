@@ -17,6 +17,7 @@ import (
 
 	"github.com/homegoods/storefront/graph"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/password"
 )
 
 // Config is what the GraphQL handler is built from.
@@ -34,7 +35,14 @@ type Config struct {
 	// SearchControls serve the merchandisers' relevance controls; nil turns them off.
 	SearchControls SearchControls
 	Auth           *Auth
-	Log            *slog.Logger
+	// Customers are the accounts; Passwords hash theirs, AccountLimits slow guessing, and
+	// CustomerTokenTTL is how long a customer's access token lives (DefaultCustomerTokenTTL
+	// when 0).
+	Customers        Customers
+	Passwords        *password.Hasher
+	AccountLimits    AccountLimits
+	CustomerTokenTTL time.Duration
+	Log              *slog.Logger
 	// Metrics records operations when set.
 	Metrics *Metrics
 	// Introspection serves the schema to tools such as the playground.
@@ -64,7 +72,8 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	c := graph.Config{
 		Resolvers: &Resolver{Catalog: cfg.Catalog, Commerce: cfg.Commerce, Sessions: cfg.Sessions, Rankings: cfg.Rankings, Alerts: cfg.Alerts,
-			Searcher: cfg.Searcher, Analytics: cfg.Analytics, Ticker: cfg.Ticker, SearchControls: cfg.SearchControls, Log: cfg.Log},
+			Searcher: cfg.Searcher, Analytics: cfg.Analytics, Ticker: cfg.Ticker, SearchControls: cfg.SearchControls,
+			Auth: cfg.Auth, accounts: newAccounts(cfg), Log: cfg.Log},
 		Directives: graph.DirectiveRoot{HasRole: hasRole},
 	}
 	c.Complexity.Query.Products = func(child int, first *int, _ *string, last *int, _ *string, _ *model.ProductFilter, _ *model.ProductSort) int {

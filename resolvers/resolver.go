@@ -57,5 +57,7 @@ type Resolver struct {
 	Ticker    SalesTicker
 	// SearchControls are the relevance controls; search works without them.
 	SearchControls SearchControls
+	Auth           *Auth
+	accounts       *accounts
 	Log            *slog.Logger
 }

@@ -62,6 +62,9 @@ var constraintErrors = map[string]*model.Error{
 	"inventory_low_stock_threshold_check": {Code: model.CodeBadUserInput, Message: "the low-stock threshold must not be negative", Argument: "threshold"},
 	"inventory_product_id_fkey":           {Code: model.CodeNotFound, Message: "product not found"},
 	"inventory_warehouse_id_fkey":         {Code: model.CodeNotFound, Message: "warehouse not found"},
+	"customers_email_key":                 {Code: model.CodeConflict, Message: "this email cannot be registered: sign in, or reset the password", Argument: "input.email"},
+	"customers_email_check":               {Code: model.CodeBadUserInput, Message: "not an email address of at most 254 characters", Argument: "input.email"},
+	"customers_name_check":                {Code: model.CodeBadUserInput, Message: "a name has 1 to 200 characters", Argument: "input.name"},
 	"cart_lines_quantity_check":           {Code: model.CodeBadUserInput, Message: "a cart holds 1 to 999 of a product"},
 }
 

@@ -47,6 +47,24 @@ type CreatedCart struct {
 	Token *string `json:"token,omitempty"`
 }
 
+type CustomerRegisterInput struct {
+	// Lower-cased; at most 254 characters.
+	Email string `json:"email"`
+	// At least 10 characters.
+	Password string `json:"password"`
+	Name     string `json:"name"`
+}
+
+type CustomerUpdateInput struct {
+	Name *string `json:"name,omitempty"`
+}
+
+type EmailVerification struct {
+	Customer *Customer `json:"customer"`
+	// Guest orders placed with this email that are now the customer's.
+	ClaimedOrders int `json:"claimedOrders"`
+}
+
 type Mutation struct {
 }
 
