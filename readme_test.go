@@ -8,9 +8,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
+
+	"github.com/homegoods/storefront/mail/mailtest"
 )
 
 // readmeVariables gives each operation of the README the variables a reader fills in from
@@ -40,6 +43,16 @@ var readmeVariables = map[string]func(r readmeAnswers) map[string]any{
 	"Fulfil": func(r readmeAnswers) map[string]any {
 		return map[string]any{"order": r.get("Checkout", "checkout", "id")}
 	},
+	"SignUp": func(readmeAnswers) map[string]any { return map[string]any{"cart": nil} },
+	"VerifyEmail": func(r readmeAnswers) map[string]any {
+		return map[string]any{"token": r.mailedToken("ann@example.com")}
+	},
+	"SignIn":     nil,
+	"AddAddress": nil,
+	"Me":         nil,
+	"FindOrder": func(r readmeAnswers) map[string]any {
+		return map[string]any{"number": r.get("Checkout", "checkout", "number")}
+	},
 	"Alerts": nil,
 	"Search": func(readmeAnswers) map[string]any { return map[string]any{"q": "oak tabel"} },
 	"Sales":  func(readmeAnswers) map[string]any { return map[string]any{"brands": nil} },
@@ -49,13 +62,28 @@ var readmeVariables = map[string]func(r readmeAnswers) map[string]any{
 // readmeMerchandiser are the operations the README runs with a merchandiser's token.
 var readmeMerchandiser = map[string]bool{"CreateProduct": true, "UpdateProduct": true, "MarkPaid": true, "Fulfil": true, "Sales": true, "Alerts": true, "Ticker": true}
 
+// readmeCustomer are the operations the README runs with the token of its SignIn.
+var readmeCustomer = map[string]bool{"AddAddress": true, "Me": true}
+
 type readmeAnswers struct {
+	t       *testing.T
+	mails   *mailtest.Server
 	data    map[string]map[string]any // by operation name
 	sku     string                    // fresh for this run, as the README asks
 	stocked string                    // a product with stock, as a reader picks from Browse
 }
 
 func (r readmeAnswers) get(op string, path ...any) any { return dig(r.data[op], path...) }
+
+// mailedToken is the token of the verification mail to the address.
+func (r readmeAnswers) mailedToken(to string) string {
+	m := r.mails.Wait(r.t, to, "Confirm your email", 30*time.Second)
+	found := regexp.MustCompile(`token=([A-Z2-7]+)`).FindStringSubmatch(m.Body)
+	if found == nil {
+		r.t.Fatalf("verification mail without a token: %q", m.Body)
+	}
+	return found[1]
+}
 
 // dig walks decoded JSON by object keys and array indexes.
 func dig(v any, path ...any) any {
@@ -86,11 +114,13 @@ func TestREADMEExamplesRun(t *testing.T) {
 	}
 	env := newTestEnv(t)
 	env["RATE_LIMIT_PER_SECOND"] = "0"
+	mails := mailtest.Start(t)
+	env["SMTP_ADDR"] = mails.Addr
 	runCommand(t, env, "migrate")
 	runCommand(t, env, "seed", "--products", "40", "--seed", "2")
 	token := strings.TrimSpace(runCommand(t, env, "token", "--role", "merchandiser"))
 	base, _ := startServer(t, env)
-	r := readmeAnswers{data: map[string]map[string]any{}, sku: fmt.Sprintf("README-%d", rand.Uint32())}
+	r := readmeAnswers{t: t, mails: mails, data: map[string]map[string]any{}, sku: fmt.Sprintf("README-%d", rand.Uint32())}
 	stock, _ := gql(t, base, "", `{ products(first: 50) { edges { node { id availability { available } } } } }`, nil)
 	for _, e := range dig(stock, "products", "edges").([]any) {
 		if n, _ := dig(e, "node", "availability", "available").(float64); n >= 2 && r.stocked == "" {
@@ -119,6 +149,9 @@ func TestREADMEExamplesRun(t *testing.T) {
 			if readmeMerchandiser[op.Name] {
 				bearer = token
 			}
+			if readmeCustomer[op.Name] {
+				bearer, _ = r.get("SignIn", "customerSignIn", "accessToken").(string)
+			}
 			body, _ := json.Marshal(map[string]any{"query": m[1], "operationName": op.Name, "variables": args})
 			_, raw := post(t, base+"/graphql", bearer, string(body))
 			var resp struct {
@@ -141,6 +174,10 @@ func TestREADMEExamplesRun(t *testing.T) {
 			r.data[op.Name] = resp.Data
 			ran++
 		}
+	}
+	// The walk-through ends with the guest's order in the customer's myOrders.
+	if got, want := r.get("Me", "myOrders", "edges", 0, "node", "number"), r.get("Checkout", "checkout", "number"); got == nil || got != want {
+		t.Errorf("myOrders after the walk-through: got order %v; want the Checkout's %v", got, want)
 	}
 	if ran < 10 {
 		t.Errorf("ran %d README operations; want every one", ran)
