@@ -95,7 +95,8 @@ func limit(ctx context.Context, l RateLimiter, key string) error {
 	if err != nil || ok {
 		return nil
 	}
-	return model.Errorf(model.CodeRateLimited, "too many attempts: retry in %d s", int(math.Ceil(retry.Seconds())))
+	return &model.Error{Code: model.CodeRateLimited, RetryAfter: retry,
+		Message: fmt.Sprintf("too many attempts: retry in %d s", int(math.Ceil(retry.Seconds())))}
 }
 
 // register creates an account and returns the customer. The password is hashed before the
