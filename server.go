@@ -32,6 +32,7 @@ import (
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/idp"
 	"github.com/homegoods/storefront/mail"
 	"github.com/homegoods/storefront/password"
 	"github.com/homegoods/storefront/resolvers"
@@ -177,6 +178,8 @@ type config struct {
 	SMTPAddr, SMTPFrom, SMTPUser, SMTPPassword, ShopURL string
 	// CustomerTokenTTL is how long a customer's access token lives.
 	CustomerTokenTTL time.Duration
+	// OIDC: an external identity provider whose tokens are accepted beside the server's own.
+	OIDC idp.Options
 }
 
 // devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
@@ -253,6 +256,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SMTPPassword:            e.str("SMTP_PASSWORD", ""),
 		ShopURL:                 e.str("SHOP_URL", "http://localhost:8080"),
 		CustomerTokenTTL:        e.duration("CUSTOMER_TOKEN_TTL", resolvers.DefaultCustomerTokenTTL),
+		OIDC: idp.Options{Issuer: e.str("OIDC_ISSUER", ""), Audience: e.str("OIDC_AUDIENCE", ""), JWKSURL: e.str("OIDC_JWKS_URL", ""),
+			RoleClaim: e.str("OIDC_ROLE_CLAIM", ""), MerchandiserRole: e.str("OIDC_MERCHANDISER_ROLE", "merchandiser")},
+	}
+	if (cfg.OIDC.Issuer == "") != (cfg.OIDC.Audience == "") {
+		e.errs = append(e.errs, errors.New("OIDC_ISSUER and OIDC_AUDIENCE go together"))
 	}
 	if cfg.Cache && cfg.CacheTTL >= cfg.FeedConsumerTimeout {
 		// A retired cache consumer is not resynced: its entries must expire first.
@@ -476,6 +484,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	auth, err := newAuth(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
 
 	// Workers run until serve returns, also when it returns early with an error.
 	workerCtx, stopWorkers := context.WithCancel(ctx)
@@ -499,7 +511,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	registerFeedMetrics(reg, changes)
 	streams := &streams{end: ctx}
 	srv := &http.Server{
-		Handler:           streams.wrap(routes(cfg, reg, dbs, st, ticker, caches, searches, tel, log)),
+		Handler:           streams.wrap(routes(cfg, reg, dbs, st, ticker, caches, searches, auth, tel, log)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -548,7 +560,7 @@ func configureAnalytics(ctx context.Context, cfg config, st *store.Store, log *s
 }
 
 // routes wires the HTTP endpoints.
-func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, ticker *store.SalesTicker, caches *caching, searches *searching, tel *telemetry, log *slog.Logger) http.Handler {
+func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, ticker *store.SalesTicker, caches *caching, searches *searching, auth *resolvers.Auth, tel *telemetry, log *slog.Logger) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerPoolMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"pool": "requests"}, reg), dbs.requests)
 	registerPoolMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"pool": "jobs"}, reg), dbs.jobs)
@@ -580,7 +592,7 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, t
 		Alerts:           caches.alerts,
 		APQ:              caches.apq,
 		Extensions:       extensions,
-		Auth:             resolvers.NewAuth([]byte(cfg.JWTSecret)),
+		Auth:             auth,
 		Customers:        st,
 		Passwords:        password.NewHasher(password.Default, hashConcurrency),
 		AccountLimits:    caches.accountLimits,
@@ -606,6 +618,23 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, t
 // hashConcurrency bounds the password hashes computed at once: each holds
 // password.Default.Memory (19 MiB).
 const hashConcurrency = 4
+
+// newAuth returns the checker of bearer tokens: the server's own, and with OIDC_ISSUER
+// those of that identity provider, whose keys it finds through the provider's discovery
+// document (read now) unless OIDC_JWKS_URL names them.
+func newAuth(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) (*resolvers.Auth, error) {
+	auth := resolvers.NewAuth([]byte(cfg.JWTSecret))
+	if cfg.OIDC.Issuer == "" {
+		return auth, nil
+	}
+	provider, err := idp.New(ctx, cfg.OIDC)
+	if err != nil {
+		return nil, fmt.Errorf("OIDC_ISSUER: %w", err)
+	}
+	auth.AcceptProvider(provider, st)
+	log.Info("identity provider", "issuer", cfg.OIDC.Issuer, "audience", cfg.OIDC.Audience, "role_claim", cfg.OIDC.RoleClaim)
+	return auth, nil
+}
 
 // newMailer returns the change feed's mail consumer, sending through SMTP_ADDR or to the
 // log, and registers it so that no mail asked for from now on is missed, even before its

@@ -34,6 +34,8 @@ type claims struct {
 // Auth signs and checks bearer tokens (HS256 JWTs with a role claim).
 type Auth struct {
 	secret []byte
+	// provider, when set, accepts an external identity provider's tokens (AcceptProvider).
+	provider *providerAuth
 }
 
 // NewAuth returns an Auth that signs with secret.
@@ -83,7 +85,7 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		p := Principal{Role: model.RoleGuest}
 		if h := r.Header.Get("Authorization"); h != "" {
 			var err error
-			if p, err = a.parseBearer(h); err != nil {
+			if p, err = a.parseBearer(r.Context(), h); err != nil {
 				writeUnauthenticated(w)
 				return
 			}
@@ -93,13 +95,19 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// parseBearer returns the principal of an Authorization value, "Bearer <token>".
-func (a *Auth) parseBearer(h string) (Principal, error) {
+// parseBearer returns the principal of an Authorization value, "Bearer <token>": a token
+// of the identity provider when one is accepted and the token claims to be its, else one
+// of this server's.
+func (a *Auth) parseBearer(ctx context.Context, h string) (Principal, error) {
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
 		return Principal{}, errors.New("not a bearer token")
 	}
-	return a.Parse(strings.TrimSpace(token))
+	token = strings.TrimSpace(token)
+	if a.provider != nil && a.provider.provider.Mine(token) {
+		return a.provider.principal(ctx, token)
+	}
+	return a.Parse(token)
 }
 
 // websocketInit authenticates a websocket connection from the Authorization of its
@@ -112,7 +120,7 @@ func (a *Auth) websocketInit(ctx context.Context, payload transport.InitPayload)
 	if h == "" {
 		return ctx, nil, nil
 	}
-	p, err := a.parseBearer(h)
+	p, err := a.parseBearer(ctx, h)
 	if err != nil {
 		ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, 4403), "Forbidden")
 		return ctx, nil, errors.New("invalid or expired token")
