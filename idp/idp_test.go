@@ -81,7 +81,7 @@ func TestKeyRotation(t *testing.T) {
 	iss := idptest.Start(t)
 	old, next := idptest.NewKey(t, "key-1", "RS256"), idptest.NewKey(t, "key-2", "ES256")
 	iss.Publish(old)
-	const every = 300 * time.Millisecond
+	const every = time.Second
 	v := newVerifier(t, iss, every)
 	ctx := context.Background()
 	if _, err := v.Verify(ctx, iss.Token(t, old, audience, "u", nil)); err != nil {
@@ -98,14 +98,17 @@ func TestKeyRotation(t *testing.T) {
 	}
 
 	stranger := idptest.NewKey(t, "key-x", "RS256")
+	token := iss.Token(t, stranger, audience, "u", nil)
 	time.Sleep(every)
+	start := time.Now()
 	for range 20 {
-		if _, err := v.Verify(ctx, iss.Token(t, stranger, audience, "u", nil)); err == nil {
+		if _, err := v.Verify(ctx, token); err == nil {
 			t.Fatal("a token of an unknown key: accepted")
 		}
 	}
-	if got := iss.Fetches() - fetches; got != 1 {
-		t.Fatalf("20 tokens of an unknown key fetched the keys %d times; want 1", got)
+	// One fetch, and one more per interval that the loop took on a loaded machine.
+	if got, most := iss.Fetches()-fetches, 1+int(time.Since(start)/every); got < 1 || got > most {
+		t.Fatalf("20 tokens of an unknown key fetched the keys %d times; want 1 to %d", got, most)
 	}
 
 	iss.Publish(next) // rotated: the old key is gone
