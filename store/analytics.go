@@ -205,25 +205,24 @@ func levelFor(g model.SalesGroupBy, f model.SalesFilter) salesLevel {
 	return salesLevel{"_totals", "orders"}
 }
 
-// salesRelation names the coarsest relation that SalesReport reads for a normalized query,
-// at the level of levelFor: the one that answers most of the range (see cover).
-func salesRelation(q model.SalesQuery) string {
-	pieces, _ := reportPieces(reportBounds(q))
-	g := coarsest(pieces)
-	if g == grainRaw {
-		return "sales_facts"
-	}
-	return grainRelation[g] + levelFor(q.GroupBy, q.Filter).suffix
-}
-
-// SalesRelation names the coarsest relation SalesReport reads to answer q (finer ones answer
-// the edges of its buckets): for tests, benchmarks and EXPLAIN.
-func SalesRelation(q model.SalesQuery) (string, error) {
+// SalesRelations names the relations SalesReport reads to answer q, coarsest first: the
+// first answers most of the range, the others the edges of its buckets (see cover). For
+// tests, benchmarks and EXPLAIN.
+func SalesRelations(q model.SalesQuery) ([]string, error) {
 	q, err := q.Normalize()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return salesRelation(q), nil
+	pieces, _ := reportPieces(reportBounds(q))
+	var out []string
+	for _, g := range grainsRead(pieces) {
+		if g == grainRaw {
+			out = append(out, "sales_facts")
+		} else {
+			out = append(out, grainRelation[g]+levelFor(q.GroupBy, q.Filter).suffix)
+		}
+	}
+	return out, nil
 }
 
 // reportBounds returns the starts of a normalized query's buckets and the end of its range.

@@ -97,13 +97,20 @@ func reportPieces(bounds []time.Time) (pieces []piece, presence bool) {
 	return pieces, false
 }
 
-// coarsest returns the coarsest grain among the pieces of buckets (presence pieces aside).
-func coarsest(pieces []piece) grain {
-	g := grainRaw
+// grainsRead returns the grains of the pieces of buckets (presence pieces aside), coarsest
+// first.
+func grainsRead(pieces []piece) []grain {
+	var read [grainRaw + 1]bool
 	for _, p := range pieces {
 		if p.bucket >= 0 {
-			g = min(g, p.grain)
+			read[p.grain] = true
 		}
 	}
-	return g
+	var out []grain
+	for g, ok := range read {
+		if ok {
+			out = append(out, grain(g))
+		}
+	}
+	return out
 }

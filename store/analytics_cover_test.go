@@ -109,8 +109,8 @@ func TestReportPiecesFewRows(t *testing.T) {
 				t.Errorf("%s: bucket %d (%s) takes %d pieces; want at most %d", c.zone, i, bounds[i], n, c.most)
 			}
 		}
-		if g := coarsest(pieces); g != grainDay {
-			t.Errorf("%s: coarsest grain %d; want days", c.zone, g)
+		if g := grainsRead(pieces); g[0] != grainDay {
+			t.Errorf("%s: grains read %v; want days first", c.zone, g)
 		}
 	}
 }
