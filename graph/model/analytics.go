@@ -237,24 +237,6 @@ func (q SalesQuery) Location() *time.Location {
 	return loc
 }
 
-// UTCThroughout reports whether the zone of a normalized query is UTC at every instant of
-// its range (UTC itself, or London in winter), so that its days are UTC days.
-func (q SalesQuery) UTCThroughout() bool {
-	loc := q.Location()
-	for t := q.From; t.Before(q.To); {
-		_, offset := t.In(loc).Zone()
-		if offset != 0 {
-			return false
-		}
-		_, end := t.In(loc).ZoneBounds()
-		if end.IsZero() {
-			return true
-		}
-		t = end
-	}
-	return true
-}
-
 // Normalize validates q and widens its range to whole UTC hours. It refuses To not after From, an unknown metric, and
 // First outside 1..MaxTopProducts.
 func (q TopProductsQuery) Normalize() (TopProductsQuery, error) {

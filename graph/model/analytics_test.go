@@ -134,24 +134,6 @@ func TestSalesQueryNormalizeServesEveryZone(t *testing.T) {
 	}
 }
 
-func TestSalesQueryUTCThroughout(t *testing.T) {
-	for _, c := range []struct {
-		zone     string
-		from, to time.Time
-		want     bool
-	}{
-		{"UTC", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), true},
-		{"Europe/London", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), true},
-		{"Europe/London", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), false},
-		{"Asia/Tokyo", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), false},
-	} {
-		q := SalesQuery{From: c.from, To: c.to, TimeZone: c.zone}
-		if got := q.UTCThroughout(); got != c.want {
-			t.Errorf("UTCThroughout(%s, %s..%s) = %v; want %v", c.zone, c.from, c.to, got, c.want)
-		}
-	}
-}
-
 func TestSalesFigures(t *testing.T) {
 	for _, c := range []struct {
 		revenue Cents
