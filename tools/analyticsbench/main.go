@@ -3,7 +3,7 @@
 // (store.SalesReport, the API's path) and as a plain GROUP BY over the raw facts, side by
 // side in one run, and the refresh of one new hour of facts. It prints a markdown table.
 //
-//	analyticsbench -db URL [-runs 30]
+//	analyticsbench -db URL [-runs 30] [-raw-runs 10]
 package main
 
 import (
@@ -67,15 +67,16 @@ func scenarios(now time.Time) []scenario {
 
 func main() {
 	url := flag.String("db", "", "PostgreSQL URL of the seeded database")
-	runs := flag.Int("runs", 30, "measured runs of each query")
+	runs := flag.Int("runs", 30, "measured runs of each query through the rollups")
+	rawRuns := flag.Int("raw-runs", 10, "measured runs of each raw GROUP BY (at most -runs; seconds each at 10M facts)")
 	flag.Parse()
-	if err := run(context.Background(), *url, *runs); err != nil {
+	if err := run(context.Background(), *url, *runs, max(1, min(*rawRuns, *runs))); err != nil {
 		fmt.Fprintln(os.Stderr, "analyticsbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, url string, runs int) error {
+func run(ctx context.Context, url string, runs, rawRuns int) error {
 	pool, err := db.Open(ctx, url, nil)
 	if err != nil {
 		return err
@@ -103,11 +104,12 @@ func run(ctx context.Context, url string, runs int) error {
 	if err := st.RefreshAnalytics(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("### Sales analytics: %d facts, %s mode\n\nCatch-up refresh before measuring: %s.\n\n", facts, mode, time.Since(began).Round(time.Millisecond))
+	fmt.Printf("### Sales analytics: %d facts, %s mode\n\nCatch-up refresh before measuring: %s. Load average: %s.\n\n",
+		facts, mode, time.Since(began).Round(time.Millisecond), loadAverage())
 	fmt.Println("| query | rollup read | rollups p50 | rollups p95 | raw GROUP BY p50 | raw GROUP BY p95 | p95 ratio |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
 	for _, s := range scenarios(time.Now().UTC()) {
-		if err := measure(ctx, st, pool, s, runs); err != nil {
+		if err := measure(ctx, st, pool, s, runs, rawRuns); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
@@ -117,7 +119,20 @@ func run(ctx context.Context, url string, runs int) error {
 	if err := ingest(ctx, st, pool); err != nil {
 		return err
 	}
-	return compression(ctx, pool, mode)
+	if err := compression(ctx, pool, mode); err != nil {
+		return err
+	}
+	fmt.Printf("\nLoad average at the end: %s.\n", loadAverage())
+	return nil
+}
+
+// loadAverage returns the machine's load averages over 1, 5 and 15 minutes (Linux).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
 
 const scheduleRefreshJobSQL = `SELECT count(alter_job(job_id, scheduled => $1)) FROM timescaledb_information.jobs
@@ -228,8 +243,9 @@ func compression(ctx context.Context, pool *pgxpool.Pool, mode string) error {
 	return nil
 }
 
-// measure times the scenario's two paths alternately, so that both see the same machine.
-func measure(ctx context.Context, st *store.Store, pool *pgxpool.Pool, s scenario, runs int) error {
+// measure times the scenario's two paths alternately, so that both see the same machine:
+// runs times through the rollups, and rawRuns times the raw GROUP BY, spread among them.
+func measure(ctx context.Context, st *store.Store, pool *pgxpool.Pool, s scenario, runs, rawRuns int) error {
 	relation, from, to := "sales_daily + sales_hourly", s.query.From, s.query.To
 	if s.top != nil {
 		from, to = s.top.From, s.top.To
@@ -253,6 +269,12 @@ func measure(ctx context.Context, st *store.Store, pool *pgxpool.Pool, s scenari
 			return err
 		}
 		t1 := time.Now()
+		if i >= 0 {
+			agg = append(agg, t1.Sub(t0))
+		}
+		if i >= 0 && i%(runs/rawRuns) != 0 || len(raw) == rawRuns {
+			continue
+		}
 		rows, err := pool.Query(ctx, s.raw, from, to)
 		if err != nil {
 			return err
@@ -264,7 +286,7 @@ func measure(ctx context.Context, st *store.Store, pool *pgxpool.Pool, s scenari
 			return err
 		}
 		if i >= 0 {
-			agg, raw = append(agg, t1.Sub(t0)), append(raw, time.Since(t1))
+			raw = append(raw, time.Since(t1))
 		}
 	}
 	fmt.Printf("| %s | %s | %s | %s | %s | %s | %.0fx |\n", s.name, relation, ms(pct(agg, 50)), ms(pct(agg, 95)),
