@@ -135,7 +135,7 @@ func loadAverage() string {
 	return "unknown"
 }
 
-const scheduleRefreshJobSQL = `SELECT count(alter_job(job_id, scheduled => $1)) FROM timescaledb_information.jobs
+const scheduleRefreshJobSQL = `SELECT alter_job(job_id, scheduled => $1) FROM timescaledb_information.jobs
 WHERE proc_name = 'analytics_refresh_job'`
 
 // pauseRefreshJob unschedules TimescaleDB's analytics refresh job until resume runs.
