@@ -94,3 +94,24 @@ func BenchmarkHash(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerify times a wrong password against an account's hash and a password against
+// no hash (an unknown email) with the default parameters: the two must cost the same, so
+// that sign-in's timing does not tell which emails have accounts.
+func BenchmarkVerify(b *testing.B) {
+	ctx := context.Background()
+	h := NewHasher(Default, 1)
+	encoded, err := h.Hash(ctx, "correct horse battery")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct{ name, encoded string }{{"wrong-password", encoded}, {"unknown-email", ""}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := h.Verify(ctx, c.encoded, "wrong horse battery"); !errors.Is(err, ErrMismatch) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
