@@ -44,7 +44,7 @@ GENERATED_DIRS := graph resolvers
 # by the binary). npm ci runs again when package-lock.json is newer than its last install.
 WEB_DEPS := web/node_modules/.package-lock.json
 
-.PHONY: help run stop test fuzz bench generate check-generated lint check clean web check-web
+.PHONY: help run stop test test-fleet fuzz bench generate check-generated lint check clean web check-web
 
 help: ## List the targets.
 	@echo "Targets:"
@@ -76,6 +76,9 @@ stop: ## Stop the PostgreSQL cluster, the Redis server and the search node of ma
 test: ## Run go test -race on ./... against private PostgreSQL with TimescaleDB (port 5434), Redis (6381), Redis Cluster (7101-7103) and OpenSearch (9250), stopped afterwards.
 	scripts/test.sh
 
+test-fleet: ## Run the scale-out tests (TestFleet*, tag fleet) against a primary and its streaming read replica (5437).
+	scripts/test.sh --fleet
+
 FUZZTIME ?= 5m
 fuzz: ## Fuzz the GraphQL HTTP handler for FUZZTIME (default 5m) against the test servers; make test only runs its corpus.
 	scripts/test.sh -run '^$$' -fuzz FuzzGraphQLRequest -fuzztime $(FUZZTIME) .
@@ -105,6 +108,7 @@ lint: ## Fail on files gofmt would change, then run go vet ./...
 		exit 1; \
 	fi
 	go vet ./...
+	go vet -tags fleet ./...
 
 $(WEB_DEPS): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error

@@ -26,6 +26,7 @@ type searching struct {
 	// onVisible empties the caches of search results on every instance (SEARCH_CACHE_TTL);
 	// nil without them.
 	onVisible func()
+	postgres  *search.Postgres
 }
 
 // searchMetrics are what search reports to /metrics.
@@ -66,6 +67,7 @@ func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.C
 			}
 		}
 	}
+	s.postgres = fallback
 	var primary search.Engine
 	if cfg.ElasticsearchURL != "" {
 		es, err := search.NewElastic(search.ElasticConfig{URL: cfg.ElasticsearchURL, Index: cfg.SearchIndex, Facets: facets, Controls: s.controls, HTTPClient: client})

@@ -114,20 +114,24 @@ type config struct {
 	// kept for reads, which take no locks, whatever locks writers wait for.
 	DBWriters int
 	// RequestTimeout bounds a request, subscriptions aside.
-	RequestTimeout  time.Duration
-	HTTPAddr        string
-	DebugAddr       string
-	JWTSecret       string
-	Playground      bool
-	Dashboard       bool
-	AutoMigrate     bool
-	ComplexityLimit int
-	DepthLimit      int
-	MaxBodyBytes    int64
-	LoaderWait      time.Duration
-	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
-	LogFormat       string
+	RequestTimeout time.Duration
+	// DatabaseReadURLs are read replicas for the reads that may be slightly stale, skipped
+	// while they lag the primary by more than ReplicaMaxLag or fail.
+	DatabaseReadURLs []string
+	ReplicaMaxLag    time.Duration
+	HTTPAddr         string
+	DebugAddr        string
+	JWTSecret        string
+	Playground       bool
+	Dashboard        bool
+	AutoMigrate      bool
+	ComplexityLimit  int
+	DepthLimit       int
+	MaxBodyBytes     int64
+	LoaderWait       time.Duration
+	ShutdownTimeout  time.Duration
+	LogLevel         slog.Level
+	LogFormat        string
 
 	// Redis: REDIS_URL for one node, or REDIS_ADDRS for a cluster (or Sentinel with
 	// REDIS_MASTER_NAME); neither means the in-process cache of a single instance.
@@ -195,6 +199,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DBStatementTimeout: e.duration("DB_STATEMENT_TIMEOUT", 5*time.Second),
 		DBLockTimeout:      e.duration("DB_LOCK_TIMEOUT", 2*time.Second),
 		RequestTimeout:     e.duration("REQUEST_TIMEOUT", 10*time.Second),
+		DatabaseReadURLs:   splitURLs(e.str("DATABASE_READ_URL", "")),
+		ReplicaMaxLag:      e.duration("REPLICA_MAX_LAG", time.Second),
 		HTTPAddr:           e.str("HTTP_ADDR", "127.0.0.1:8080"),
 		DebugAddr:          e.str("DEBUG_ADDR", ""),
 		JWTSecret:          e.str("JWT_SECRET", devJWTSecret),
@@ -348,7 +354,7 @@ func (c config) logValue() []any {
 	if c.JWTSecret == devJWTSecret {
 		secret = "development default"
 	}
-	return []any{"database", maskURL(c.DatabaseURL), "addr", c.HTTPAddr, "jwt_secret", secret,
+	return []any{"database", maskURL(c.DatabaseURL), "read_replicas", len(c.DatabaseReadURLs), "addr", c.HTTPAddr, "jwt_secret", secret,
 		"playground", c.Playground, "dashboard", c.Dashboard, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait,
 		"redis", maskURL(c.RedisURL) + c.RedisAddrs, "cache", c.Cache, "rate_limit_per_second", c.RateLimitPerSecond,
 		"elasticsearch", maskURL(c.ElasticsearchURL), "smtp", c.SMTPAddr}
@@ -455,8 +461,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 
+	reads, closeReplicas, err := openReads(cfg, dbs.requests, tel.queryTracer(), log)
+	if err != nil {
+		return err
+	}
+	defer closeReplicas()
 	storeOptions := []store.Option{store.WithOrderHold(cfg.OrderHold), store.WithCheckoutLimits(cfg.Checkout)}
-	st := store.New(dbs.requests, append(storeOptions, store.WithWriters(cfg.writers(dbs.requests)))...)
+	st := store.New(dbs.requests, append(storeOptions, store.WithWriters(cfg.writers(dbs.requests)), store.WithReads(reads))...)
 	jobs := store.New(dbs.jobs, storeOptions...)
 	if err := configureAnalytics(ctx, cfg, jobs, log); err != nil {
 		return err
@@ -477,6 +488,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	searches.postgres.ReadFrom(reads)
 	changes := feed.New(dbs.jobs, feed.Options{ConsumerTimeout: cfg.FeedConsumerTimeout, Retain: cfg.FeedRetain,
 		BeforeCommit: feedFaultHook, Log: log})
 	ticker := jobs.NewSalesTicker(cfg.SalesTickerInterval, log)
@@ -497,7 +509,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	workers.Go("analytics-refresh", func(ctx context.Context) error { return jobs.RunAnalyticsRefresh(ctx, cfg.AnalyticsRefresh, log) })
 	workers.Go("sales-ticker", ticker.Run)
 	workers.Go("feed-maintenance", changes.Maintain)
-	caches.start(workers, changes, jobs, log)
+	workers.Go("replica-probes", reads.Run)
+	caches.start(workers, changes, jobs, reads, log)
 	searches.start(workers, changes, cfg)
 	workers.Go("relay:"+mailer.Name, changes.Relay(mailer))
 	if cfg.DebugAddr != "" {
@@ -509,6 +522,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	registerFeedMetrics(reg, changes)
+	registerReplicaMetrics(reg, reads)
 	streams := &streams{end: ctx}
 	srv := &http.Server{
 		Handler:           streams.wrap(routes(cfg, reg, dbs, st, ticker, caches, searches, auth, tel, log)),
@@ -570,7 +584,7 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, t
 	if caches.catalog != nil {
 		batches = caches.catalog
 	}
-	var extensions []graphql.HandlerExtension
+	extensions := []graphql.HandlerExtension{readYourWrites{}}
 	if caches.allowlist != nil {
 		extensions = append(extensions, caches.allowlist)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -256,6 +257,21 @@ func TestConfigRefusesMalformedValues(t *testing.T) {
 	for _, u := range []string{"postgres://app:s3cret@db:5432/shop", "redis://:s3cret@cache:6379/0", "host=db password=s3cret dbname=shop"} {
 		if got := maskURL(u); strings.Contains(got, "s3cret") {
 			t.Errorf("maskURL(%q): got %s; want the password hidden", u, got)
+		}
+	}
+}
+
+func TestReadURLsSplit(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                                       nil,
+		"postgres://r1/shop":                     {"postgres://r1/shop"},
+		"postgres://r1/shop, postgres://r2/shop": {"postgres://r1/shop", "postgres://r2/shop"},
+		"postgres://r1/shop postgres://r2/shop":  {"postgres://r1/shop", "postgres://r2/shop"},
+		// A multi-host URL is one URL.
+		"postgres://r1:5432,r2:5432/shop?target_session_attrs=standby": {"postgres://r1:5432,r2:5432/shop?target_session_attrs=standby"},
+	} {
+		if got := splitURLs(in); !slices.Equal(got, want) {
+			t.Errorf("splitURLs(%q): got %q; want %q", in, got, want)
 		}
 	}
 }

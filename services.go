@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/homegoods/storefront/cache"
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/resolvers"
@@ -175,12 +176,13 @@ func (c *caching) registerOperations(ctx context.Context, dir string, log *slog.
 
 // start runs the cache's background work under g: the invalidation bus, the inventory
 // alerts, and the change feed's consumers that keep the cache, the alerts and the rankings.
-func (c *caching) start(g *supervisor.Group, changes *feed.Feed, st *store.Store, log *slog.Logger) {
+// The cache's consumer waits for the read replicas of reads to replay each change.
+func (c *caching) start(g *supervisor.Group, changes *feed.Feed, st *store.Store, reads *db.Reads, log *slog.Logger) {
 	g.Go("cache-bus", c.bus.Run)
 	g.Go("alerts", c.alerts.Run)
 	consumers := []feed.Consumer{c.alerts.Consumer(), cache.NewRankingsConsumer(c.rankings, st, cache.RankingConfig{}, log)}
 	if c.catalog != nil {
-		consumers = append(consumers, c.catalog.Consumer())
+		consumers = append(consumers, afterReplay(reads, c.catalog.Consumer()))
 	}
 	for _, consumer := range consumers {
 		g.Go("relay:"+consumer.Name, changes.Relay(consumer))

@@ -3,6 +3,10 @@
 #
 # Usage:
 #   scripts/pg.sh start DIR PORT [durable|fast]  init (if needed) and start the cluster in DIR
+#   scripts/pg.sh replica DIR PORT PRIMARY_PORT [durable|fast]
+#                                                start in DIR a streaming read replica of the
+#                                                cluster on PRIMARY_PORT (a base backup the
+#                                                first time: pg_basebackup -R)
 #   scripts/pg.sh stop DIR                       stop the cluster in DIR (fine when not running)
 #   scripts/pg.sh url PORT [DBNAME]              print the superuser URL (DBNAME: storefront)
 #   scripts/pg.sh createdb PORT DBNAME           create database DBNAME unless it exists
@@ -367,6 +371,39 @@ cmd_start() {
 	note "ready: $(url "$port" postgres)"
 }
 
+# cmd_replica DIR PORT PRIMARY_PORT [MODE] takes a base backup of the cluster on PRIMARY_PORT
+# into DIR unless DIR holds one, then starts it: with -R the backup carries standby.signal and
+# the primary's address, so it starts as a hot standby streaming from the primary (whose
+# pg_hba.conf trusts loopback replication connections). Its settings are its own (port). The
+# replica streams through a physical replication slot named after DIR, so that the primary
+# keeps the WAL a stopped replica has yet to replay; a fresh backup replaces the slot.
+cmd_replica() {
+	if [ $# -lt 3 ] || [ $# -gt 4 ]; then usage; fi
+	local dir=$1 port=$2 primary=$3 mode=${4:-durable} bin data
+	case "$port$primary" in '' | *[!0-9]*) die "PORT and PRIMARY_PORT must be numbers" ;; esac
+	bin=$(bin_dir)
+	ensure_os_user
+	data=$(prepare_dir "$dir")
+	lock "$data"
+	if [ ! -f "$data/PG_VERSION" ]; then
+		[ -z "$(ls -A "$data")" ] || die "$data is neither empty nor a PostgreSQL cluster; remove it to start afresh"
+		local slot
+		slot="replica_$(hash_of "$(abs_path "$dir")")"
+		"$bin/psql" -X -q -At -d "$(url "$primary" postgres)" -v slot="$slot" >/dev/null <<-'EOF' ||
+			SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = :'slot';
+		EOF
+			die "the primary on port $primary does not answer"
+		note "taking a base backup of 127.0.0.1:$primary into $data (slot $slot)"
+		as_pg "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary" -U "$PG_SUPERUSER" -D "$data" \
+			-R -C -S "$slot" -X stream -c fast 2>&1 | grep -v 'skipping special file' >&2 ||
+			true
+		[ -f "$data/standby.signal" ] || { rm -rf -- "${data:?}"/*; die "pg_basebackup from port $primary failed"; }
+	fi
+	[ -f "$data/standby.signal" ] || die "$data holds a cluster that is no replica"
+	exec 9>&-
+	cmd_start "$dir" "$port" "$mode"
+}
+
 cmd_stop() {
 	[ $# -eq 1 ] || usage
 	local dir=$1 data bin
@@ -451,6 +488,7 @@ main() {
 	shift
 	case "$cmd" in
 	start) cmd_start "$@" ;;
+	replica) cmd_replica "$@" ;;
 	stop) cmd_stop "$@" ;;
 	status) cmd_status "$@" ;;
 	destroy) cmd_destroy "$@" ;;

@@ -19,6 +19,13 @@
 # interrupted. It exits with go test's status.
 #
 # Usage: scripts/test.sh [go test flags and packages]   (default packages: ./...)
+#        scripts/test.sh --fleet [go test flags and packages]
+# --fleet (`make test-fleet`) runs the scale-out tests instead, the TestFleet* tests of files
+# built with the `fleet` tag (default: `-run ^TestFleet -p 1 . ./db/...`; one package at a time,
+# as they stop and pause shared servers), against the PostgreSQL cluster and, beside it,
+#   - a streaming read replica of it, .run/test-pg-replica on port 5437 (scripts/pg.sh replica),
+#     named to the tests by TEST_REPLICA_URL, TEST_REPLICA_DIR and TEST_PRIMARY_PORT,
+# and the Redis server.
 # Servers left running by a killed run are reused, then stopped. Runs that overlap in one
 # checkout share the servers: each holds a shared lock on .run/test.users while it runs, and
 # only the last one to finish (the one that can take the lock exclusively) stops them.
@@ -33,6 +40,7 @@ readonly PG_DIR=.run/test-pg PG_PORT=$((5434 + OFFSET))
 readonly REDIS_DIR=.run/test-redis REDIS_PORT=$((6381 + OFFSET))
 readonly REDIS_CLUSTER_DIR=.run/test-redis-cluster REDIS_CLUSTER_BASEPORT=$((7101 + OFFSET * 10))
 readonly SEARCH_DIR=.run/test-search SEARCH_PORT=$((9250 + OFFSET))
+readonly REPLICA_DIR=.run/test-pg-replica REPLICA_PORT=$((5437 + OFFSET))
 readonly USERS_LOCK=.run/test.users
 
 cleanup() {
@@ -44,6 +52,7 @@ cleanup() {
 		scripts/search.sh stop "$SEARCH_DIR" 8>&- || true
 		scripts/redis.sh cluster-stop "$REDIS_CLUSTER_DIR" 8>&- || true
 		scripts/redis.sh stop "$REDIS_DIR" 8>&- || true
+		scripts/pg.sh stop "$REPLICA_DIR" 8>&- || true
 		scripts/pg.sh stop "$PG_DIR" 8>&- || true
 	else
 		echo "test.sh: another test run still uses the test servers: leaving them running for that run to stop" >&2
@@ -59,26 +68,41 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+fleet=""
+if [ "${1:-}" = --fleet ]; then
+	fleet=1
+	shift
+fi
+
 # fd 8 is closed for children: the servers and go test must not hold the lock.
 scripts/pg.sh start "$PG_DIR" "$PG_PORT" fast 8>&-
 scripts/redis.sh start "$REDIS_DIR" "$REDIS_PORT" fast 8>&-
-scripts/redis.sh cluster-start "$REDIS_CLUSTER_DIR" "$REDIS_CLUSTER_BASEPORT" 8>&-
-scripts/search.sh start "$SEARCH_DIR" "$SEARCH_PORT" 8>&-
-
-# The third-party clients that protocols_e2e_test.go runs (the graphql-http audit, graphql-ws).
-npm ci --prefix testdata/clients --no-audit --no-fund --loglevel=error 8>&-
-
 TEST_DATABASE_URL="$(scripts/pg.sh url "$PG_PORT" postgres)"
 TEST_REDIS_URL="$(scripts/redis.sh url "$REDIS_PORT")"
-TEST_REDIS_CLUSTER_ADDRS="$(scripts/redis.sh cluster-addrs "$REDIS_CLUSTER_BASEPORT")"
 REDIS_SERVER_BIN="$(scripts/redis.sh bin 8>&-)"
-CHROMIUM_BIN="$(scripts/chromium.sh bin 8>&-)"
-TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")"
-export TEST_DATABASE_URL TEST_REDIS_URL TEST_REDIS_CLUSTER_ADDRS REDIS_SERVER_BIN CHROMIUM_BIN TEST_ELASTICSEARCH_URL
+export TEST_DATABASE_URL TEST_REDIS_URL REDIS_SERVER_BIN
 export STOREFRONT_REQUIRE_SERVICES=1
 
 args=("$@")
-if [ ${#args[@]} -eq 0 ]; then args=(./...); fi
+if [ -n "$fleet" ]; then
+	scripts/pg.sh replica "$REPLICA_DIR" "$REPLICA_PORT" "$PG_PORT" fast 8>&-
+	TEST_REPLICA_URL="$(scripts/pg.sh url "$REPLICA_PORT" postgres)"
+	TEST_REPLICA_DIR="$REPLICA_DIR"
+	TEST_PRIMARY_PORT="$PG_PORT"
+	export TEST_REPLICA_URL TEST_REPLICA_DIR TEST_PRIMARY_PORT
+	if [ ${#args[@]} -eq 0 ]; then args=(-run '^TestFleet' -p 1 . ./db/...); fi
+	args=(-tags fleet "${args[@]}")
+else
+	scripts/redis.sh cluster-start "$REDIS_CLUSTER_DIR" "$REDIS_CLUSTER_BASEPORT" 8>&-
+	scripts/search.sh start "$SEARCH_DIR" "$SEARCH_PORT" 8>&-
+	# The third-party clients that protocols_e2e_test.go runs (the graphql-http audit, graphql-ws).
+	npm ci --prefix testdata/clients --no-audit --no-fund --loglevel=error 8>&-
+	TEST_REDIS_CLUSTER_ADDRS="$(scripts/redis.sh cluster-addrs "$REDIS_CLUSTER_BASEPORT")"
+	CHROMIUM_BIN="$(scripts/chromium.sh bin 8>&-)"
+	TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")"
+	export TEST_REDIS_CLUSTER_ADDRS CHROMIUM_BIN TEST_ELASTICSEARCH_URL
+	if [ ${#args[@]} -eq 0 ]; then args=(./...); fi
+fi
 
 # go test runs as a job in its own process group, so that a signal to this script (Ctrl-C,
 # or CI's timeout sending TERM) reaches go test and the test binaries it started, and this

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -36,6 +37,7 @@ import (
 // on every page of a search.
 type Postgres struct {
 	pool     *pgxpool.Pool
+	reads    *db.Reads // nil: searches run on pool
 	cfg      Config
 	controls *Controls // nil: no synonyms
 	words    wordCache
@@ -52,6 +54,17 @@ const pgQueryMode = pgx.QueryExecModeCacheStatement
 // NewPostgres returns the engine on pool; controls (which may be nil) supply synonyms.
 func NewPostgres(pool *pgxpool.Pool, cfg Config, controls *Controls) *Postgres {
 	return &Postgres{pool: pool, cfg: cfg, controls: controls}
+}
+
+// ReadFrom sends the searches and suggestions to the read replicas of reads.
+func (e *Postgres) ReadFrom(reads *db.Reads) { e.reads = reads }
+
+// read returns where a search runs.
+func (e *Postgres) read(ctx context.Context) db.Querier {
+	if e.reads == nil {
+		return e.pool
+	}
+	return e.reads.For(ctx)
 }
 
 // Name implements Engine.
@@ -78,7 +91,7 @@ func (e *Postgres) Search(ctx context.Context, q model.SearchQuery) (*model.Sear
 		return nil, err
 	}
 	sql, args := e.searchSQL(q, units, after)
-	rows, err := e.pool.Query(ctx, sql, args...)
+	rows, err := e.read(ctx).Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres search: %w", err)
 	}

@@ -87,7 +87,7 @@ func (e *Postgres) Suggest(ctx context.Context, prefix string, limit int) ([]mod
 
 // suggestions runs a suggestion query. Simple protocol: the plan depends on the pattern.
 func (e *Postgres) suggestions(ctx context.Context, sql, like, word string, n int) ([]suggestion, error) {
-	rows, err := e.pool.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol, like, word, n)
+	rows, err := e.read(ctx).Query(ctx, sql, pgx.QueryExecModeSimpleProtocol, like, word, n)
 	if err != nil {
 		return nil, fmt.Errorf("postgres suggest: %w", err)
 	}

@@ -312,7 +312,7 @@ func (s *Store) SalesReport(ctx context.Context, q model.SalesQuery) (*model.Sal
 	// The simple protocol plans the statement with its values: the range prunes partitions
 	// or chunks at planning.
 	sql, a := salesReportQuery(q, pieces)
-	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeSimpleProtocol}, a...)...)
+	rows, err := s.read(ctx).Query(ctx, sql, append([]any{pgx.QueryExecModeSimpleProtocol}, a...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sales report: %w", err)
 	}
@@ -434,7 +434,7 @@ func (s *Store) TopProducts(ctx context.Context, q model.TopProductsQuery) ([]mo
 	if q.By == model.SalesMetricUnits {
 		metric = "units"
 	}
-	rows, err := s.pool.Query(ctx, fmt.Sprintf(topProductsSQL, metric), pgx.QueryExecModeSimpleProtocol,
+	rows, err := s.read(ctx).Query(ctx, fmt.Sprintf(topProductsSQL, metric), pgx.QueryExecModeSimpleProtocol,
 		q.From, dayFrom, dayTo, q.To, q.First)
 	if err != nil {
 		return nil, fmt.Errorf("top products: %w", err)

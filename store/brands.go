@@ -11,8 +11,8 @@ import (
 
 const brandColumns = `id, slug, name, version, created_at, updated_at`
 
-func (s *Store) queryBrands(ctx context.Context, sql string, args ...any) ([]*model.Brand, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+func queryBrands(ctx context.Context, q querier, sql string, args ...any) ([]*model.Brand, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -23,7 +23,7 @@ const brandsByIDsSQL = `SELECT ` + brandColumns + ` FROM brands WHERE id = ANY($
 
 // BrandsByIDs returns the brands with these ids, in no particular order.
 func (s *Store) BrandsByIDs(ctx context.Context, ids []string) ([]*model.Brand, error) {
-	bs, err := s.queryBrands(ctx, brandsByIDsSQL, uuidArray(ids))
+	bs, err := queryBrands(ctx, s.read(ctx), brandsByIDsSQL, uuidArray(ids))
 	if err != nil {
 		return nil, fmt.Errorf("brands by ids: %w", err)
 	}
@@ -32,7 +32,7 @@ func (s *Store) BrandsByIDs(ctx context.Context, ids []string) ([]*model.Brand, 
 
 // Brands returns every brand by name.
 func (s *Store) Brands(ctx context.Context) ([]*model.Brand, error) {
-	bs, err := s.queryBrands(ctx, `SELECT `+brandColumns+` FROM brands ORDER BY name, id`)
+	bs, err := queryBrands(ctx, s.read(ctx), `SELECT `+brandColumns+` FROM brands ORDER BY name, id`)
 	if err != nil {
 		return nil, fmt.Errorf("brands: %w", err)
 	}
@@ -44,7 +44,7 @@ var createBrandSQL = withOutbox("brand", "brand.created", `
 
 // CreateBrand inserts a validated brand.
 func (s *Store) CreateBrand(ctx context.Context, in model.BrandInput) (*model.Brand, error) {
-	bs, err := s.queryBrands(ctx, createBrandSQL, *in.Slug, in.Name)
+	bs, err := queryBrands(ctx, s.pool, createBrandSQL, *in.Slug, in.Name)
 	if err != nil {
 		return nil, translate(err, "create brand")
 	}
@@ -58,7 +58,7 @@ var updateBrandSQL = withOutbox("brand", "brand.updated", `
 
 // UpdateBrand changes the fields given.
 func (s *Store) UpdateBrand(ctx context.Context, id string, in model.UpdateBrandInput) (*model.Brand, error) {
-	bs, err := s.queryBrands(ctx, updateBrandSQL, id, in.Slug, in.Name)
+	bs, err := queryBrands(ctx, s.pool, updateBrandSQL, id, in.Slug, in.Name)
 	if err != nil {
 		return nil, translate(err, "update brand")
 	}

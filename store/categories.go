@@ -31,7 +31,7 @@ const categoriesByIDsSQL = `SELECT ` + categoryColumns + ` FROM categories WHERE
 
 // CategoriesByIDs returns the categories with these ids, in no particular order.
 func (s *Store) CategoriesByIDs(ctx context.Context, ids []string) ([]*model.Category, error) {
-	cs, err := queryCategories(ctx, s.pool, categoriesByIDsSQL, uuidArray(ids))
+	cs, err := queryCategories(ctx, s.read(ctx), categoriesByIDsSQL, uuidArray(ids))
 	if err != nil {
 		return nil, fmt.Errorf("categories by ids: %w", err)
 	}
@@ -42,7 +42,7 @@ const rootCategoriesSQL = `SELECT ` + categoryColumns + ` FROM categories WHERE 
 
 // RootCategories returns the top-level categories by name.
 func (s *Store) RootCategories(ctx context.Context) ([]*model.Category, error) {
-	cs, err := queryCategories(ctx, s.pool, rootCategoriesSQL)
+	cs, err := queryCategories(ctx, s.read(ctx), rootCategoriesSQL)
 	if err != nil {
 		return nil, fmt.Errorf("root categories: %w", err)
 	}
@@ -53,7 +53,7 @@ const categoryBySlugSQL = `SELECT ` + categoryColumns + ` FROM categories WHERE 
 
 // CategoryBySlug returns the category with slug, or NOT_FOUND.
 func (s *Store) CategoryBySlug(ctx context.Context, slug string) (*model.Category, error) {
-	cs, err := queryCategories(ctx, s.pool, categoryBySlugSQL, slug)
+	cs, err := queryCategories(ctx, s.read(ctx), categoryBySlugSQL, slug)
 	if err != nil {
 		return nil, fmt.Errorf("category by slug: %w", err)
 	}
@@ -68,7 +68,7 @@ const childrenSQL = `SELECT ` + categoryColumns + ` FROM categories WHERE parent
 // ChildrenOf returns the children of each parent id, by name; a parent without children
 // has no entry.
 func (s *Store) ChildrenOf(ctx context.Context, parentIDs []string) (map[string][]*model.Category, error) {
-	cs, err := queryCategories(ctx, s.pool, childrenSQL, uuidArray(parentIDs))
+	cs, err := queryCategories(ctx, s.read(ctx), childrenSQL, uuidArray(parentIDs))
 	if err != nil {
 		return nil, fmt.Errorf("children of categories: %w", err)
 	}
@@ -89,7 +89,7 @@ GROUP BY c.id`
 
 // ProductCounts returns the number of active products under each category id.
 func (s *Store) ProductCounts(ctx context.Context, ids []string) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, productCountsSQL, uuidArray(ids))
+	rows, err := s.read(ctx).Query(ctx, productCountsSQL, uuidArray(ids))
 	if err != nil {
 		return nil, fmt.Errorf("product counts: %w", err)
 	}

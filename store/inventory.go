@@ -18,7 +18,7 @@ GROUP BY product_id`
 // Availability returns the stock available across warehouses for each product id; a product
 // without stock rows has no entry.
 func (s *Store) Availability(ctx context.Context, productIDs []string) (map[string]*model.Availability, error) {
-	rows, err := s.pool.Query(ctx, availabilitySQL, uuidArray(productIDs))
+	rows, err := s.read(ctx).Query(ctx, availabilitySQL, uuidArray(productIDs))
 	if err != nil {
 		return nil, fmt.Errorf("availability: %w", err)
 	}
@@ -55,7 +55,7 @@ ORDER BY w.priority, w.code`
 
 // Inventory returns the stock of each product per warehouse, by warehouse priority.
 func (s *Store) Inventory(ctx context.Context, productIDs []string) (map[string][]*model.InventoryLevel, error) {
-	rows, err := s.pool.Query(ctx, inventorySQL, uuidArray(productIDs))
+	rows, err := s.read(ctx).Query(ctx, inventorySQL, uuidArray(productIDs))
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
@@ -83,7 +83,7 @@ func (s *Store) WarehousesByIDs(ctx context.Context, ids []string) ([]*model.War
 }
 
 func (s *Store) queryWarehouses(ctx context.Context, sql string, args ...any) ([]*model.Warehouse, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := s.read(ctx).Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("warehouses: %w", err)
 	}

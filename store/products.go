@@ -24,8 +24,8 @@ func scanProduct(row pgx.CollectableRow) (*model.Product, error) {
 	return &p, err
 }
 
-func (s *Store) queryProducts(ctx context.Context, sql string, args ...any) ([]*model.Product, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+func queryProducts(ctx context.Context, q querier, sql string, args ...any) ([]*model.Product, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +37,7 @@ const productsByIDsSQL = `SELECT ` + productColumns + ` FROM products WHERE id =
 // ProductsByIDs returns the products with these ids, in no particular order; unknown ids are
 // left out.
 func (s *Store) ProductsByIDs(ctx context.Context, ids []string) ([]*model.Product, error) {
-	ps, err := s.queryProducts(ctx, productsByIDsSQL, uuidArray(ids))
+	ps, err := queryProducts(ctx, s.read(ctx), productsByIDsSQL, uuidArray(ids))
 	if err != nil {
 		return nil, fmt.Errorf("products by ids: %w", err)
 	}
@@ -52,7 +52,7 @@ const (
 // ProductsBySKUs returns the products with these skus, in no particular order; unknown skus
 // are left out.
 func (s *Store) ProductsBySKUs(ctx context.Context, skus []string) ([]*model.Product, error) {
-	ps, err := s.queryProducts(ctx, productsBySKUsSQL, skus)
+	ps, err := queryProducts(ctx, s.read(ctx), productsBySKUsSQL, skus)
 	if err != nil {
 		return nil, fmt.Errorf("products by skus: %w", err)
 	}
@@ -62,7 +62,7 @@ func (s *Store) ProductsBySKUs(ctx context.Context, skus []string) ([]*model.Pro
 // ProductsBySlugs returns the products with these slugs, in no particular order; unknown
 // slugs are left out.
 func (s *Store) ProductsBySlugs(ctx context.Context, slugs []string) ([]*model.Product, error) {
-	ps, err := s.queryProducts(ctx, productsBySlugsSQL, slugs)
+	ps, err := queryProducts(ctx, s.read(ctx), productsBySlugsSQL, slugs)
 	if err != nil {
 		return nil, fmt.Errorf("products by slugs: %w", err)
 	}
@@ -86,7 +86,7 @@ func (s *Store) ListProducts(ctx context.Context, f model.ProductFilter, sort mo
 	}
 	sql := `SELECT ` + productColumns + ` FROM products p` + and(conds) +
 		` ORDER BY ` + key.orderBy(page.Backward) + ` LIMIT ` + a.add(page.Limit+1)
-	ps, err := s.queryProducts(ctx, sql, a.forFilter(f)...)
+	ps, err := queryProducts(ctx, s.read(ctx), sql, a.forFilter(f)...)
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}
@@ -112,7 +112,7 @@ func (s *Store) CountProducts(ctx context.Context, f model.ProductFilter) (int, 
 	var a args
 	var n int
 	conds := filterConditions(&a, f)
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM products p`+and(conds), a.forFilter(f)...).Scan(&n)
+	err := s.read(ctx).QueryRow(ctx, `SELECT count(*) FROM products p`+and(conds), a.forFilter(f)...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count products: %w", err)
 	}
@@ -176,7 +176,7 @@ func (s *Store) CreateProduct(ctx context.Context, in model.CreateProductInput) 
 	if attrs == nil {
 		attrs = map[string]any{}
 	}
-	ps, err := s.queryProducts(ctx, createProductSQL, in.Sku, *in.Slug, in.Name, deref(in.Description),
+	ps, err := queryProducts(ctx, s.pool, createProductSQL, in.Sku, *in.Slug, in.Name, deref(in.Description),
 		in.CategoryID, in.BrandID, int64(in.Price), int64(derefCents(in.Cost)), *in.Status, attrs)
 	if err != nil {
 		return nil, translate(err, "create product")
@@ -203,7 +203,7 @@ func (s *Store) UpdateProduct(ctx context.Context, id string, in model.UpdatePro
 	if in.Attributes != nil {
 		attrs = in.Attributes
 	}
-	ps, err := s.queryProducts(ctx, updateProductSQL, id, in.Sku, in.Slug, in.Name, in.Description,
+	ps, err := queryProducts(ctx, s.pool, updateProductSQL, id, in.Sku, in.Slug, in.Name, in.Description,
 		in.CategoryID, in.BrandID, centsPtr(in.Price), centsPtr(in.Cost), in.Status, attrs, in.ExpectedVersion)
 	if err != nil {
 		return nil, translate(err, "update product")
@@ -220,7 +220,7 @@ var archiveProductSQL = withOutbox("product", "product.archived", `
 
 // ArchiveProduct takes a product off the storefront; it stays for orders and history.
 func (s *Store) ArchiveProduct(ctx context.Context, id string) (*model.Product, error) {
-	ps, err := s.queryProducts(ctx, archiveProductSQL, id)
+	ps, err := queryProducts(ctx, s.pool, archiveProductSQL, id)
 	if err != nil {
 		return nil, translate(err, "archive product")
 	}

@@ -230,7 +230,7 @@ func (s *Store) StockMovements(ctx context.Context, productID string, limit int)
 	if !model.IsUUID(productID) {
 		return []*model.StockMovement{}, nil
 	}
-	rows, err := s.pool.Query(ctx, stockMovementsSQL, productID, limit)
+	rows, err := s.read(ctx).Query(ctx, stockMovementsSQL, productID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("stock movements: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -26,6 +27,8 @@ type Store struct {
 	limits    CheckoutLimits
 	// writers, when set, bounds the transactions open at once (see WithWriters).
 	writers *semaphore.Weighted
+	// reads, when set, sends the reads that may be slightly stale to read replicas.
+	reads *db.Reads
 }
 
 // Option configures a Store.
@@ -86,9 +89,25 @@ func translate(err error, action string) error {
 	return fmt.Errorf("%s: %w", action, err)
 }
 
+// WithReads sends the reads that may be slightly stale (the catalog, listings, availability,
+// analytics) where reads says, the primary included; carts, orders, checkout and every
+// write stay on the primary.
+func WithReads(reads *db.Reads) Option {
+	return func(s *Store) { s.reads = reads }
+}
+
+// read returns where a read that may be slightly stale runs.
+func (s *Store) read(ctx context.Context) querier {
+	if s.reads == nil {
+		return s.pool
+	}
+	return s.reads.For(ctx)
+}
+
 // querier is what a pool and a transaction share, so that helpers serve both.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // WithWriters lets at most n transactions run at once; the others wait for a slot, holding
