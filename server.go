@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -130,8 +131,11 @@ type config struct {
 	MaxBodyBytes     int64
 	LoaderWait       time.Duration
 	ShutdownTimeout  time.Duration
-	LogLevel         slog.Level
-	LogFormat        string
+	// ShutdownDrain is how long a stopping instance goes on serving with /readyz failing, so
+	// that load balancers take it out before it stops accepting connections.
+	ShutdownDrain time.Duration
+	LogLevel      slog.Level
+	LogFormat     string
 
 	// Redis: REDIS_URL for one node, or REDIS_ADDRS for a cluster (or Sentinel with
 	// REDIS_MASTER_NAME); neither means the in-process cache of a single instance.
@@ -212,6 +216,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		MaxBodyBytes:       int64(e.int("MAX_BODY_BYTES", 1<<20)),
 		LoaderWait:         e.duration("LOADER_WAIT", time.Millisecond),
 		ShutdownTimeout:    e.duration("SHUTDOWN_TIMEOUT", 20*time.Second),
+		ShutdownDrain:      e.duration("SHUTDOWN_DRAIN", 0),
 		LogFormat:          e.str("LOG_FORMAT", "text"),
 
 		RedisURL:            e.str("REDIS_URL", ""),
@@ -524,8 +529,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	registerFeedMetrics(reg, changes)
 	registerReplicaMetrics(reg, reads)
 	streams := &streams{end: ctx}
+	var draining atomic.Bool
 	srv := &http.Server{
-		Handler:           streams.wrap(routes(cfg, reg, dbs, st, ticker, caches, searches, auth, tel, log)),
+		Handler:           streams.wrap(routes(cfg, reg, dbs, &draining, st, ticker, caches, searches, auth, tel, log)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -540,6 +546,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+	}
+	if cfg.ShutdownDrain > 0 {
+		draining.Store(true)
+		log.Info("shutting down: /readyz fails while load balancers take this instance out", "drain", cfg.ShutdownDrain)
+		time.Sleep(cfg.ShutdownDrain)
 	}
 	log.Info("shutting down: finishing in-flight requests, ending subscriptions")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
@@ -574,7 +585,7 @@ func configureAnalytics(ctx context.Context, cfg config, st *store.Store, log *s
 }
 
 // routes wires the HTTP endpoints.
-func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, ticker *store.SalesTicker, caches *caching, searches *searching, auth *resolvers.Auth, tel *telemetry, log *slog.Logger) http.Handler {
+func routes(cfg config, reg *prometheus.Registry, dbs *pools, draining *atomic.Bool, st *store.Store, ticker *store.SalesTicker, caches *caching, searches *searching, auth *resolvers.Auth, tel *telemetry, log *slog.Logger) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerPoolMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"pool": "requests"}, reg), dbs.requests)
 	registerPoolMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"pool": "jobs"}, reg), dbs.jobs)
@@ -623,7 +634,7 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, st *store.Store, t
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", crossOrigin.Handler(limitBody(cfg.MaxBodyBytes, api)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /readyz", readiness(st))
+	mux.HandleFunc("GET /readyz", readiness(st, draining))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	web.Register(mux, web.Options{Playground: cfg.Playground, Dashboard: cfg.Dashboard})
 	return tel.handler(withClientAddr(cfg.TrustedProxies, withRequestID(logRequests(log, withDeadline(cfg.RequestTimeout, mux)))))
@@ -684,9 +695,14 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	return ctx.Err()
 }
 
-// readiness answers 200 and the analytics mode while PostgreSQL answers, 503 otherwise.
-func readiness(st *store.Store) http.HandlerFunc {
+// readiness answers 200 and the analytics mode while PostgreSQL answers, 503 otherwise and
+// once the instance drains before it stops (SHUTDOWN_DRAIN).
+func readiness(st *store.Store, draining *atomic.Bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		mode, err := st.AnalyticsMode(ctx)

@@ -56,3 +56,30 @@ apt_install() {
 	if [ -n "$ours" ]; then rm -f "$policy"; fi
 	return "$rc"
 }
+
+# package_bin VAR PATH LOCK PKG... prints the absolute path of the program that the environment
+# variable VAR names, else of PATH, installing the Debian packages PKG (root only) when PATH is
+# missing; one install at a time on this machine (flock on LOCK).
+package_bin() {
+	local var=$1 path=$2 lock=$3
+	shift 3
+	if [ -n "${!var:-}" ]; then
+		[ -x "${!var}" ] || die "$var=${!var} is not an executable"
+		realpath -- "${!var}"
+		return
+	fi
+	if [ ! -x "$path" ]; then
+		is_root || die "$path not found; install it (apt-get install $*) or set $var"
+		command -v apt-get >/dev/null || die "$path not found and apt-get is unavailable; set $var"
+		mkdir -p "$(dirname "$lock")"
+		(
+			flock -w 900 8 || die "timed out waiting for $lock"
+			if [ ! -x "$path" ]; then # else a concurrent run installed it meanwhile
+				note "$path not found: installing $* from Debian's packages"
+				apt_install "$@" || die "installing $* failed"
+			fi
+		) 8>"$lock"
+		[ -x "$path" ] || die "$* installed but $path is not there"
+	fi
+	realpath -- "$path"
+}

@@ -10,6 +10,10 @@
 #   scripts/redis.sh cluster-start DIR BASEPORT     start a 3-master cluster on BASEPORT..BASEPORT+2
 #   scripts/redis.sh cluster-stop DIR               stop every node of the cluster in DIR
 #   scripts/redis.sh cluster-addrs BASEPORT         print 127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
+#   scripts/redis.sh sentinel-start DIR BASEPORT    start afresh a master on BASEPORT, its replica
+#                                                   on BASEPORT+1 and 3 Sentinels on BASEPORT+2..4
+#   scripts/redis.sh sentinel-stop DIR              stop the master, replica and Sentinels in DIR
+#   scripts/redis.sh sentinel-addrs BASEPORT        print the Sentinels' 127.0.0.1:P,... addresses
 #   scripts/redis.sh bin                            print the absolute path of redis-server
 #   scripts/redis.sh destroy DIR                    stop the server or cluster in DIR, delete DIR
 #
@@ -20,6 +24,10 @@
 # keeps nothing on disk, for throwaway test and bench data. Cluster nodes are fast servers in
 # DIR/node-PORT with cluster-enabled yes, their nodes.conf there and cluster-node-timeout
 # 2000 ms; a cluster that already formed is reused, a half-formed one is reset and formed again.
+# A Sentinel group is throwaway (Sentinels and failovers rewrite the configurations): its
+# master, replica and Sentinels (redis-server --sentinel, the same binary as Debian's
+# redis-sentinel) live in DIR/node-PORT, watch the master named `storefront` with a quorum of
+# 2, call it down after 1000 ms without an answer, and every start begins from empty servers.
 #
 # Nothing here touches the system's Redis service: no systemctl or service. If redis-server is
 # missing it is installed from Debian's packages (root only), with service start-up disabled;
@@ -31,6 +39,7 @@ set -euo pipefail
 umask 022
 
 readonly CLUSTER_NODES=3
+readonly SENTINEL_MASTER=storefront SENTINELS=3
 readonly INSTALL_LOCK=/run/lock/storefront-redis-install.lock
 # Debian's service keeps its data in /var/lib/redis.
 readonly SYSTEM_DATA_DIR=/var/lib/redis
@@ -466,6 +475,84 @@ cmd_cluster_start() {
 	note "cluster ready: $(cmd_cluster_addrs "$base") ($((SECONDS - started)) s)"
 }
 
+# sentinel_ports BASEPORT prints the ports of the Sentinels of the group on BASEPORT.
+sentinel_ports() {
+	check_port "$1"
+	check_port $(($1 + 1 + SENTINELS))
+	seq $(($1 + 2)) $(($1 + 1 + SENTINELS))
+}
+
+cmd_sentinel_addrs() {
+	[ $# -eq 1 ] || usage
+	local addrs=() p
+	for p in $(sentinel_ports "$1"); do addrs+=("127.0.0.1:$p"); done
+	(IFS=,; echo "${addrs[*]}")
+}
+
+# start_sentinel BIN DIR PORT MASTER_PORT starts a Sentinel in DIR watching the master on
+# MASTER_PORT.
+start_sentinel() {
+	local bin=$1 dir=$2 port=$3 master=$4
+	mkdir -p "$dir"
+	cat >"$dir/redis.conf" <<-EOF
+		# Written by scripts/redis.sh sentinel-start; the Sentinel rewrites it as it learns.
+		bind 127.0.0.1
+		port $port
+		daemonize yes
+		pidfile "$dir/redis.pid"
+		logfile "$dir/redis.log"
+		dir "$dir"
+		sentinel monitor $SENTINEL_MASTER 127.0.0.1 $master 2
+		sentinel down-after-milliseconds $SENTINEL_MASTER 1000
+		sentinel failover-timeout $SENTINEL_MASTER 10000
+		sentinel parallel-syncs $SENTINEL_MASTER 1
+	EOF
+	detached "$bin/redis-server" "$dir/redis.conf" --sentinel </dev/null >/dev/null 2>>"$dir/redis.log" ||
+		{ show_log "$dir"; die "the Sentinel in $dir failed to start"; }
+	local deadline=$((SECONDS + 30))
+	until [ "$(timeout 5 "$bin/redis-cli" -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; do
+		[ "$SECONDS" -lt "$deadline" ] || { show_log "$dir"; die "the Sentinel in $dir does not answer on port $port"; }
+		sleep 0.1
+	done
+}
+
+# sentinel_field BIN PORT FIELD prints a field of what the Sentinel on PORT knows of the master.
+sentinel_field() {
+	cli "$1" "$2" sentinel master "$SENTINEL_MASTER" 2>/dev/null | tr -d '\r' |
+		awk -v f="$3" 'prev == f { print; exit } { prev = $0 }' || true
+}
+
+cmd_sentinel_start() {
+	[ $# -eq 2 ] || usage
+	local dir base=$2 bin p started=$SECONDS
+	dir=$(abs_path "$1")
+	check_port "$base"
+	bin=$(bin_dir)
+	cmd_cluster_stop "$dir"
+	lock_cluster "$dir"
+	rm -rf -- "${dir:?}"/node-*
+	start_server "$bin" "$dir/node-$base" "$base" fast
+	start_server "$bin" "$dir/node-$((base + 1))" $((base + 1)) fast
+	cli "$bin" $((base + 1)) replicaof 127.0.0.1 "$base" >/dev/null
+	local deadline=$((SECONDS + 60))
+	until cli "$bin" $((base + 1)) info replication 2>/dev/null | grep -q '^master_link_status:up'; do
+		[ "$SECONDS" -lt "$deadline" ] || die "the replica on port $((base + 1)) did not sync with its master"
+		sleep 0.1
+	done
+	for p in $(sentinel_ports "$base"); do
+		start_sentinel "$bin" "$dir/node-$p" "$p" "$base"
+	done
+	# Ready once every Sentinel knows the replica and the other Sentinels.
+	for p in $(sentinel_ports "$base"); do
+		until [ "$(sentinel_field "$bin" "$p" num-slaves)" = 1 ] &&
+			[ "$(sentinel_field "$bin" "$p" num-other-sentinels)" = $((SENTINELS - 1)) ]; do
+			[ "$SECONDS" -lt "$deadline" ] || die "the Sentinel on port $p does not know the whole group after 60 s"
+			sleep 0.1
+		done
+	done
+	note "sentinels ready: $(cmd_sentinel_addrs "$base") watching $SENTINEL_MASTER ($((SECONDS - started)) s)"
+}
+
 # node_dirs DIR prints the node directories of the cluster in DIR.
 node_dirs() {
 	local d
@@ -530,6 +617,9 @@ main() {
 	cluster-start) cmd_cluster_start "$@" ;;
 	cluster-stop) cmd_cluster_stop "$@" ;;
 	cluster-addrs) cmd_cluster_addrs "$@" ;;
+	sentinel-start) cmd_sentinel_start "$@" ;;
+	sentinel-stop) cmd_cluster_stop "$@" ;;
+	sentinel-addrs) cmd_sentinel_addrs "$@" ;;
 	bin) cmd_bin "$@" ;;
 	destroy) cmd_destroy "$@" ;;
 	-h | --help | help) usage 0 ;;

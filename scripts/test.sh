@@ -25,6 +25,11 @@
 # as they stop and pause shared servers), against the PostgreSQL cluster and, beside it,
 #   - a streaming read replica of it, .run/test-pg-replica on port 5437 (scripts/pg.sh replica),
 #     named to the tests by TEST_REPLICA_URL, TEST_REPLICA_DIR and TEST_PRIMARY_PORT,
+#   - a Redis master, its replica and three Sentinels, .run/test-redis-sentinel on ports
+#     6390-6394 (scripts/redis.sh sentinel-start, afresh each run), named by TEST_SENTINEL_ADDRS
+#     and TEST_SENTINEL_MASTER,
+#   - HAProxy's binary (scripts/haproxy.sh, which installs Debian's package when it is missing),
+#     named by HAPROXY_BIN: the tests run their own load balancer in front of their instances,
 # and the Redis server.
 # Servers left running by a killed run are reused, then stopped. Runs that overlap in one
 # checkout share the servers: each holds a shared lock on .run/test.users while it runs, and
@@ -41,6 +46,7 @@ readonly REDIS_DIR=.run/test-redis REDIS_PORT=$((6381 + OFFSET))
 readonly REDIS_CLUSTER_DIR=.run/test-redis-cluster REDIS_CLUSTER_BASEPORT=$((7101 + OFFSET * 10))
 readonly SEARCH_DIR=.run/test-search SEARCH_PORT=$((9250 + OFFSET))
 readonly REPLICA_DIR=.run/test-pg-replica REPLICA_PORT=$((5437 + OFFSET))
+readonly SENTINEL_DIR=.run/test-redis-sentinel SENTINEL_BASEPORT=$((6390 + OFFSET))
 readonly USERS_LOCK=.run/test.users
 
 cleanup() {
@@ -52,6 +58,7 @@ cleanup() {
 		scripts/search.sh stop "$SEARCH_DIR" 8>&- || true
 		scripts/redis.sh cluster-stop "$REDIS_CLUSTER_DIR" 8>&- || true
 		scripts/redis.sh stop "$REDIS_DIR" 8>&- || true
+		scripts/redis.sh sentinel-stop "$SENTINEL_DIR" 8>&- || true
 		scripts/pg.sh stop "$REPLICA_DIR" 8>&- || true
 		scripts/pg.sh stop "$PG_DIR" 8>&- || true
 	else
@@ -90,6 +97,11 @@ if [ -n "$fleet" ]; then
 	TEST_REPLICA_DIR="$REPLICA_DIR"
 	TEST_PRIMARY_PORT="$PG_PORT"
 	export TEST_REPLICA_URL TEST_REPLICA_DIR TEST_PRIMARY_PORT
+	scripts/redis.sh sentinel-start "$SENTINEL_DIR" "$SENTINEL_BASEPORT" 8>&-
+	TEST_SENTINEL_ADDRS="$(scripts/redis.sh sentinel-addrs "$SENTINEL_BASEPORT")"
+	TEST_SENTINEL_MASTER=storefront
+	HAPROXY_BIN="$(scripts/haproxy.sh bin 8>&-)"
+	export TEST_SENTINEL_ADDRS TEST_SENTINEL_MASTER HAPROXY_BIN
 	if [ ${#args[@]} -eq 0 ]; then args=(-run '^TestFleet' -p 1 . ./db/...); fi
 	args=(-tags fleet "${args[@]}")
 else

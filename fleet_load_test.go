@@ -1,0 +1,56 @@
+//go:build fleet
+
+package main
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// load runs request in a few goroutines, each calling it again and again with its worker
+// number and call count, until stopped. request returns "" when the request went well, else
+// what went wrong.
+type load struct {
+	requests, failures atomic.Int64
+	stop               chan struct{}
+	wg                 sync.WaitGroup
+	mu                 sync.Mutex
+	first              []string // the first few failures
+}
+
+func startLoad(workers int, request func(worker, i int) string) *load {
+	l := &load{stop: make(chan struct{})}
+	for w := range workers {
+		l.wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				l.requests.Add(1)
+				if what := request(w, i); what != "" {
+					l.failures.Add(1)
+					l.mu.Lock()
+					if len(l.first) < 5 {
+						l.first = append(l.first, what)
+					}
+					l.mu.Unlock()
+				}
+			}
+		})
+	}
+	return l
+}
+
+// end stops the load and fails t if any request failed during what.
+func (l *load) end(t *testing.T, during string) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	if n := l.failures.Load(); n > 0 {
+		t.Errorf("%d of %d requests failed during %s; want none (first: %v)", n, l.requests.Load(), during, l.first)
+	}
+	t.Logf("%d requests during %s", l.requests.Load(), during)
+}
