@@ -134,6 +134,7 @@ check: ## Run lint, check-generated and check-web (what CI checks before the tes
 clean: ## Stop every private server and cluster under .run, then delete .run and bin.
 	@for d in $$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \
 		scripts/search.sh stop "$$d"; \
+		scripts/search.sh cluster-stop "$$d"; \
 	done
 	@for d in $(RUN_REDIS_DIR) $(TEST_REDIS_DIR) $(TEST_REDIS_CLUSTER_DIR) $(BENCH_REDIS_DIR) \
 		$$(find .run -mindepth 1 -maxdepth 1 -type d 2>/dev/null); do \

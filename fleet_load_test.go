@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // load runs request in a few goroutines, each calling it again and again with its worker
@@ -53,4 +54,15 @@ func (l *load) end(t *testing.T, during string) {
 		t.Errorf("%d of %d requests failed during %s; want none (first: %v)", n, l.requests.Load(), during, l.first)
 	}
 	t.Logf("%d requests during %s", l.requests.Load(), during)
+}
+
+// waitLonger is waitUntil for what takes longer on a loaded machine (a search index built,
+// a node rejoining): it polls cond for up to within.
+func waitLonger(t testing.TB, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", within, what)
+		}
+	}
 }

@@ -70,7 +70,7 @@ func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.C
 	s.postgres = fallback
 	var primary search.Engine
 	if cfg.ElasticsearchURL != "" {
-		es, err := search.NewElastic(search.ElasticConfig{URL: cfg.ElasticsearchURL, Index: cfg.SearchIndex, Facets: facets, Controls: s.controls, HTTPClient: client})
+		es, err := search.NewElastic(cfg.elasticConfig(facets, s.controls, client))
 		if err != nil {
 			return nil, err
 		}
@@ -82,7 +82,7 @@ func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.C
 			// words the engine remembers as unknown from before the change.
 			bus.OnCatalogChange(es.ForgetWords)
 		}
-		log.Info("search: elasticsearch, postgres as fallback", "url", maskURL(cfg.ElasticsearchURL), "index", cfg.SearchIndex)
+		log.Info("search: elasticsearch, postgres as fallback", "url", maskURLs(cfg.ElasticsearchURL), "index", cfg.SearchIndex)
 	} else {
 		log.Info("search: postgres full-text (set ELASTICSEARCH_URL for elasticsearch)")
 	}
@@ -120,13 +120,20 @@ func (s *searching) start(g *supervisor.Group, changes *feed.Feed, cfg config) {
 	})
 }
 
+// elasticConfig is where and how the Elasticsearch engine searches; client, when not nil,
+// carries its requests.
+func (c config) elasticConfig(facets search.Config, controls *search.Controls, client *http.Client) search.ElasticConfig {
+	return search.ElasticConfig{URL: c.ElasticsearchURL, Index: c.SearchIndex, Replicas: c.SearchReplicas,
+		Facets: facets, Controls: controls, HTTPClient: client}
+}
+
 // newIndexer is the indexer of the reindex and reconcile commands.
 func newIndexer(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*search.Indexer, error) {
 	if cfg.ElasticsearchURL == "" {
 		return nil, fmt.Errorf("ELASTICSEARCH_URL is not set: the PostgreSQL search needs no index")
 	}
 	facets := search.DefaultConfig()
-	es, err := search.NewElastic(search.ElasticConfig{URL: cfg.ElasticsearchURL, Index: cfg.SearchIndex, Facets: facets, Controls: search.NewControls(pool)})
+	es, err := search.NewElastic(cfg.elasticConfig(facets, search.NewControls(pool), nil))
 	if err != nil {
 		return nil, err
 	}

@@ -172,6 +172,7 @@ type config struct {
 	// Search: Elasticsearch (or OpenSearch) when ElasticsearchURL is set, PostgreSQL
 	// full-text search otherwise and as the fallback.
 	ElasticsearchURL, SearchIndex          string
+	SearchReplicas                         int // replicas of an index's shard, set at creation
 	SearchTimeout, SearchReconcileInterval time.Duration
 	// SearchInsightsInterval is how often counted searches are written for insights.
 	SearchInsightsInterval time.Duration
@@ -255,6 +256,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		},
 		ElasticsearchURL:        e.str("ELASTICSEARCH_URL", ""),
 		SearchIndex:             e.str("SEARCH_INDEX", "products"),
+		SearchReplicas:          e.int("SEARCH_REPLICAS", 0),
 		SearchTimeout:           e.duration("SEARCH_TIMEOUT", 500*time.Millisecond),
 		SearchReconcileInterval: e.duration("SEARCH_RECONCILE_INTERVAL", 10*time.Minute),
 		SearchInsightsInterval:  e.duration("SEARCH_INSIGHTS_INTERVAL", 5*time.Second),
@@ -362,7 +364,7 @@ func (c config) logValue() []any {
 	return []any{"database", maskURL(c.DatabaseURL), "read_replicas", len(c.DatabaseReadURLs), "addr", c.HTTPAddr, "jwt_secret", secret,
 		"playground", c.Playground, "dashboard", c.Dashboard, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait,
 		"redis", maskURL(c.RedisURL) + c.RedisAddrs, "cache", c.Cache, "rate_limit_per_second", c.RateLimitPerSecond,
-		"elasticsearch", maskURL(c.ElasticsearchURL), "smtp", c.SMTPAddr}
+		"elasticsearch", maskURLs(c.ElasticsearchURL), "smtp", c.SMTPAddr}
 }
 
 // maskURL hides the password of a database or Redis URL.
@@ -379,6 +381,15 @@ func maskURL(raw string) string {
 }
 
 var dsnPassword = regexp.MustCompile(`password=\S+`)
+
+// maskURLs is maskURL for a comma-separated list of URLs.
+func maskURLs(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		parts[i] = maskURL(p)
+	}
+	return strings.Join(parts, ",")
+}
 
 // openDB opens a pool of maxConns connections (unless the URL sets pool_max_conns) whose
 // sessions start with params (unless the URL sets them); tracer, when not nil, traces its

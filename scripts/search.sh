@@ -7,6 +7,12 @@
 #   scripts/search.sh stop DIR         stop the node in DIR (fine when not running)
 #   scripts/search.sh status DIR       say whether the node in DIR runs
 #   scripts/search.sh url PORT         print http://127.0.0.1:PORT
+#   scripts/search.sh cluster-start DIR BASEPORT
+#                                      start (or complete) a two-node cluster in DIR/node-1
+#                                      (cluster manager and data, HTTP on BASEPORT) and
+#                                      DIR/node-2 (data, BASEPORT+1)
+#   scripts/search.sh cluster-stop DIR stop both nodes of the cluster in DIR
+#   scripts/search.sh cluster-urls BASEPORT  print http://127.0.0.1:BASEPORT,http://...:BASEPORT+1
 #   scripts/search.sh build            build the launcher (skipped when up to date)
 #   scripts/search.sh destroy DIR      stop the node in DIR and delete DIR
 #
@@ -23,6 +29,10 @@
 # The launcher is built with Maven into tools/searchnode/target (searchnode.jar and lib/) the
 # first time and whenever its pom or sources change; after that starting needs no network.
 # If Java 17 or Maven are missing they are installed from Debian's packages (root only).
+#
+# A cluster's nodes talk over transport ports BASEPORT+10 and BASEPORT+11; its heaps are
+# smaller (-Xms256m -Xmx512m each) unless SEARCH_JAVA_OPTS says otherwise. Stopping one node
+# (`stop DIR/node-2`) and starting the cluster again brings it back into the cluster.
 #
 # Environment: JAVA_HOME (a Java 17+ runtime) overrides /usr/lib/jvm/java-17-openjdk-amd64;
 # SEARCH_JAVA_OPTS replaces the JVM options; SEARCH_START_TIMEOUT (seconds, default 180)
@@ -184,16 +194,24 @@ wait_pid_file() {
 
 cmd_start() {
 	[ $# -eq 2 ] || usage
-	local dir port=$2 java pid rc started=$SECONDS
+	start_node "$1" "$2" "${SEARCH_JAVA_OPTS:--Xms512m -Xmx1g}"
+}
+
+# start_node DIR PORT JAVA_OPTS [ARGS...] starts (or keeps) the node in DIR with HTTP on PORT;
+# ARGS, after DIR and PORT, are the launcher's cluster arguments.
+start_node() {
+	local dir port=$2 java_opts=$3 java pid rc started=$SECONDS
+	dir=$(abs_path "$1")
+	shift 3
 	check_port "$port"
 	command -v curl >/dev/null || apt_install curl
-	dir=$(abs_path "$1")
 	build
 	java=$(java_bin)
 	lock "$dir"
 	mkdir -p "$dir"
 	if pid=$(node_pid "$dir"); then
-		if [ "$(cat "$dir/node.port" 2>/dev/null)" = "$port" ] && node_ready "$port"; then
+		if [ "$(cat "$dir/node.port" 2>/dev/null)" = "$port" ] && [ "$(cat "$dir/node.args" 2>/dev/null)" = "$*" ] &&
+			node_ready "$port"; then
 			note "already running: $dir on 127.0.0.1:$port (pid $pid)"
 			return 0
 		fi
@@ -204,14 +222,15 @@ cmd_start() {
 		die "port $port on 127.0.0.1 is already used by another server; stop it or pick another port"
 	fi
 
-	# shellcheck disable=SC2206 # SEARCH_JAVA_OPTS is a list of options
-	local opts=(${SEARCH_JAVA_OPTS:--Xms512m -Xmx1g})
+	# shellcheck disable=SC2206 # the JVM options are a list
+	local opts=($java_opts)
 	mkdir -p "$dir/tmp"
 	rm -f "$dir/node.pid"
 	echo "$port" >"$dir/node.port"
+	echo "$*" >"$dir/node.args"
 	note "starting $dir on 127.0.0.1:$port"
 	spawn "$dir" "$java" "${opts[@]}" -XX:+ExitOnOutOfMemoryError -Djava.io.tmpdir="$dir/tmp" \
-		-Dlog4j2.disable.jmx=true -Dfile.encoding=UTF-8 -jar "$NODE_JAR" "$dir" "$port"
+		-Dlog4j2.disable.jmx=true -Dfile.encoding=UTF-8 -jar "$NODE_JAR" "$dir" "$port" "$@"
 	pid=$(wait_pid_file "$dir")
 	rc=0
 	wait_ready "$dir" "$port" "$pid" || rc=$?
@@ -274,6 +293,39 @@ cmd_destroy() {
 
 url() { echo "http://127.0.0.1:$1"; }
 
+# The cluster of cluster-start: node-1 manages it and holds data, node-2 holds data.
+cmd_cluster_start() {
+	[ $# -eq 2 ] || usage
+	local dir base=$2 name opts
+	dir=$(abs_path "$1")
+	check_port "$base"
+	check_port $((base + 11))
+	name="storefront-$(printf '%s' "$dir" | sha256sum | cut -c1-8)"
+	opts=${SEARCH_JAVA_OPTS:--Xms256m -Xmx512m}
+	start_node "$dir/node-1" "$base" "$opts" "$name" node-1 $((base + 10)) node-1 $((base + 10))
+	start_node "$dir/node-2" $((base + 1)) "$opts" "$name" node-2 $((base + 11)) node-1 $((base + 10))
+	local deadline=$((SECONDS + ${SEARCH_START_TIMEOUT:-180}))
+	until http_get "$(url "$base")/_cluster/health?wait_for_nodes=2&timeout=2s" | grep -q '"number_of_nodes":2'; do
+		[ "$SECONDS" -lt "$deadline" ] || die "the cluster in $dir has not two nodes after ${SEARCH_START_TIMEOUT:-180} s"
+		sleep 0.5
+	done
+	note "cluster ready: $(cmd_cluster_urls "$base")"
+}
+
+cmd_cluster_stop() {
+	[ $# -eq 1 ] || usage
+	local dir
+	dir=$(abs_path "$1")
+	cmd_stop "$dir/node-2"
+	cmd_stop "$dir/node-1"
+}
+
+cmd_cluster_urls() {
+	[ $# -eq 1 ] || usage
+	check_port "$1"
+	echo "$(url "$1"),$(url $(($1 + 1)))"
+}
+
 cmd_url() {
 	[ $# -eq 1 ] || usage
 	check_port "$1"
@@ -289,6 +341,9 @@ main() {
 	stop) cmd_stop "$@" ;;
 	status) cmd_status "$@" ;;
 	url) cmd_url "$@" ;;
+	cluster-start) cmd_cluster_start "$@" ;;
+	cluster-stop) cmd_cluster_stop "$@" ;;
+	cluster-urls) cmd_cluster_urls "$@" ;;
 	build) [ $# -eq 0 ] || usage; build ;;
 	destroy) cmd_destroy "$@" ;;
 	-h | --help | help) usage 0 ;;

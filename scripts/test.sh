@@ -28,6 +28,8 @@
 #   - a Redis master, its replica and three Sentinels, .run/test-redis-sentinel on ports
 #     6390-6394 (scripts/redis.sh sentinel-start, afresh each run), named by TEST_SENTINEL_ADDRS
 #     and TEST_SENTINEL_MASTER,
+#   - a two-node OpenSearch cluster, .run/test-search-cluster on ports 9260-9261 (transport
+#     9270-9271; scripts/search.sh cluster-start), named by TEST_SEARCH_CLUSTER_URLS, _DIR and _PORT,
 #   - HAProxy's binary (scripts/haproxy.sh, which installs Debian's package when it is missing),
 #     named by HAPROXY_BIN: the tests run their own load balancer in front of their instances,
 # and the Redis server.
@@ -47,6 +49,7 @@ readonly REDIS_CLUSTER_DIR=.run/test-redis-cluster REDIS_CLUSTER_BASEPORT=$((710
 readonly SEARCH_DIR=.run/test-search SEARCH_PORT=$((9250 + OFFSET))
 readonly REPLICA_DIR=.run/test-pg-replica REPLICA_PORT=$((5437 + OFFSET))
 readonly SENTINEL_DIR=.run/test-redis-sentinel SENTINEL_BASEPORT=$((6390 + OFFSET))
+readonly SEARCH_CLUSTER_DIR=.run/test-search-cluster SEARCH_CLUSTER_PORT=$((9260 + OFFSET))
 readonly USERS_LOCK=.run/test.users
 
 cleanup() {
@@ -56,6 +59,7 @@ cleanup() {
 	trap '' INT TERM
 	if flock -x -n 8; then
 		scripts/search.sh stop "$SEARCH_DIR" 8>&- || true
+		scripts/search.sh cluster-stop "$SEARCH_CLUSTER_DIR" 8>&- || true
 		scripts/redis.sh cluster-stop "$REDIS_CLUSTER_DIR" 8>&- || true
 		scripts/redis.sh stop "$REDIS_DIR" 8>&- || true
 		scripts/redis.sh sentinel-stop "$SENTINEL_DIR" 8>&- || true
@@ -101,7 +105,11 @@ if [ -n "$fleet" ]; then
 	TEST_SENTINEL_ADDRS="$(scripts/redis.sh sentinel-addrs "$SENTINEL_BASEPORT")"
 	TEST_SENTINEL_MASTER=storefront
 	HAPROXY_BIN="$(scripts/haproxy.sh bin 8>&-)"
-	export TEST_SENTINEL_ADDRS TEST_SENTINEL_MASTER HAPROXY_BIN
+	scripts/search.sh cluster-start "$SEARCH_CLUSTER_DIR" "$SEARCH_CLUSTER_PORT" 8>&-
+	TEST_SEARCH_CLUSTER_URLS="$(scripts/search.sh cluster-urls "$SEARCH_CLUSTER_PORT")"
+	TEST_SEARCH_CLUSTER_DIR="$SEARCH_CLUSTER_DIR"
+	TEST_SEARCH_CLUSTER_PORT="$SEARCH_CLUSTER_PORT"
+	export TEST_SENTINEL_ADDRS TEST_SENTINEL_MASTER HAPROXY_BIN TEST_SEARCH_CLUSTER_URLS TEST_SEARCH_CLUSTER_DIR TEST_SEARCH_CLUSTER_PORT
 	if [ ${#args[@]} -eq 0 ]; then args=(-run '^TestFleet' -p 1 . ./db/...); fi
 	args=(-tags fleet "${args[@]}")
 else

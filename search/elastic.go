@@ -17,8 +17,13 @@ import (
 
 // ElasticConfig says where the Elasticsearch (or OpenSearch) index lives and how to search it.
 type ElasticConfig struct {
-	// URL of the cluster, such as http://127.0.0.1:9200.
+	// URL of the cluster, such as http://127.0.0.1:9200, or the URLs of several of its nodes
+	// separated by commas: a request a node cannot answer goes to the next.
 	URL string
+	// Replicas is the number of replicas of an index's shard, set when an index is created
+	// (or rebuilt): 0 on a single node, 1 or more on a cluster so that every document lives
+	// on several nodes and a node can go without a search failing.
+	Replicas int
 	// Index is the alias that searches read and the indexer writes, such as "products";
 	// the indices behind it are named after it ("products_20261126t120000.123456").
 	Index string
@@ -42,14 +47,24 @@ type Elastic struct {
 	cfg      Config
 	controls *Controls
 	timeout  time.Duration
+	replicas int
 	words    knownWords
 }
 
 // NewElastic returns the engine of cfg. It makes no request: an unreachable cluster shows
 // in the first search.
 func NewElastic(cfg ElasticConfig) (*Elastic, error) {
-	if cfg.URL == "" {
+	var addrs []string
+	for _, u := range strings.Split(cfg.URL, ",") {
+		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
+			addrs = append(addrs, u)
+		}
+	}
+	if len(addrs) == 0 {
 		return nil, errors.New("elasticsearch: no URL")
+	}
+	if cfg.Replicas < 0 {
+		return nil, fmt.Errorf("elasticsearch: %d replicas", cfg.Replicas)
 	}
 	if !validIndexName(cfg.Index) {
 		return nil, fmt.Errorf("elasticsearch: %q is not a valid index name", cfg.Index)
@@ -66,7 +81,7 @@ func NewElastic(cfg ElasticConfig) (*Elastic, error) {
 		timeout = cfg.HTTPClient.Timeout
 	}
 	es, err := elasticsearch.NewClient(elasticsearch.Config{
-		Addresses:  []string{strings.TrimRight(cfg.URL, "/")},
+		Addresses:  addrs,
 		Transport:  NewProductHeaderTransport(base),
 		MaxRetries: 2,
 		// Retry on overload too: a bulk answered 429 is retried rather than failed.
@@ -75,7 +90,7 @@ func NewElastic(cfg ElasticConfig) (*Elastic, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
-	return &Elastic{es: es, alias: cfg.Index, cfg: cfg.Facets, controls: cfg.Controls, timeout: timeout}, nil
+	return &Elastic{es: es, alias: cfg.Index, cfg: cfg.Facets, controls: cfg.Controls, timeout: timeout, replicas: cfg.Replicas}, nil
 }
 
 // Name implements Engine.

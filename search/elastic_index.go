@@ -46,15 +46,15 @@ each few more most other some such no nor not only own same so than too very s t
 just don should now`)
 
 // indexBody is the settings and mappings of a new index: one shard (facet counts are exact)
-// and no replica (a single node); English text analysed like PostgreSQL's 'english'
+// with replicas copies of it on other nodes; English text analysed like PostgreSQL's 'english'
 // configuration (its stop words, the Porter2 stemmer), synonyms applied at search time
 // before stemming; edge n-grams of the name from each word for suggestions; keywords and
 // numbers for filters, facets and sorts. refresh is the refresh interval: "-1" while a
 // rebuild loads the index.
-func indexBody(cfg Config, synonyms []string, refresh string) map[string]any {
+func indexBody(cfg Config, synonyms []string, refresh string, replicas int) map[string]any {
 	settings := map[string]any{
 		"number_of_shards":   1,
-		"number_of_replicas": 0,
+		"number_of_replicas": replicas,
 		"refresh_interval":   refresh,
 		// Products are deleted softly (a document that is not ACTIVE keeps its version),
 		// so delete tombstones protect nothing; dropping them at the next refresh lets the
@@ -145,9 +145,14 @@ func mappings(cfg Config) map[string]any {
 }
 
 // createIndex creates index with the current synonyms; refresh is its refresh interval
-// ("-1" while bulk loading).
+// ("-1" while bulk loading: then without replicas, which finishing the load adds, so that
+// the load is written once).
 func (e *Elastic) createIndex(ctx context.Context, index string, synonyms []string, refresh string) error {
-	if err := e.do(ctx, "PUT", "/"+index, indexBody(e.cfg, synonyms, refresh), nil); err != nil {
+	replicas := e.replicas
+	if refresh == "-1" {
+		replicas = 0
+	}
+	if err := e.do(ctx, "PUT", "/"+index, indexBody(e.cfg, synonyms, refresh, replicas), nil); err != nil {
 		return fmt.Errorf("create index %s: %w", index, err)
 	}
 	return e.waitHealthy(ctx, index)

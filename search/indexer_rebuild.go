@@ -191,12 +191,13 @@ func (ix *Indexer) readAll(ctx context.Context, pages chan<- []*Document) error 
 	}
 }
 
-// finishLoad turns the loaded index into a live one: near-real-time refreshes and a
-// durable translog again, and a refresh so that everything loaded is searchable.
+// finishLoad turns the loaded index into a live one: near-real-time refreshes, a durable
+// translog and its replicas again, and a refresh so that everything loaded is searchable.
 func (ix *Indexer) finishLoad(ctx context.Context, index string) error {
 	err := ix.es.putSettings(ctx, index, map[string]any{
-		"refresh_interval": refreshInterval,
-		"translog":         map[string]any{"durability": "request"},
+		"refresh_interval":   refreshInterval,
+		"translog":           map[string]any{"durability": "request"},
+		"number_of_replicas": ix.es.replicas,
 	})
 	if err != nil {
 		return err

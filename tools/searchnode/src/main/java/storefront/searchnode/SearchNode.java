@@ -21,11 +21,16 @@ import org.opensearch.transport.Netty4Plugin;
  * SearchNode runs one real OpenSearch node on a loopback port: the search engine of the
  * storefront's tests, benchmarks and development server.
  *
- * <p>Usage: {@code java -jar searchnode.jar DIR PORT}. DIR holds the node's data and logs;
- * PORT is the HTTP port on 127.0.0.1. The node is a single-node cluster whose plugins come
- * from the class path (the way OpenSearch's own integration tests start nodes): netty4 for
- * HTTP and transport, and the common analysis module for synonym_graph, stemmer and
- * edge_ngram. It runs until it receives SIGTERM or SIGINT, then closes cleanly.
+ * <p>Usage: {@code java -jar searchnode.jar DIR PORT [CLUSTER NODE TRANSPORT_PORT MANAGER
+ * MANAGER_TRANSPORT_PORT]}. DIR holds the node's data and logs; PORT is the HTTP port on
+ * 127.0.0.1. With two arguments the node is a single-node cluster. With seven it is the node
+ * NODE of the cluster CLUSTER, on TRANSPORT_PORT, which finds the cluster through the node
+ * MANAGER on MANAGER_TRANSPORT_PORT: MANAGER is the cluster manager and holds data, every
+ * other node holds data only (a cluster of two survives the loss of a data node; production
+ * clusters have three cluster-manager-eligible nodes). Plugins come from the class path (the
+ * way OpenSearch's own integration tests start nodes): netty4 for HTTP and transport, and the
+ * common analysis module for synonym_graph, stemmer and edge_ngram. The node runs until it
+ * receives SIGTERM or SIGINT, then closes cleanly.
  */
 public final class SearchNode {
     private SearchNode() {}
@@ -38,20 +43,23 @@ public final class SearchNode {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 2) {
-            System.err.println("usage: java -jar searchnode.jar DIR PORT");
+        if (args.length != 2 && args.length != 7) {
+            System.err.println("usage: java -jar searchnode.jar DIR PORT [CLUSTER NODE TRANSPORT_PORT MANAGER MANAGER_TRANSPORT_PORT]");
             System.exit(2);
         }
         Path home = Path.of(args[0]).toAbsolutePath();
         int port = Integer.parseInt(args[1]);
         Files.createDirectories(home.resolve("config"));
-        Settings settings = settings(home, port);
+        Settings settings = args.length == 2
+            ? settings(home, port).build()
+            : clusterSettings(home, port, args[2], args[3], Integer.parseInt(args[4]), args[5], Integer.parseInt(args[6]));
+        String name = settings.get("node.name");
 
         // Logging is configured by log4j2.properties in the jar (console only: the launcher's
         // output goes to DIR/node.log); the node name tags the lines.
-        LogConfigurator.setNodeName("searchnode");
+        LogConfigurator.setNodeName(name);
 
-        Environment env = InternalSettingsPreparer.prepareEnvironment(settings, Map.of(), home.resolve("config"), () -> "searchnode");
+        Environment env = InternalSettingsPreparer.prepareEnvironment(settings, Map.of(), home.resolve("config"), () -> name);
         Node node = new PluginNode(env, List.of(Netty4Plugin.class, CommonAnalysisPlugin.class));
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -70,7 +78,21 @@ public final class SearchNode {
         stopped.await();
     }
 
-    static Settings settings(Path home, int port) {
+    /** clusterSettings are those of node {@code node} of a cluster (see the usage above). */
+    static Settings clusterSettings(Path home, int port, String cluster, String node, int transportPort, String manager, int managerPort) {
+        Settings.Builder s = settings(home, port)
+            .put("cluster.name", cluster)
+            .put("node.name", node)
+            .put("transport.port", transportPort)
+            .putList("discovery.seed_hosts", "127.0.0.1:" + managerPort)
+            .putList("cluster.initial_cluster_manager_nodes", manager);
+        s.remove("discovery.type");
+        return node.equals(manager)
+            ? s.putList("node.roles", "cluster_manager", "data", "ingest").build()
+            : s.putList("node.roles", "data", "ingest").build();
+    }
+
+    static Settings.Builder settings(Path home, int port) {
         return Settings.builder()
             .put("path.home", home.toString())
             .put("path.data", home.resolve("data").toString())
@@ -88,7 +110,6 @@ public final class SearchNode {
             .put("cluster.routing.allocation.disk.threshold_enabled", false)
             // Writes go through aliases that the application creates; a write to a name
             // that does not exist must fail rather than create an index with guessed mappings.
-            .put("action.auto_create_index", false)
-            .build();
+            .put("action.auto_create_index", false);
     }
 }
