@@ -3,6 +3,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,4 +70,35 @@ func waitLonger(t testing.TB, what string, within time.Duration, cond func() boo
 			t.Fatalf("waited %s for %s", within, what)
 		}
 	}
+}
+
+// request is one GraphQL request of a load: it reports every failure as a string, never
+// through t, since it runs outside the test's goroutine. headers are added to the request.
+func request(base, token, query string, vars map[string]any, headers map[string]string) (map[string]any, string) {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, base+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	var r struct {
+		Data   map[string]any `json:"data"`
+		Errors []any          `json:"errors"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Sprintf("%d %q", res.StatusCode, raw)
+	}
+	if len(r.Errors) > 0 {
+		return r.Data, fmt.Sprint(r.Errors)
+	}
+	return r.Data, ""
 }

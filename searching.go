@@ -123,7 +123,7 @@ func (s *searching) start(g *supervisor.Group, changes *feed.Feed, cfg config) {
 // elasticConfig is where and how the Elasticsearch engine searches; client, when not nil,
 // carries its requests.
 func (c config) elasticConfig(facets search.Config, controls *search.Controls, client *http.Client) search.ElasticConfig {
-	return search.ElasticConfig{URL: c.ElasticsearchURL, Index: c.SearchIndex, Replicas: c.SearchReplicas,
+	return search.ElasticConfig{URL: c.ElasticsearchURL, Index: c.SearchIndex, Replicas: c.SearchReplicas, APIKey: c.ElasticsearchAPIKey,
 		Facets: facets, Controls: controls, HTTPClient: client}
 }
 

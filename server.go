@@ -140,11 +140,15 @@ type config struct {
 	// Redis: REDIS_URL for one node, or REDIS_ADDRS for a cluster (or Sentinel with
 	// REDIS_MASTER_NAME); neither means the in-process cache of a single instance.
 	RedisURL, RedisAddrs, RedisMasterName, RedisPassword string
-	RedisPrefix                                          string
-	Cache                                                bool // the catalog's read-through cache
-	CacheTTL, CacheL1TTL                                 time.Duration
-	CacheL1Size, CacheMemoryEntries                      int
-	RateLimitPerSecond, RateLimitBurst                   int // complexity per client; 0 turns limits off
+	// With REDIS_ADDRS: the ACL user of the data nodes, the Sentinels' password, and TLS
+	// to every node (REDIS_URL carries these in itself: rediss://user:password@...).
+	RedisUsername, RedisSentinelPassword string
+	RedisTLS                             bool
+	RedisPrefix                          string
+	Cache                                bool // the catalog's read-through cache
+	CacheTTL, CacheL1TTL                 time.Duration
+	CacheL1Size, CacheMemoryEntries      int
+	RateLimitPerSecond, RateLimitBurst   int // complexity per client; 0 turns limits off
 	// PersistedQueries is "automatic" (APQ), "allowlist" (registered operations only: the
 	// *.graphql files of OperationsDir, and merchandisers' ad hoc queries) or "off".
 	PersistedQueries, OperationsDir string
@@ -173,6 +177,7 @@ type config struct {
 	// full-text search otherwise and as the fallback.
 	ElasticsearchURL, SearchIndex          string
 	SearchReplicas                         int // replicas of an index's shard, set at creation
+	ElasticsearchAPIKey                    string
 	SearchTimeout, SearchReconcileInterval time.Duration
 	// SearchInsightsInterval is how often counted searches are written for insights.
 	SearchInsightsInterval time.Duration
@@ -220,22 +225,25 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ShutdownDrain:      e.duration("SHUTDOWN_DRAIN", 0),
 		LogFormat:          e.str("LOG_FORMAT", "text"),
 
-		RedisURL:            e.str("REDIS_URL", ""),
-		RedisAddrs:          e.str("REDIS_ADDRS", ""),
-		RedisMasterName:     e.str("REDIS_MASTER_NAME", ""),
-		RedisPassword:       e.str("REDIS_PASSWORD", ""),
-		RedisPrefix:         e.str("REDIS_PREFIX", "sf:"),
-		Cache:               e.bool("CACHE", true),
-		CacheTTL:            e.duration("CACHE_TTL", 5*time.Minute),
-		CacheL1Size:         e.int("CACHE_L1_SIZE", 10_000),
-		CacheL1TTL:          e.duration("CACHE_L1_TTL", time.Second),
-		CacheMemoryEntries:  e.int("CACHE_MEMORY_ENTRIES", 200_000),
-		RateLimitPerSecond:  e.int("RATE_LIMIT_PER_SECOND", 2000),
-		RateLimitBurst:      e.int("RATE_LIMIT_BURST", 10_000),
-		PersistedQueries:    e.str("PERSISTED_QUERIES", "automatic"),
-		OperationsDir:       e.str("OPERATIONS_DIR", ""),
-		OrderHold:           e.duration("ORDER_HOLD", store.DefaultOrderHold),
-		OrderExpiryInterval: e.duration("ORDER_EXPIRY_INTERVAL", time.Minute),
+		RedisURL:              e.str("REDIS_URL", ""),
+		RedisAddrs:            e.str("REDIS_ADDRS", ""),
+		RedisMasterName:       e.str("REDIS_MASTER_NAME", ""),
+		RedisPassword:         e.str("REDIS_PASSWORD", ""),
+		RedisUsername:         e.str("REDIS_USERNAME", ""),
+		RedisSentinelPassword: e.str("REDIS_SENTINEL_PASSWORD", ""),
+		RedisTLS:              e.bool("REDIS_TLS", false),
+		RedisPrefix:           e.str("REDIS_PREFIX", "sf:"),
+		Cache:                 e.bool("CACHE", true),
+		CacheTTL:              e.duration("CACHE_TTL", 5*time.Minute),
+		CacheL1Size:           e.int("CACHE_L1_SIZE", 10_000),
+		CacheL1TTL:            e.duration("CACHE_L1_TTL", time.Second),
+		CacheMemoryEntries:    e.int("CACHE_MEMORY_ENTRIES", 200_000),
+		RateLimitPerSecond:    e.int("RATE_LIMIT_PER_SECOND", 2000),
+		RateLimitBurst:        e.int("RATE_LIMIT_BURST", 10_000),
+		PersistedQueries:      e.str("PERSISTED_QUERIES", "automatic"),
+		OperationsDir:         e.str("OPERATIONS_DIR", ""),
+		OrderHold:             e.duration("ORDER_HOLD", store.DefaultOrderHold),
+		OrderExpiryInterval:   e.duration("ORDER_EXPIRY_INTERVAL", time.Minute),
 		Checkout: store.CheckoutLimits{
 			LineUnits:       e.int("MAX_UNITS_PER_LINE", store.DefaultCheckoutLimits.LineUnits),
 			OrderUnits:      e.int("MAX_UNITS_PER_ORDER", store.DefaultCheckoutLimits.OrderUnits),
@@ -257,6 +265,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ElasticsearchURL:        e.str("ELASTICSEARCH_URL", ""),
 		SearchIndex:             e.str("SEARCH_INDEX", "products"),
 		SearchReplicas:          e.int("SEARCH_REPLICAS", 0),
+		ElasticsearchAPIKey:     e.str("ELASTICSEARCH_API_KEY", ""),
 		SearchTimeout:           e.duration("SEARCH_TIMEOUT", 500*time.Millisecond),
 		SearchReconcileInterval: e.duration("SEARCH_RECONCILE_INTERVAL", 10*time.Minute),
 		SearchInsightsInterval:  e.duration("SEARCH_INSIGHTS_INTERVAL", 5*time.Second),

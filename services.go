@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -208,8 +209,12 @@ func (c config) redisOptions() (*redis.UniversalOptions, error) {
 		}
 		opts = redis.UniversalOptions{Addrs: []string{u.Addr}, Username: u.Username, Password: u.Password, DB: u.DB, TLSConfig: u.TLSConfig}
 	case c.RedisAddrs != "":
-		opts = redis.UniversalOptions{Addrs: strings.Split(c.RedisAddrs, ","), MasterName: c.RedisMasterName, Password: c.RedisPassword}
+		opts = redis.UniversalOptions{Addrs: strings.Split(c.RedisAddrs, ","), MasterName: c.RedisMasterName,
+			Username: c.RedisUsername, Password: c.RedisPassword, SentinelPassword: c.RedisSentinelPassword}
 		opts.IsClusterMode = c.RedisMasterName == "" && len(opts.Addrs) > 1
+		if c.RedisTLS {
+			opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
 	default:
 		return nil, nil
 	}

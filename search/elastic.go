@@ -24,6 +24,9 @@ type ElasticConfig struct {
 	// (or rebuilt): 0 on a single node, 1 or more on a cluster so that every document lives
 	// on several nodes and a node can go without a search failing.
 	Replicas int
+	// APIKey, when set, authenticates every request (the base64 API key); basic
+	// authentication goes in the URLs' user information instead.
+	APIKey string
 	// Index is the alias that searches read and the indexer writes, such as "products";
 	// the indices behind it are named after it ("products_20261126t120000.123456").
 	Index string
@@ -82,6 +85,7 @@ func NewElastic(cfg ElasticConfig) (*Elastic, error) {
 	}
 	es, err := elasticsearch.NewClient(elasticsearch.Config{
 		Addresses:  addrs,
+		APIKey:     cfg.APIKey,
 		Transport:  NewProductHeaderTransport(base),
 		MaxRetries: 2,
 		// Retry on overload too: a bulk answered 429 is retried rather than failed.
