@@ -439,12 +439,31 @@ cmd_status() {
 	fi
 }
 
+# release_slot DATA drops the replication slot through which the replica in DATA streams
+# from its primary (when the primary runs), so that the primary keeps no WAL for it.
+release_slot() {
+	local data=$1 slot port bin _
+	slot=$(sed -n "s/^primary_slot_name = '\(.*\)'$/\1/p" "$data/postgresql.auto.conf" 2>/dev/null)
+	port=$(sed -n "s/^primary_conninfo = .* port=\([0-9]*\) .*/\1/p" "$data/postgresql.auto.conf" 2>/dev/null)
+	[ -n "$slot" ] && [ -n "$port" ] || return 0
+	bin=$(bin_dir)
+	for _ in $(seq 1 50); do # the primary's walsender ends a moment after the replica stops
+		"$bin/psql" -X -q -At -d "$(url "$port" postgres)" -v slot="$slot" >/dev/null 2>&1 <<-'EOF' && return 0
+			SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = :'slot' AND NOT active;
+			SELECT 1/(NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = :'slot'))::int;
+		EOF
+		sleep 0.2
+	done
+	note "could not drop replication slot $slot on port $port"
+}
+
 cmd_destroy() {
 	[ $# -eq 1 ] || usage
 	local dir data
 	dir=$(abs_path "$1")
 	data=$(data_dir "$dir")
 	cmd_stop "$dir"
+	if [ -f "$data/standby.signal" ]; then release_slot "$data"; fi
 	rm -rf -- "$data" "$(dirname "$data")/.$(basename "$data").lock"
 	if [ "$data" != "$dir" ]; then
 		rm -rf -- "$dir"

@@ -23,7 +23,8 @@
 # --fleet (`make test-fleet`) runs the scale-out tests instead, the TestFleet* tests of files
 # built with the `fleet` tag (default: `-run ^TestFleet -p 1 . ./db/...`; one package at a time,
 # as they stop and pause shared servers), against the PostgreSQL cluster and, beside it,
-#   - a streaming read replica of it, .run/test-pg-replica on port 5437 (scripts/pg.sh replica),
+#   - a streaming read replica of it, .run/test-pg-replica on port 5437 (scripts/pg.sh replica,
+#     a fresh base backup each run, destroyed with its replication slot at the end),
 #     named to the tests by TEST_REPLICA_URL, TEST_REPLICA_DIR and TEST_PRIMARY_PORT,
 #   - a Redis master, its replica and three Sentinels, .run/test-redis-sentinel on ports
 #     6390-6394 (scripts/redis.sh sentinel-start, afresh each run), named by TEST_SENTINEL_ADDRS
@@ -63,7 +64,7 @@ cleanup() {
 		scripts/redis.sh cluster-stop "$REDIS_CLUSTER_DIR" 8>&- || true
 		scripts/redis.sh stop "$REDIS_DIR" 8>&- || true
 		scripts/redis.sh sentinel-stop "$SENTINEL_DIR" 8>&- || true
-		scripts/pg.sh stop "$REPLICA_DIR" 8>&- || true
+		scripts/pg.sh destroy "$REPLICA_DIR" 8>&- || true
 		scripts/pg.sh stop "$PG_DIR" 8>&- || true
 	else
 		echo "test.sh: another test run still uses the test servers: leaving them running for that run to stop" >&2
@@ -96,6 +97,9 @@ export STOREFRONT_REQUIRE_SERVICES=1
 
 args=("$@")
 if [ -n "$fleet" ]; then
+	# A fresh base backup each run: a replica kept from an earlier run would first replay all
+	# that other test runs wrote meanwhile.
+	scripts/pg.sh destroy "$REPLICA_DIR" 8>&-
 	scripts/pg.sh replica "$REPLICA_DIR" "$REPLICA_PORT" "$PG_PORT" fast 8>&-
 	TEST_REPLICA_URL="$(scripts/pg.sh url "$REPLICA_PORT" postgres)"
 	TEST_REPLICA_DIR="$REPLICA_DIR"
