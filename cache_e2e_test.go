@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/cache/cachetest"
 )
 
@@ -349,5 +353,79 @@ func TestAllowlistRunsRegisteredOperationsOnly(t *testing.T) {
 	}
 	if _, errs := gql(t, base, merchandiser, `{ categories { slug } }`, nil); len(errs) > 0 {
 		t.Errorf("merchandiser's ad hoc operation: got %v; want it run", errs)
+	}
+}
+
+// The attack of the issue on persisted queries: registrations, each with the right hash, of
+// a megabyte of text that does not parse, of a document the schema refuses, and of one
+// longer than a stored query may be. Redis gets none of them. A client's good registrations
+// are charged to its rate limit, so that its budget, not Redis, ends them.
+func TestPersistedQueriesCannotFillRedis(t *testing.T) {
+	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
+	env["MAX_BODY_BYTES"] = "2097152"
+	env["RATE_LIMIT_PER_SECOND"] = "1" // nothing flows back during the test
+	env["RATE_LIMIT_BURST"] = "2000"
+	env["TRUSTED_PROXIES"] = "127.0.0.1" // X-Forwarded-For names the client
+	base, _ := startServer(t, env)
+	rdb := redisClient(t, env["REDIS_URL"])
+	stored := func() int {
+		keys, err := rdb.Keys(context.Background(), env["REDIS_PREFIX"]+"apq:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	register := func(client, query string) string {
+		body, _ := json.Marshal(map[string]any{"query": query, "extensions": map[string]any{
+			"persistedQuery": map[string]any{"version": 1, "sha256Hash": fmt.Sprintf("%x", sha256.Sum256([]byte(query)))}}})
+		return postWithHeaders(t, base+"/graphql", strings.NewReader(string(body)), map[string]string{"X-Forwarded-For": client})
+	}
+
+	garbage := strings.Repeat("x", 1<<20)
+	for i := range 20 {
+		register("203.0.113.1", fmt.Sprintf("%d%s", i, garbage))
+	}
+	register("203.0.113.1", "{ secrets { password } }")
+	long := "query Long { " + strings.Repeat("__typename ", 2000) + "}" // 22 KB: runs, too long to keep
+	if resp := register("203.0.113.1", long); !strings.Contains(resp, `"__typename":"Query"`) {
+		t.Fatalf("a long valid document: got %.300s; want it run", resp)
+	}
+	if n := stored(); n != 0 {
+		t.Fatalf("after garbage, an invalid and an overlong document: %d queries stored; want 0", n)
+	}
+
+	// 2,000 units pay for fewer than 50 small registrations (each its 40-unit store charge
+	// and its query): a client that keeps registering stops being stored, while its
+	// operations still run as long as they fit its budget.
+	for i := range 100 {
+		register("203.0.113.2", fmt.Sprintf("query Q%d { __typename }", i))
+	}
+	if n := stored(); n < 40 || n > 2000/cache.StoreCostPerKiB {
+		t.Fatalf("100 registrations on a 2,000-unit budget: %d stored; want what the budget pays for, 40 to 50", n)
+	}
+}
+
+// redisClient connects to the Redis at url for the test's checks.
+func redisClient(t testing.TB, url string) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// The Redis of make run, make test and make bench is capped, and evicts only keys with a
+// TTL, as the README tells operators to configure theirs (scripts/redis.sh).
+func TestRedisIsConfiguredAsACache(t *testing.T) {
+	rdb := redisClient(t, cachetest.URL(t))
+	cfg, err := rdb.ConfigGet(context.Background(), "maxmemory*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg["maxmemory"] == "0" || cfg["maxmemory"] == "" || cfg["maxmemory-policy"] != "volatile-lru" {
+		t.Fatalf("test Redis: maxmemory %q, policy %q; want a cap and volatile-lru", cfg["maxmemory"], cfg["maxmemory-policy"])
 	}
 }

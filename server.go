@@ -217,7 +217,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Playground:         e.bool("PLAYGROUND", true),
 		Dashboard:          e.bool("DASHBOARD", true),
 		AutoMigrate:        e.bool("AUTO_MIGRATE", true),
-		ComplexityLimit:    e.int("COMPLEXITY_LIMIT", 5000),
+		ComplexityLimit:    e.int("COMPLEXITY_LIMIT", 10_000),
 		DepthLimit:         e.int("DEPTH_LIMIT", 12),
 		MaxBodyBytes:       int64(e.int("MAX_BODY_BYTES", 1<<20)),
 		LoaderWait:         e.duration("LOADER_WAIT", time.Millisecond),
@@ -238,8 +238,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		CacheL1Size:           e.int("CACHE_L1_SIZE", 10_000),
 		CacheL1TTL:            e.duration("CACHE_L1_TTL", time.Second),
 		CacheMemoryEntries:    e.int("CACHE_MEMORY_ENTRIES", 200_000),
-		RateLimitPerSecond:    e.int("RATE_LIMIT_PER_SECOND", 2000),
-		RateLimitBurst:        e.int("RATE_LIMIT_BURST", 10_000),
+		RateLimitPerSecond:    e.int("RATE_LIMIT_PER_SECOND", 5000),
+		RateLimitBurst:        e.int("RATE_LIMIT_BURST", 25_000),
 		PersistedQueries:      e.str("PERSISTED_QUERIES", "automatic"),
 		OperationsDir:         e.str("OPERATIONS_DIR", ""),
 		OrderHold:             e.duration("ORDER_HOLD", store.DefaultOrderHold),
@@ -620,7 +620,11 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, draining *atomic.B
 		extensions = append(extensions, caches.allowlist)
 	}
 	if caches.limiter != nil {
-		extensions = append(extensions, cache.NewComplexityRateLimit(caches.limiter, resolvers.ClientKey, log))
+		extensions = append(extensions, cache.NewComplexityRateLimit(caches.limiter, resolvers.ClientKey, resolvers.OperationCost, log))
+	}
+	if caches.apq != nil { // after the rate limit: what is stored has been charged
+		extensions = append(extensions, cache.NewPersistedQueries(caches.apq,
+			cache.PersistedQueryOptions{Limiter: caches.limiter, Key: resolvers.ClientKey}))
 	}
 	crossOrigin := newCORS(cfg.CORSOrigins, cfg.CORSMaxAge)
 	api := resolvers.NewHandler(resolvers.Config{
@@ -635,7 +639,6 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, draining *atomic.B
 		Sessions:         caches.sessions,
 		Rankings:         caches.rankings,
 		Alerts:           caches.alerts,
-		APQ:              caches.apq,
 		Extensions:       extensions,
 		Auth:             auth,
 		Customers:        st,

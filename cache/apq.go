@@ -13,8 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// RedisAPQCache is the query store of gqlgen's extension.AutomaticPersistedQuery shared by
-// every server instance: a client that registered a query's hash with one instance can send
+// RedisAPQCache is the query store of PersistedQueries shared by every server instance: a client that registered a query's hash with one instance can send
 // the hash alone to any other. Each hash is one key, so it works on a Redis Cluster.
 //
 // graphql.Cache cannot return errors: when Redis fails, Get misses, and APQ clients resend
@@ -30,8 +29,9 @@ type RedisAPQCache struct {
 
 var _ graphql.Cache[string] = (*RedisAPQCache)(nil)
 
-// DefaultAPQTTL keeps a query that nobody sends for a week out of Redis.
-const DefaultAPQTTL = 7 * 24 * time.Hour
+// DefaultAPQTTL keeps a query that nobody sent for a day out of Redis: the queries in use
+// are read all the time, and each read restarts their TTL.
+const DefaultAPQTTL = 24 * time.Hour
 
 // NewRedisAPQCache returns a cache of queries stored under prefix+"apq:", each kept for ttl
 // after it was last used (DefaultAPQTTL when ttl is not positive).
@@ -57,8 +57,7 @@ func (c *RedisAPQCache) Get(ctx context.Context, hash string) (string, bool) {
 	return query, true
 }
 
-// Add stores query under hash. extension.AutomaticPersistedQuery has checked that hash is
-// the query's hash.
+// Add stores query under hash. PersistedQueries has checked that hash is the query's hash.
 func (c *RedisAPQCache) Add(ctx context.Context, hash, query string) {
 	if c.pause.active() {
 		return

@@ -120,9 +120,9 @@ func (a *Allowlist) MutateOperationParameters(ctx context.Context, raw *graphql.
 		return nil
 	case err != nil:
 		a.failures.warn(ctx, "allowlist lookup failed", err)
-		return allowlistError(model.CodeInternal, "the operation registry is unavailable: try again")
+		return requestError(model.CodeInternal, "the operation registry is unavailable: try again")
 	}
-	return allowlistError(model.CodeForbidden,
+	return requestError(model.CodeForbidden,
 		"this server runs registered operations only, and operation %s is not registered", hash)
 }
 
@@ -164,12 +164,13 @@ func allowlistRequestHash(raw *graphql.RawParams) (string, *gqlerror.Error) {
 	case hash == "":
 		return apqHash(raw.Query), nil
 	case raw.Query != "" && apqHash(raw.Query) != hash:
-		return "", allowlistError(model.CodeBadUserInput, "the persisted query hash is not the hash of the query")
+		return "", requestError(model.CodeBadUserInput, "the persisted query hash is not the hash of the query")
 	}
 	return hash, nil
 }
 
-func allowlistError(code model.ErrorCode, format string, args ...any) *gqlerror.Error {
+// requestError is an error of the request itself, with its code.
+func requestError(code model.ErrorCode, format string, args ...any) *gqlerror.Error {
 	err := gqlerror.Errorf(format, args...)
 	err.Extensions = map[string]any{"code": string(code)}
 	return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -77,7 +78,7 @@ func TestAPQCache(t *testing.T) {
 	}
 }
 
-// TestAPQThroughHandler runs gqlgen's automatic persisted queries on the cache: an unknown
+// TestAPQThroughHandler runs automatic persisted queries on the cache: an unknown
 // hash asks for the query, the query registers it, and from then on the hash is enough, on
 // every server instance that shares the cache.
 func TestAPQThroughHandler(t *testing.T) {
@@ -87,7 +88,7 @@ func TestAPQThroughHandler(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			open := b.setup(t)
-			one := apqTestHandler(extension.AutomaticPersistedQuery{Cache: open()})
+			one := apqTestHandler(cache.NewPersistedQueries(open(), cache.PersistedQueryOptions{}))
 			if got := apqPost(t, one, apqRequest{hash: hash}); got.code() != "PERSISTED_QUERY_NOT_FOUND" {
 				t.Fatalf("unknown hash: %+v; want PERSISTED_QUERY_NOT_FOUND", got)
 			}
@@ -100,9 +101,60 @@ func TestAPQThroughHandler(t *testing.T) {
 			if !b.shared {
 				return
 			}
-			two := apqTestHandler(extension.AutomaticPersistedQuery{Cache: open()})
+			two := apqTestHandler(cache.NewPersistedQueries(open(), cache.PersistedQueryOptions{}))
 			if got := apqPost(t, two, apqRequest{hash: hash}); !got.ok() {
 				t.Fatalf("hash known to another instance: %+v; want it to run", got)
+			}
+		})
+	}
+}
+
+// TestAPQStoresOnlyWhatRuns sends the registrations of the attack, each with its
+// correct hash: text that does not parse, a document the schema refuses, one over the
+// limits that run before the store, one too long to keep, and one from a client whose
+// budget cannot pay for storing it. None of them is stored; a good one is, and is charged.
+func TestAPQStoresOnlyWhatRuns(t *testing.T) {
+	for _, b := range apqBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			store := b.setup(t)()
+			limiter, err := cache.NewMemoryRateLimiter(cache.RateLimit{PerSecond: 1, Burst: 3 * cache.StoreCostPerKiB})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := apqTestHandler(extension.FixedComplexityLimit(50),
+				cache.NewPersistedQueries(store, cache.PersistedQueryOptions{MaxBytes: 2048, Limiter: limiter, Key: apqClientOf}))
+			long := "{ cheap " + strings.Repeat("# padding\n", 300) + "}"
+			refused := []struct{ name, query, code string }{
+				{"text that does not parse", "{ cheap", "GRAPHQL_PARSE_FAILED"},
+				{"not of the schema", "{ secrets }", "GRAPHQL_VALIDATION_FAILED"},
+				{"over the complexity limit", "{ products(first: 60) }", "COMPLEXITY_LIMIT_EXCEEDED"},
+				{"longer than MaxBytes", long, ""},
+			}
+			for _, r := range refused {
+				hash := apqHashOf(r.query)
+				if got := apqPost(t, h, apqRequest{query: r.query, hash: hash, client: "a"}); got.code() != r.code {
+					t.Fatalf("%s with its hash: %+v; want code %q", r.name, got, r.code)
+				}
+				if got, ok := store.Get(context.Background(), hash); ok {
+					t.Errorf("%s: stored %q; want nothing", r.name, got)
+				}
+			}
+
+			good := "query Good { cheap }"
+			if got := apqPost(t, h, apqRequest{query: good, hash: apqHashOf(good), client: "a"}); !got.ok() {
+				t.Fatalf("a good query with its hash: %+v; want it to run", got)
+			}
+			if _, ok := store.Get(context.Background(), apqHashOf(good)); !ok {
+				t.Fatal("the good query was not stored")
+			}
+			// It was charged: the budget of 3 KiB has room for 2 more, not 3.
+			for i := range 3 {
+				q := fmt.Sprintf("query Good%d { cheap }", i)
+				apqPost(t, h, apqRequest{query: q, hash: apqHashOf(q), client: "a"})
+				if _, stored := store.Get(context.Background(), apqHashOf(q)); stored != (i < 2) {
+					t.Fatalf("registration %d after the first: stored %v; want %v", i+2, stored, i < 2)
+				}
 			}
 		})
 	}
@@ -144,7 +196,7 @@ func TestRedisAPQCacheRedisDown(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	var logs bytes.Buffer
 	c := cache.NewRedisAPQCache(rdb, "t:", 0, slog.New(slog.NewTextHandler(&logs, nil)))
-	h := apqTestHandler(extension.AutomaticPersistedQuery{Cache: c})
+	h := apqTestHandler(cache.NewPersistedQueries(c, cache.PersistedQueryOptions{}))
 	srv.Stop()
 
 	for range 3 {

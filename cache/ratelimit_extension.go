@@ -4,27 +4,33 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/extension"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/homegoods/storefront/graph/model"
 )
 
-// ComplexityRateLimit is a gqlgen extension that charges each operation its complexity to
-// its client's budget, so that one expensive query costs as much as the many cheap ones it
-// is worth. Add it after extension.ComplexityLimit, whose figure it charges: gqlgen runs
-// extensions in the order of Use.
+// ComplexityRateLimit is a gqlgen extension that charges each operation its cost to its
+// client's budget, so that one expensive query costs as much as the many cheap ones it is
+// worth. Add it after the extension that prices operations, whose figure cost returns:
+// gqlgen runs extensions in the order of Use.
 //
 // Over-budget operations are refused with extensions.code RATE_LIMITED and
-// extensions.retryAfter in whole seconds. When the limiter fails (Redis is down) the
-// operation runs: the limit protects the service, and an outage of Redis must not become
-// an outage of the API. After a failure, operations run unlimited for a second before the
-// limiter is tried again, so that they do not all wait for Redis to time out.
+// extensions.retryAfter in whole seconds. Until then, this instance refuses the client's
+// operations before they are even parsed, so that a client that keeps sending costs next to
+// nothing. When the limiter fails (Redis is down) the operation runs: the limit protects
+// the service, and an outage of Redis must not become an outage of the API. After a
+// failure, operations run unlimited for a second before the limiter is tried again, so that
+// they do not all wait for Redis to time out.
 type ComplexityRateLimit struct {
 	limiter RateLimiter
 	key     func(ctx context.Context) string
+	cost    func(ctx context.Context) int
+	// refused remembers the clients refused lately, until they may retry.
+	refused *lru.Cache[string, time.Time]
 	// failures and misplaced log apart, so that one problem does not hide the other.
 	failures, misplaced *ratelimitLog
 	pause               ratelimitPause
@@ -32,13 +38,21 @@ type ComplexityRateLimit struct {
 
 var _ interface {
 	graphql.HandlerExtension
+	graphql.OperationParameterMutator
 	graphql.OperationContextMutator
 } = (*ComplexityRateLimit)(nil)
 
+// refusedClients bounds the clients an instance remembers as refused: beyond it, the
+// least recently refused are forgotten, and Redis refuses them again.
+const refusedClients = 10_000
+
 // NewComplexityRateLimit returns the extension. key names the client of a request (such as
-// the token subject, or the IP address of guests); an empty key is not limited.
-func NewComplexityRateLimit(limiter RateLimiter, key func(ctx context.Context) string, log *slog.Logger) *ComplexityRateLimit {
-	return &ComplexityRateLimit{limiter: limiter, key: key, failures: newRatelimitLog(log), misplaced: newRatelimitLog(log)}
+// the token subject, or the IP address of guests); an empty key is not limited. cost is
+// the price of the operation in ctx, 0 when it was not priced.
+func NewComplexityRateLimit(limiter RateLimiter, key func(ctx context.Context) string, cost func(ctx context.Context) int, log *slog.Logger) *ComplexityRateLimit {
+	refused, _ := lru.New[string, time.Time](refusedClients) // fails for sizes below 1 only
+	return &ComplexityRateLimit{limiter: limiter, key: key, cost: cost, refused: refused,
+		failures: newRatelimitLog(log), misplaced: newRatelimitLog(log)}
 }
 
 // ExtensionName names the extension in gqlgen's stats.
@@ -46,9 +60,27 @@ func (*ComplexityRateLimit) ExtensionName() string { return "ComplexityRateLimit
 
 // Validate checks the extension's configuration when it is added to a server.
 func (e *ComplexityRateLimit) Validate(graphql.ExecutableSchema) error {
-	if e.limiter == nil || e.key == nil {
-		return errors.New("ComplexityRateLimit needs a limiter and a key function")
+	if e.limiter == nil || e.key == nil || e.cost == nil {
+		return errors.New("ComplexityRateLimit needs a limiter, a key and a cost function")
 	}
+	return nil
+}
+
+// MutateOperationParameters refuses, before parsing, the operations of a client that was
+// refused lately and may not retry yet.
+func (e *ComplexityRateLimit) MutateOperationParameters(ctx context.Context, _ *graphql.RawParams) *gqlerror.Error {
+	key := e.key(ctx)
+	if key == "" {
+		return nil
+	}
+	until, ok := e.refused.Get(key)
+	if !ok {
+		return nil
+	}
+	if wait := time.Until(until); wait > 0 {
+		return rateLimited(wait)
+	}
+	e.refused.Remove(key)
 	return nil
 }
 
@@ -59,7 +91,7 @@ func (e *ComplexityRateLimit) MutateOperationContext(ctx context.Context, _ *gra
 	if key == "" || e.pause.active() {
 		return nil
 	}
-	allowed, retryAfter, err := e.limiter.Allow(ctx, key, e.cost(ctx))
+	allowed, retryAfter, err := e.limiter.Allow(ctx, key, e.price(ctx))
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return nil // the client is gone: not a failure of the limiter
@@ -68,22 +100,28 @@ func (e *ComplexityRateLimit) MutateOperationContext(ctx context.Context, _ *gra
 		e.failures.warn(ctx, "rate limiter failed; letting operations through", err)
 		return nil
 	case !allowed:
-		seconds := ratelimitSeconds(retryAfter)
-		gqlErr := gqlerror.Errorf("too many requests: retry in %d seconds", seconds)
-		gqlErr.Extensions = map[string]any{"code": string(model.CodeRateLimited), "retryAfter": seconds}
-		return gqlErr
+		e.refused.Add(key, time.Now().Add(retryAfter))
+		return rateLimited(retryAfter)
 	}
 	return nil
 }
 
-// cost is the operation's complexity, at least 1. Without complexity stats (the extension
-// runs before extension.ComplexityLimit, or without it) every operation costs 1, and the
+// price is the operation's cost, at least 1. An operation that was not priced (the
+// extension runs before the one that prices, or without it) costs 1, and the
 // misconfiguration is logged.
-func (e *ComplexityRateLimit) cost(ctx context.Context) int {
-	stats := extension.GetComplexityStats(ctx)
-	if stats == nil {
-		e.misplaced.warn(ctx, "no complexity stats: add ComplexityRateLimit after extension.ComplexityLimit", nil)
+func (e *ComplexityRateLimit) price(ctx context.Context) int {
+	cost := e.cost(ctx)
+	if cost <= 0 {
+		e.misplaced.warn(ctx, "operation not priced: add ComplexityRateLimit after the extension that prices operations", nil)
 		return 1
 	}
-	return max(stats.Complexity, 1)
+	return cost
+}
+
+// rateLimited is the error of an operation refused for wait.
+func rateLimited(wait time.Duration) *gqlerror.Error {
+	seconds := ratelimitSeconds(wait)
+	gqlErr := gqlerror.Errorf("too many requests: retry in %d seconds", seconds)
+	gqlErr.Extensions = map[string]any{"code": string(model.CodeRateLimited), "retryAfter": seconds}
+	return gqlErr
 }

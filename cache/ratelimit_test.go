@@ -116,7 +116,7 @@ func TestComplexityRateLimit(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			l := b.open(t, ratelimitSlow)
-			h := apqTestHandler(extension.FixedComplexityLimit(100), cache.NewComplexityRateLimit(l, apqClientOf, nil))
+			h := apqTestHandler(extension.FixedComplexityLimit(100), cache.NewComplexityRateLimit(l, apqClientOf, complexityOf, nil))
 
 			if got := apqPost(t, h, apqRequest{query: expensive, client: "a"}); !got.ok() {
 				t.Fatalf("first expensive query: %+v; want it to run", got)
@@ -159,7 +159,7 @@ func TestComplexityRateLimitFailsOpen(t *testing.T) {
 	l := &ratelimitCounting{RateLimiter: redisLimiter}
 	var logs bytes.Buffer
 	h := apqTestHandler(extension.FixedComplexityLimit(100),
-		cache.NewComplexityRateLimit(l, apqClientOf, slog.New(slog.NewTextHandler(&logs, nil))))
+		cache.NewComplexityRateLimit(l, apqClientOf, complexityOf, slog.New(slog.NewTextHandler(&logs, nil))))
 	run := func(query, want string) {
 		t.Helper()
 		if got := apqPost(t, h, apqRequest{query: query, client: "a"}); got.code() != want {
@@ -200,6 +200,15 @@ func (c *ratelimitCounting) Allow(ctx context.Context, key string, cost int) (bo
 	return c.RateLimiter.Allow(ctx, key, cost)
 }
 
+// complexityOf is the complexity gqlgen's limit computed for the operation of ctx, 0 without
+// it: the price that the tests' handler charges.
+func complexityOf(ctx context.Context) int {
+	if stats := extension.GetComplexityStats(ctx); stats != nil {
+		return stats.Complexity
+	}
+	return 0
+}
+
 // TestComplexityRateLimitWithoutComplexity charges 1 per operation when the complexity
 // limit does not run first, and says so in the log.
 func TestComplexityRateLimitWithoutComplexity(t *testing.T) {
@@ -208,13 +217,13 @@ func TestComplexityRateLimitWithoutComplexity(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	h := apqTestHandler(cache.NewComplexityRateLimit(l, apqClientOf, slog.New(slog.NewTextHandler(&logs, nil))))
+	h := apqTestHandler(cache.NewComplexityRateLimit(l, apqClientOf, complexityOf, slog.New(slog.NewTextHandler(&logs, nil))))
 	for i, want := range []string{"", "", "RATE_LIMITED"} {
 		if got := apqPost(t, h, apqRequest{query: "{ products(first: 10) }", client: "a"}); got.code() != want {
 			t.Fatalf("operation %d: %+v; want code %q", i, got, want)
 		}
 	}
-	if !strings.Contains(logs.String(), "no complexity stats") {
+	if !strings.Contains(logs.String(), "operation not priced") {
 		t.Fatalf("logs = %q; want the misconfiguration", logs.String())
 	}
 }
@@ -237,5 +246,39 @@ func TestRateLimiterPeriod(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRefusedClientsAreNotParsed: once refused, a client's operations are refused again
+// until its retry time without being parsed or charged, even garbage that would not parse;
+// other clients go on.
+func TestRefusedClientsAreNotParsed(t *testing.T) {
+	inner, err := cache.NewMemoryRateLimiter(ratelimitSlow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &ratelimitCounting{RateLimiter: inner}
+	h := apqTestHandler(extension.FixedComplexityLimit(100), cache.NewComplexityRateLimit(l, apqClientOf, complexityOf, nil))
+	if got := apqPost(t, h, apqRequest{query: "{ products(first: 10) }", client: "a"}); !got.ok() {
+		t.Fatalf("first operation: %+v; want it to run", got)
+	}
+	if got := apqPost(t, h, apqRequest{query: "{ cheap }", client: "a"}); got.code() != "RATE_LIMITED" {
+		t.Fatalf("over budget: %+v; want RATE_LIMITED", got)
+	}
+	calls := l.calls.Load()
+	for range 20 {
+		if got := apqPost(t, h, apqRequest{query: "{ cheap", client: "a"}); got.code() != "RATE_LIMITED" {
+			t.Fatalf("garbage from a refused client: %+v; want RATE_LIMITED before any parse error", got)
+		}
+	}
+	if n := l.calls.Load(); n != calls {
+		t.Fatalf("the limiter was called %d more times for a refused client; want 0", n-calls)
+	}
+	if got := apqPost(t, h, apqRequest{query: "{ cheap }", client: "b"}); !got.ok() {
+		t.Fatalf("another client: %+v; want it to run", got)
+	}
+	time.Sleep(550 * time.Millisecond) // one unit flows back in 500 ms
+	if got := apqPost(t, h, apqRequest{query: "{ cheap }", client: "a"}); !got.ok() {
+		t.Fatalf("after the retry time: %+v; want it to run", got)
 	}
 }

@@ -40,7 +40,7 @@ func TestSubscriptionEventsLoadFreshAndOutliveServerTimeouts(t *testing.T) {
 	auth := resolvers.NewAuth([]byte(testSecret))
 	srv := httptest.NewUnstartedServer(resolvers.NewHandler(resolvers.Config{
 		Catalog: store.New(pool), Alerts: alerts, Auth: auth, Log: log,
-		ComplexityLimit: 5000, DepthLimit: 12, LoaderWait: time.Millisecond,
+		ComplexityLimit: 10_000, DepthLimit: 12, LoaderWait: time.Millisecond,
 	}))
 	srv.Config.ReadTimeout, srv.Config.WriteTimeout = serverTimeout, serverTimeout
 	srv.Start()

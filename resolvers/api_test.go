@@ -79,7 +79,7 @@ func newAPI(t *testing.T, products int, opts ...apiOption) *api {
 		Auth:            resolvers.NewAuth([]byte(testSecret)),
 		Log:             slog.New(slog.NewTextHandler(logs, nil)),
 		Introspection:   true,
-		ComplexityLimit: 5000,
+		ComplexityLimit: 10_000,
 		DepthLimit:      12,
 		// Longer than in production: under -race on two shared cores, goroutines of one
 		// page may take more than a millisecond to reach their loaders.

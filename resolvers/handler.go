@@ -1,6 +1,7 @@
 package resolvers
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/homegoods/storefront/graph"
-	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/password"
 )
 
@@ -51,13 +51,12 @@ type Config struct {
 	DepthLimit      int
 	// LoaderWait is how long a dataloader collects keys before it runs a batch.
 	LoaderWait time.Duration
-	// APQ stores automatic persisted queries when set.
-	APQ graphql.Cache[string]
 	// CheckOrigin says whether a websocket may open from the request's origin: the same
 	// policy as CORS, since browsers apply none to websockets. Nil lets same-origin pages
 	// (and clients that are no browser) in only.
 	CheckOrigin func(r *http.Request) bool
-	// Extensions run after the complexity limit, which rate limits need: they charge it.
+	// Extensions run after the cost limit, which rate limits need: they charge its price
+	// (OperationCost).
 	Extensions []graphql.HandlerExtension
 	// Tracer, when set, traces operations and dataloader batches; nil costs nothing.
 	Tracer trace.Tracer
@@ -76,13 +75,6 @@ func NewHandler(cfg Config) http.Handler {
 			Auth: cfg.Auth, accounts: newAccounts(cfg), Log: cfg.Log},
 		Directives: graph.DirectiveRoot{HasRole: hasRole},
 	}
-	c.Complexity.Query.Products = func(child int, first *int, _ *string, last *int, _ *string, _ *model.ProductFilter, _ *model.ProductSort) int {
-		return pageComplexity(first, last, child)
-	}
-	c.Complexity.Query.Search = func(child int, _ *string, _ *model.SearchFilter, _ *model.SearchSort, first *int, _ *string) int {
-		return pageComplexity(first, nil, child)
-	}
-
 	srv := handler.New(graph.NewExecutableSchema(c))
 	// SSE before POST, which would take its requests (as gqlgen's docs say). The pings keep
 	// idle subscriptions alive through proxies and find dead clients.
@@ -94,7 +86,10 @@ func NewHandler(cfg Config) http.Handler {
 			inner: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{InsecureSkipVerify: cfg.CheckOrigin != nil}}}})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(httpTransport{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	// The parser stops at maxTokens, so that a document's parse costs and weighs little
+	// whatever a client sends, and parsed documents are kept only when small.
+	srv.SetParserTokenLimit(maxTokens)
+	srv.SetQueryCache(smallDocuments{lru.New[*ast.QueryDocument](maxCachedDocuments)})
 	// Suggestions name fields and arguments: they are for those who may see the schema.
 	srv.SetDisableSuggestion(!cfg.Introspection)
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.Introspection))
@@ -107,11 +102,8 @@ func NewHandler(cfg Config) http.Handler {
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(&inputCheck{introspection: cfg.Introspection})
-	if cfg.APQ != nil {
-		srv.Use(extension.AutomaticPersistedQuery{Cache: cfg.APQ})
-	}
-	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
 	srv.Use(depthLimit{max: cfg.DepthLimit})
+	srv.Use(costLimit{limit: cfg.ComplexityLimit})
 	for _, e := range cfg.Extensions {
 		srv.Use(e)
 	}
@@ -156,16 +148,29 @@ func lastingStreams(next http.Handler) http.Handler {
 	})
 }
 
-// pageComplexity charges a connection for every row it may return. Sizes above the maximum
-// are charged at the maximum: the resolver refuses them with a clearer error.
-func pageComplexity(first, last *int, child int) int {
-	n := model.DefaultPageSize
-	switch {
-	case first != nil:
-		n = *first
-	case last != nil:
-		n = *last
+// maxTokens bounds the documents the parser reads: a document of that many tokens takes a
+// few milliseconds to parse and validate and about a megabyte as a syntax tree. The
+// playground's introspection query has about 700; an operation at the cost limit, a few
+// thousand.
+const maxTokens = 10_000
+
+// The cache of parsed documents keeps up to maxCachedDocuments of at most
+// maxCachedDocument bytes of text each (the text is the key): 256 x (4 KiB + the tree,
+// about 25 times the text) is some 26 MB in the worst case. Real clients send far fewer
+// and smaller documents; larger ones are parsed every time, and charged for it.
+const (
+	maxCachedDocuments = 256
+	maxCachedDocument  = 4 << 10
+)
+
+// smallDocuments is the cache of parsed documents, keeping small ones only: a client that
+// sends large documents must not fill the server's memory with their trees.
+type smallDocuments struct {
+	graphql.Cache[*ast.QueryDocument]
+}
+
+func (c smallDocuments) Add(ctx context.Context, query string, doc *ast.QueryDocument) {
+	if len(query) <= maxCachedDocument {
+		c.Cache.Add(ctx, query, doc)
 	}
-	n = min(max(n, 1), model.MaxPageSize)
-	return 1 + n*child
 }

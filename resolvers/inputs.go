@@ -46,23 +46,25 @@ func (c *inputCheck) MutateOperationContext(_ context.Context, oc *graphql.Opera
 	if oc.Operation == nil {
 		return nil
 	}
-	return c.selections(oc, oc.Operation.SelectionSet, 0)
+	return c.selections(oc, oc.Operation.SelectionSet, map[string]bool{})
 }
 
-func (c *inputCheck) selections(oc *graphql.OperationContext, set ast.SelectionSet, depth int) *gqlerror.Error {
-	if depth > 100 { // fragment cycles are refused by validation; this only guards the walk
-		return nil
-	}
+// selections checks the arguments under set. Each fragment is checked once however often
+// it is spread (its arguments are the same everywhere): following every spread would take
+// exponential time on fragments that spread the next one twice, and stops cycles, which
+// validation refuses anyway.
+func (c *inputCheck) selections(oc *graphql.OperationContext, set ast.SelectionSet, seen map[string]bool) *gqlerror.Error {
 	for _, sel := range set {
 		var err *gqlerror.Error
 		switch s := sel.(type) {
 		case *ast.Field:
-			err = c.field(oc, s, depth)
+			err = c.field(oc, s, seen)
 		case *ast.InlineFragment:
-			err = c.selections(oc, s.SelectionSet, depth+1)
+			err = c.selections(oc, s.SelectionSet, seen)
 		case *ast.FragmentSpread:
-			if f := oc.Doc.Fragments.ForName(s.Name); f != nil {
-				err = c.selections(oc, f.SelectionSet, depth+1)
+			if f := oc.Doc.Fragments.ForName(s.Name); f != nil && !seen[s.Name] {
+				seen[s.Name] = true
+				err = c.selections(oc, f.SelectionSet, seen)
 			}
 		}
 		if err != nil {
@@ -72,7 +74,7 @@ func (c *inputCheck) selections(oc *graphql.OperationContext, set ast.SelectionS
 	return nil
 }
 
-func (c *inputCheck) field(oc *graphql.OperationContext, f *ast.Field, depth int) *gqlerror.Error {
+func (c *inputCheck) field(oc *graphql.OperationContext, f *ast.Field, seen map[string]bool) *gqlerror.Error {
 	if !c.introspection && (f.Name == "__schema" || f.Name == "__type") {
 		err := gqlerror.ErrorPosf(f.Position, "introspection is disabled on this server")
 		err.Extensions = map[string]any{"code": "GRAPHQL_VALIDATION_FAILED"}
@@ -91,7 +93,7 @@ func (c *inputCheck) field(oc *graphql.OperationContext, f *ast.Field, depth int
 			return err
 		}
 	}
-	return c.selections(oc, f.SelectionSet, depth+1)
+	return c.selections(oc, f.SelectionSet, seen)
 }
 
 // value checks v, the value of an argument of type t at path.

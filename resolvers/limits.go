@@ -27,7 +27,8 @@ func (d depthLimit) MutateOperationContext(_ context.Context, oc *graphql.Operat
 	if oc.Operation == nil {
 		return nil
 	}
-	if depth := selectionDepth(oc.Operation.SelectionSet, oc.Doc.Fragments, 0); depth > d.max {
+	w := depthWalker{fragments: oc.Doc.Fragments, depths: map[string]int{}}
+	if depth := w.selections(oc.Operation.SelectionSet); depth > d.max {
 		err := gqlerror.Errorf("the operation is %d fields deep; the limit is %d", depth, d.max)
 		err.Extensions = map[string]any{"code": string(model.CodeBadUserInput)}
 		return err
@@ -35,12 +36,16 @@ func (d depthLimit) MutateOperationContext(_ context.Context, oc *graphql.Operat
 	return nil
 }
 
-// selectionDepth is the depth of the deepest field under set; seen guards against fragment
-// cycles, which validation refuses anyway.
-func selectionDepth(set ast.SelectionSet, fragments ast.FragmentDefinitionList, seen int) int {
-	if seen > 100 {
-		return seen
-	}
+// depthWalker measures selection depth, each fragment once however often it is spread:
+// following every spread would take exponential time on fragments that spread the next
+// one twice.
+type depthWalker struct {
+	fragments ast.FragmentDefinitionList
+	depths    map[string]int
+}
+
+// selections is the depth of the deepest field under set.
+func (w depthWalker) selections(set ast.SelectionSet) int {
 	deepest := 0
 	for _, sel := range set {
 		d := 0
@@ -49,15 +54,26 @@ func selectionDepth(set ast.SelectionSet, fragments ast.FragmentDefinitionList, 
 			if strings.HasPrefix(s.Name, "__") {
 				continue
 			}
-			d = 1 + selectionDepth(s.SelectionSet, fragments, seen+1)
+			d = 1 + w.selections(s.SelectionSet)
 		case *ast.InlineFragment:
-			d = selectionDepth(s.SelectionSet, fragments, seen+1)
+			d = w.selections(s.SelectionSet)
 		case *ast.FragmentSpread:
-			if f := fragments.ForName(s.Name); f != nil {
-				d = selectionDepth(f.SelectionSet, fragments, seen+1)
-			}
+			d = w.fragment(s.Name)
 		}
 		deepest = max(deepest, d)
 	}
 	return deepest
+}
+
+func (w depthWalker) fragment(name string) int {
+	if d, ok := w.depths[name]; ok {
+		return d
+	}
+	w.depths[name] = 0 // a cycle, which validation refuses anyway, ends here
+	d := 0
+	if f := w.fragments.ForName(name); f != nil {
+		d = w.selections(f.SelectionSet)
+	}
+	w.depths[name] = d
+	return d
 }

@@ -7,6 +7,7 @@ package resolvers
 
 import (
 	"context"
+	"sync"
 
 	"github.com/homegoods/storefront/graph"
 	"github.com/homegoods/storefront/graph/model"
@@ -17,16 +18,25 @@ func (r *queryResolver) Node(ctx context.Context, id string) (model.Node, error)
 }
 
 func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]model.Node, error) {
+	if len(ids) > MaxNodes {
+		return nil, model.InvalidArgument("ids", "at most %d ids at a time", MaxNodes)
+	}
+	// All at once, so that the loaders batch them: one statement per type, not per id.
 	nodes := make([]model.Node, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
 	for i, id := range ids {
-		n, err := r.node(ctx, "ids", id)
+		wg.Go(func() { nodes[i], errs[i] = r.node(ctx, "ids", id) })
+	}
+	wg.Wait()
+	for i, err := range errs {
 		if model.ErrorCodeOf(err) == model.CodeNotFound {
+			nodes[i] = nil
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		nodes[i] = n
 	}
 	return nodes, nil
 }

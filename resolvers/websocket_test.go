@@ -31,7 +31,7 @@ func alertsServer(t *testing.T, opts ...apiOption) (url, token string) {
 	auth := resolvers.NewAuth([]byte(testSecret))
 	cfg := resolvers.Config{
 		Catalog: store.New(dbtest.New(t)), Alerts: alerts, Auth: auth, Log: log,
-		ComplexityLimit: 5000, DepthLimit: 12, LoaderWait: time.Millisecond,
+		ComplexityLimit: 10_000, DepthLimit: 12, LoaderWait: time.Millisecond,
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -33,8 +33,15 @@
 # missing it is installed from Debian's packages (root only), with service start-up disabled;
 # should the package's service start anyway, the service our install started is stopped.
 #
+# Every server is capped at REDIS_MAXMEMORY (default 256mb) with maxmemory-policy volatile-lru:
+# when full, Redis evicts the least recently used keys that have a TTL (cached catalog
+# entries, persisted queries, sessions, rate-limit budgets: all repairable or disposable)
+# and never the keys without one (rankings, the operation allowlist, revoked tokens); if
+# those alone fill it, writes fail and the server carries on as with Redis down. Without a
+# cap, clients that fill the cache would take the machine's memory.
+#
 # Environment: REDIS_BIN (directory holding redis-server and redis-cli) overrides the search in
-# PATH and /usr/bin.
+# PATH and /usr/bin; REDIS_MAXMEMORY sets the cap (a Redis size such as 256mb or 2gb).
 set -euo pipefail
 umask 022
 
@@ -46,6 +53,12 @@ readonly SYSTEM_DATA_DIR=/var/lib/redis
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# check_maxmemory fails unless REDIS_MAXMEMORY (when set) is a size Redis reads.
+check_maxmemory() {
+	[[ ${REDIS_MAXMEMORY:-256mb} =~ ^[0-9]+([kmg]b?|b)?$ ]] ||
+		die "REDIS_MAXMEMORY must be a size such as 256mb or 2gb, got '${REDIS_MAXMEMORY}'"
+}
 
 check_port() {
 	case "$1" in '' | *[!0-9]*) die "PORT must be a number, got '$1'" ;; esac
@@ -211,6 +224,8 @@ render_conf() {
 		loglevel notice
 		always-show-logo no
 		save ""
+		maxmemory ${REDIS_MAXMEMORY:-256mb}
+		maxmemory-policy volatile-lru
 	EOF
 	if [ "$mode" = durable ]; then
 		cat <<-EOF
@@ -337,6 +352,7 @@ cmd_start() {
 	local dir port=$2 mode=${3:-durable} bin
 	check_port "$port"
 	case "$mode" in durable | fast) ;; *) die "mode must be durable or fast, got '$mode'" ;; esac
+	check_maxmemory
 	dir=$(abs_path "$1")
 	bin=$(bin_dir)
 	start_server "$bin" "$dir" "$port" "$mode"
@@ -427,6 +443,7 @@ cmd_cluster_start() {
 	local dir base=$2 bin ports p shape out started=$SECONDS
 	check_port "$base"
 	check_port $((base + CLUSTER_NODES - 1))
+	check_maxmemory
 	dir=$(abs_path "$1")
 	mapfile -t ports < <(cluster_ports "$base")
 	bin=$(bin_dir)
