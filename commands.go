@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/resolvers"
@@ -143,19 +146,51 @@ func reconcile(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writ
 	return err
 }
 
-// printToken prints a signed development token.
-func printToken(cfg config, args []string, stdout io.Writer) error {
+// printToken prints a signed token, and logs its id (by which it can be revoked) and expiry.
+func printToken(cfg config, args []string, stdout io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	role := fs.String("role", "merchandiser", "merchandiser or customer")
 	customer := fs.String("customer", "", "the customer id of a customer token")
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid, at most JWT_MAX_TTL")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	token, err := resolvers.NewAuth([]byte(cfg.JWTSecret)).Token(model.Role(strings.ToUpper(*role)), *customer, *ttl)
+	secret, err := cfg.signingSecret()
 	if err != nil {
 		return err
 	}
+	auth := resolvers.NewAuth([]byte(secret), resolvers.AuthOptions{MaxTTL: cfg.JWTMaxTTL})
+	token, err := auth.Token(model.Role(strings.ToUpper(*role)), *customer, *ttl)
+	if err != nil {
+		return err
+	}
+	if p, err := auth.Parse(token); err == nil {
+		log.Info("token issued", "id", p.TokenID, "role", p.Role, "expires", p.Expires)
+	}
 	_, err = fmt.Fprintln(stdout, token)
 	return err
+}
+
+// revokeToken revokes a token by its id on every server instance that shares the Redis of
+// the configuration. Without Redis each server keeps a list of its own: use the
+// revokeToken mutation of that server.
+func revokeToken(ctx context.Context, cfg config, args []string, log *slog.Logger) error {
+	if len(args) != 1 || args[0] == "" {
+		return errors.New("usage: storefront revoke TOKEN_ID")
+	}
+	opts, err := cfg.redisOptions()
+	if err != nil {
+		return err
+	}
+	if opts == nil {
+		return errors.New("revoke needs REDIS_URL or REDIS_ADDRS: without Redis, each server keeps its own list (use the revokeToken mutation)")
+	}
+	rdb := redis.NewUniversalClient(opts)
+	defer rdb.Close()
+	list := cache.NewRedisRevocations(rdb, cfg.RedisPrefix, log)
+	if err := resolvers.NewAuth(nil, resolvers.AuthOptions{MaxTTL: cfg.JWTMaxTTL, Revocations: list}).Revoke(ctx, args[0]); err != nil {
+		return err
+	}
+	log.Info("token revoked", "id", args[0])
+	return nil
 }

@@ -78,7 +78,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "seed":
 		return seedCatalog(ctx, cfg, log, args, stderr)
 	case "token":
-		return printToken(cfg, args, stdout)
+		return printToken(cfg, args, stdout, log)
+	case "revoke":
+		return revokeToken(ctx, cfg, args, log)
 	case "reindex":
 		return reindex(ctx, cfg, log, stdout)
 	case "reconcile":
@@ -98,7 +100,8 @@ commands:
   seed      load a demo catalog: --products N --seed S [--if-empty] [--orders N [--facts-only]]
   reindex   rebuild the Elasticsearch index from PostgreSQL behind its alias (ELASTICSEARCH_URL)
   reconcile compare the Elasticsearch index with PostgreSQL and repair drift (ELASTICSEARCH_URL)
-  token     print a development token: --role merchandiser|customer [--customer ID] [--ttl 24h]
+  token     print a token signed with JWT_SECRET: --role merchandiser|customer [--customer ID] [--ttl 1h]
+  revoke    revoke a token by its id on every server sharing the Redis of REDIS_URL: revoke TOKEN_ID
 
 configuration comes from the environment; see README.md.
 `
@@ -122,15 +125,18 @@ type config struct {
 	ReplicaMaxLag    time.Duration
 	HTTPAddr         string
 	DebugAddr        string
-	JWTSecret        string
-	Playground       bool
-	Dashboard        bool
-	AutoMigrate      bool
-	ComplexityLimit  int
-	DepthLimit       int
-	MaxBodyBytes     int64
-	LoaderWait       time.Duration
-	ShutdownTimeout  time.Duration
+	// JWTSecret signs and checks bearer tokens (see signingSecret); tokens live at most
+	// JWTMaxTTL.
+	JWTSecret       string
+	JWTMaxTTL       time.Duration
+	Playground      bool
+	Dashboard       bool
+	AutoMigrate     bool
+	ComplexityLimit int
+	DepthLimit      int
+	MaxBodyBytes    int64
+	LoaderWait      time.Duration
+	ShutdownTimeout time.Duration
 	// ShutdownDrain is how long a stopping instance goes on serving with /readyz failing, so
 	// that load balancers take it out before it stops accepting connections.
 	ShutdownDrain time.Duration
@@ -196,7 +202,8 @@ type config struct {
 	OIDC idp.Options
 }
 
-// devJWTSecret signs tokens when JWT_SECRET is unset: fine on a laptop, logged as a warning.
+// devJWTSecret signs tokens when JWT_SECRET is unset and the playground is on: a
+// development server, logged as a warning. It is public: anyone can sign tokens with it.
 const devJWTSecret = "storefront-development-secret-do-not-use-in-production"
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -213,7 +220,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ReplicaMaxLag:      e.duration("REPLICA_MAX_LAG", time.Second),
 		HTTPAddr:           e.str("HTTP_ADDR", "127.0.0.1:8080"),
 		DebugAddr:          e.str("DEBUG_ADDR", ""),
-		JWTSecret:          e.str("JWT_SECRET", devJWTSecret),
+		JWTSecret:          e.str("JWT_SECRET", ""),
+		JWTMaxTTL:          e.duration("JWT_MAX_TTL", resolvers.DefaultMaxTokenTTL),
 		Playground:         e.bool("PLAYGROUND", true),
 		Dashboard:          e.bool("DASHBOARD", true),
 		AutoMigrate:        e.bool("AUTO_MIGRATE", true),
@@ -367,13 +375,26 @@ func (e *env) duration(key string, def time.Duration) time.Duration {
 // logValue lists the configuration with secrets masked.
 func (c config) logValue() []any {
 	secret := "set"
-	if c.JWTSecret == devJWTSecret {
-		secret = "development default"
+	if c.JWTSecret == "" {
+		secret = "unset"
 	}
 	return []any{"database", maskURL(c.DatabaseURL), "read_replicas", len(c.DatabaseReadURLs), "addr", c.HTTPAddr, "jwt_secret", secret,
 		"playground", c.Playground, "dashboard", c.Dashboard, "db_max_conns", c.DBMaxConns, "loader_wait", c.LoaderWait,
 		"redis", maskURL(c.RedisURL) + c.RedisAddrs, "cache", c.Cache, "rate_limit_per_second", c.RateLimitPerSecond,
 		"elasticsearch", maskURLs(c.ElasticsearchURL), "smtp", c.SMTPAddr}
+}
+
+// signingSecret is the key of bearer tokens: JWT_SECRET, or, on a development server (the
+// playground on), the public development secret. A server with the playground off is a
+// production one, and refuses to start without JWT_SECRET: anyone could sign its tokens.
+func (c config) signingSecret() (string, error) {
+	switch {
+	case c.JWTSecret != "":
+		return c.JWTSecret, nil
+	case c.Playground:
+		return devJWTSecret, nil
+	}
+	return "", errors.New("JWT_SECRET is unset: a server with PLAYGROUND=false needs a secret of its own to sign tokens (make run keeps one in .run/jwt-secret)")
 }
 
 // maskURL hides the password of a database or Redis URL.
@@ -460,9 +481,14 @@ func (p *pools) close() {
 // background workers stop and are waited for, and only then do Redis and the pool close.
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting", cfg.logValue()...)
-	if cfg.JWTSecret == devJWTSecret {
-		log.Warn("JWT_SECRET is unset: tokens are signed with the development secret")
+	secret, err := cfg.signingSecret()
+	if err != nil {
+		return err
 	}
+	if cfg.JWTSecret == "" {
+		log.Warn("JWT_SECRET is unset: tokens are signed with the public development secret (allowed while the playground is on)")
+	}
+	cfg.JWTSecret = secret
 	tel, err := startTelemetry(ctx, cfg)
 	if err != nil {
 		return err
@@ -521,7 +547,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	auth, err := newAuth(ctx, cfg, st, log)
+	auth, err := newAuth(ctx, cfg, st, caches.revocations, log)
 	if err != nil {
 		return err
 	}
@@ -670,8 +696,8 @@ const hashConcurrency = 4
 // newAuth returns the checker of bearer tokens: the server's own, and with OIDC_ISSUER
 // those of that identity provider, whose keys it finds through the provider's discovery
 // document (read now) unless OIDC_JWKS_URL names them.
-func newAuth(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) (*resolvers.Auth, error) {
-	auth := resolvers.NewAuth([]byte(cfg.JWTSecret))
+func newAuth(ctx context.Context, cfg config, st *store.Store, revocations resolvers.Revocations, log *slog.Logger) (*resolvers.Auth, error) {
+	auth := resolvers.NewAuth([]byte(cfg.JWTSecret), resolvers.AuthOptions{MaxTTL: cfg.JWTMaxTTL, Revocations: revocations})
 	if cfg.OIDC.Issuer == "" {
 		return auth, nil
 	}

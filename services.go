@@ -54,6 +54,10 @@ type caching struct {
 	limiter        cache.RateLimiter // nil when rate limits are off
 	// accountLimits slow the guessing of passwords and order numbers.
 	accountLimits resolvers.AccountLimits
+	// revocations are the revoked tokens; with Redis, refreshRevocations keeps this
+	// instance's copy of the list current.
+	revocations        resolvers.Revocations
+	refreshRevocations func(ctx context.Context) error
 }
 
 // The budgets of the account limits: per account (the email tried), 10 sign-in attempts
@@ -92,6 +96,8 @@ func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error)
 		c.sessions = cache.NewRedisSessions(c.redis, cfg.RedisPrefix, cache.SessionConfig{})
 		c.rankings = cache.NewRedisRankings(c.redis, cfg.RedisPrefix, cache.RankingConfig{})
 		c.apq = cache.NewRedisAPQCache(c.redis, cfg.RedisPrefix, cache.DefaultAPQTTL, log)
+		revocations := cache.NewRedisRevocations(c.redis, cfg.RedisPrefix, log)
+		c.revocations, c.refreshRevocations = revocations, revocations.Run
 		if limit.PerSecond > 0 {
 			c.limiter, err = cache.NewRedisRateLimiter(c.redis, cfg.RedisPrefix, limit)
 		}
@@ -106,6 +112,7 @@ func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error)
 		c.sessions = cache.NewMemorySessions(cache.SessionConfig{})
 		c.rankings = cache.NewMemoryRankings(cache.RankingConfig{})
 		c.apq = cache.NewMemoryAPQCache(1000)
+		c.revocations = cache.NewMemoryRevocations()
 		if limit.PerSecond > 0 {
 			c.limiter, err = cache.NewMemoryRateLimiter(limit)
 		}
@@ -181,6 +188,9 @@ func (c *caching) registerOperations(ctx context.Context, dir string, log *slog.
 func (c *caching) start(g *supervisor.Group, changes *feed.Feed, st *store.Store, reads *db.Reads, log *slog.Logger) {
 	g.Go("cache-bus", c.bus.Run)
 	g.Go("alerts", c.alerts.Run)
+	if c.refreshRevocations != nil {
+		g.Go("revoked-tokens", c.refreshRevocations)
+	}
 	consumers := []feed.Consumer{c.alerts.Consumer(), cache.NewRankingsConsumer(c.rankings, st, cache.RankingConfig{}, log)}
 	if c.catalog != nil {
 		consumers = append(consumers, afterReplay(reads, c.catalog.Consumer()))

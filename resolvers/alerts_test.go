@@ -37,7 +37,7 @@ func TestSubscriptionEventsLoadFreshAndOutliveServerTimeouts(t *testing.T) {
 	for !alerts.Live() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	auth := resolvers.NewAuth([]byte(testSecret))
+	auth := resolvers.NewAuth([]byte(testSecret), resolvers.AuthOptions{})
 	srv := httptest.NewUnstartedServer(resolvers.NewHandler(resolvers.Config{
 		Catalog: store.New(pool), Alerts: alerts, Auth: auth, Log: log,
 		ComplexityLimit: 10_000, DepthLimit: 12, LoaderWait: time.Millisecond,

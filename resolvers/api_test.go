@@ -76,7 +76,7 @@ func newAPI(t *testing.T, products int, opts ...apiOption) *api {
 	logs := &syncBuffer{}
 	cfg := resolvers.Config{
 		Catalog:         store.New(pool),
-		Auth:            resolvers.NewAuth([]byte(testSecret)),
+		Auth:            resolvers.NewAuth([]byte(testSecret), resolvers.AuthOptions{}),
 		Log:             slog.New(slog.NewTextHandler(logs, nil)),
 		Introspection:   true,
 		ComplexityLimit: 10_000,

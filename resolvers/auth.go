@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,12 +18,22 @@ import (
 	"github.com/homegoods/storefront/graph/model"
 )
 
-const tokenIssuer = "storefront"
+const (
+	tokenIssuer = "storefront"
+	// tokenLeeway allows for the clocks of issuers and servers being a little apart.
+	tokenLeeway = 5 * time.Second
+	// DefaultMaxTokenTTL is the longest a token may live, from issue to expiry, unless
+	// AuthOptions say otherwise.
+	DefaultMaxTokenTTL = 24 * time.Hour
+)
 
 // Principal is who makes a request.
 type Principal struct {
 	Role       model.Role
 	CustomerID string
+	// TokenID and Expires are those of the bearer token; empty for guests.
+	TokenID string
+	Expires time.Time
 }
 
 // claims are the fields of a storefront token.
@@ -31,19 +42,48 @@ type claims struct {
 	jwt.RegisteredClaims
 }
 
-// Auth signs and checks bearer tokens (HS256 JWTs with a role claim).
+// Revocations is the list of revoked tokens, by id, shared by every server instance.
+// Revoked and Changed answer from memory: they are asked on every request.
+type Revocations interface {
+	Revoke(ctx context.Context, id string, until time.Time) error
+	Revoked(id string) bool
+	// Changed returns a channel closed when the list next gains an id.
+	Changed() <-chan struct{}
+}
+
+// AuthOptions configure an Auth.
+type AuthOptions struct {
+	// MaxTTL is the longest a token may live from its issue to its expiry: tokens signed
+	// for longer are refused (DefaultMaxTokenTTL when 0).
+	MaxTTL time.Duration
+	// Revocations is the list of revoked tokens; nil revokes none.
+	Revocations Revocations
+}
+
+// Auth signs and checks bearer tokens (HS256 JWTs with a role claim and an id), and ends
+// what a token opened once it expires or is revoked.
 type Auth struct {
-	secret []byte
+	secret  []byte
+	maxTTL  time.Duration
+	revoked Revocations
 	// provider, when set, accepts an external identity provider's tokens (AcceptProvider).
 	provider *providerAuth
 }
 
 // NewAuth returns an Auth that signs with secret.
-func NewAuth(secret []byte) *Auth {
-	return &Auth{secret: secret}
+func NewAuth(secret []byte, opts AuthOptions) *Auth {
+	a := &Auth{secret: secret, maxTTL: opts.MaxTTL, revoked: opts.Revocations}
+	if a.maxTTL <= 0 {
+		a.maxTTL = DefaultMaxTokenTTL
+	}
+	if a.revoked == nil {
+		a.revoked = noRevocations{}
+	}
+	return a
 }
 
-// Token signs a token for role, valid for ttl. A customer token names its customer.
+// Token signs a token for role, valid for ttl (at most the maximum lifetime), with a random
+// id by which it can be revoked. A customer token names its customer.
 func (a *Auth) Token(role model.Role, customerID string, ttl time.Duration) (string, error) {
 	if !role.IsValid() || role == model.RoleGuest {
 		return "", fmt.Errorf("tokens are for customers and merchandisers, not %q", role)
@@ -51,31 +91,72 @@ func (a *Auth) Token(role model.Role, customerID string, ttl time.Duration) (str
 	if role == model.RoleCustomer && customerID == "" {
 		return "", errors.New("a customer token needs a customer id")
 	}
+	if ttl > a.maxTTL {
+		return "", fmt.Errorf("a token may live %s at most, not %s", a.maxTTL, ttl)
+	}
 	now := time.Now()
 	c := claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
-		Issuer: tokenIssuer, Subject: customerID,
+		Issuer: tokenIssuer, Subject: customerID, ID: rand.Text(),
 		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.secret)
 }
 
-// Parse checks a token's signature, issuer and expiry and returns its principal.
+// Parse checks a token's signature, issuer, lifetime and revocation and returns its
+// principal.
 func (a *Auth) Parse(token string) (Principal, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(tokenIssuer),
-		jwt.WithExpirationRequired(), jwt.WithLeeway(30*time.Second))
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(tokenLeeway))
 	if err != nil {
 		return Principal{}, err
 	}
-	if c.Role != model.RoleCustomer && c.Role != model.RoleMerchandiser {
+	switch {
+	case c.IssuedAt == nil:
+		return Principal{}, errors.New("token without an issue time")
+	case c.ExpiresAt.Sub(c.IssuedAt.Time) > a.maxTTL:
+		return Principal{}, fmt.Errorf("token lives longer than %s", a.maxTTL)
+	case c.ID == "":
+		return Principal{}, errors.New("token without an id")
+	case a.revoked.Revoked(c.ID):
+		return Principal{}, errors.New("revoked token")
+	case c.Role != model.RoleCustomer && c.Role != model.RoleMerchandiser:
 		return Principal{}, fmt.Errorf("unknown role %q", c.Role)
-	}
-	if c.Role == model.RoleCustomer && c.Subject == "" {
+	case c.Role == model.RoleCustomer && c.Subject == "":
 		return Principal{}, errors.New("customer token without a subject")
 	}
-	return Principal{Role: c.Role, CustomerID: c.Subject}, nil
+	return Principal{Role: c.Role, CustomerID: c.Subject, TokenID: c.ID, Expires: c.ExpiresAt.Time}, nil
 }
+
+// Revoke revokes the token id on every server instance: it is refused from now on, and what
+// it opened ends. The id is kept until any token could have expired.
+func (a *Auth) Revoke(ctx context.Context, id string) error {
+	return a.revoked.Revoke(ctx, id, time.Now().Add(a.maxTTL+tokenLeeway))
+}
+
+// signOut revokes p's own token, until it would have expired.
+func (a *Auth) signOut(ctx context.Context, p Principal) error {
+	return a.revoked.Revoke(ctx, p.TokenID, p.Expires.Add(tokenLeeway))
+}
+
+// maxTokenID bounds the ids revokeToken takes: those of Token are 26 characters.
+const maxTokenID = 64
+
+// holds reports whether p's token is still good: not expired, not revoked. A guest's
+// principal always holds.
+func (a *Auth) holds(p Principal) bool {
+	return p.TokenID == "" || time.Now().Before(p.Expires.Add(tokenLeeway)) && !a.revoked.Revoked(p.TokenID)
+}
+
+// noRevocations is the list of a server that revokes nothing.
+type noRevocations struct{}
+
+func (noRevocations) Revoke(context.Context, string, time.Time) error {
+	return errors.New("this server keeps no revocation list")
+}
+func (noRevocations) Revoked(string) bool      { return false }
+func (noRevocations) Changed() <-chan struct{} { return nil }
 
 // Middleware puts the caller's principal in the request context: a guest without an
 // Authorization header. A bad or expired token is refused with 401, so that a client never
@@ -91,6 +172,11 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 			}
 		}
 		ctx := withPrincipal(r.Context(), p)
+		if p.TokenID != "" && (transport.SSE{}).Supports(r) {
+			var stop context.CancelFunc
+			ctx, stop = a.endWithToken(ctx, p)
+			defer stop()
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, remoteAddrKey{}, r.RemoteAddr)))
 	})
 }
@@ -114,16 +200,21 @@ func (a *Auth) parseBearer(ctx context.Context, h string) (Principal, error) {
 // connection_init payload, which is where browsers put the token: they cannot set headers
 // on a websocket. Without one the connection keeps the principal of its upgrade request. A
 // bad token refuses the connection: graphql-transport-ws closes it with 4403, graphql-ws
-// sends connection_error first.
+// sends connection_error first. A good one is watched: the socket closes with 4401
+// (Unauthorized) when it expires or is revoked, and a subscription started after that,
+// before the close is seen, closes it too (see protocolConn).
 func (a *Auth) websocketInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	h := payload.Authorization()
-	if h == "" {
-		return ctx, nil, nil
+	p := PrincipalFrom(ctx)
+	if h := payload.Authorization(); h != "" {
+		var err error
+		if p, err = a.parseBearer(ctx, h); err != nil {
+			ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, 4403), "Forbidden")
+			return ctx, nil, errors.New("invalid or expired token")
+		}
 	}
-	p, err := a.parseBearer(ctx, h)
-	if err != nil {
-		ctx = transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, 4403), "Forbidden")
-		return ctx, nil, errors.New("invalid or expired token")
+	if conn := socketOf(ctx); conn != nil && p.TokenID != "" {
+		conn.requireToken(func() bool { return a.holds(p) })
+		go a.watch(ctx, p, func() { conn.violate(closeUnauthorized, "Unauthorized") })
 	}
 	return withPrincipal(ctx, p), nil, nil
 }

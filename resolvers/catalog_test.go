@@ -127,7 +127,7 @@ func TestAuthorization(t *testing.T) {
 
 // forged is a well-formed merchandiser token signed with another secret.
 func forged(t *testing.T) string {
-	tok, err := resolvers.NewAuth([]byte("another secret")).Token(model.RoleMerchandiser, "", time.Hour)
+	tok, err := resolvers.NewAuth([]byte("another secret"), resolvers.AuthOptions{}).Token(model.RoleMerchandiser, "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

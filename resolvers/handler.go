@@ -94,6 +94,7 @@ func NewHandler(cfg Config) http.Handler {
 	srv.SetDisableSuggestion(!cfg.Introspection)
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.Introspection))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
+	srv.AroundResponses(tokenEnded)
 	srv.Use(loaderScope{batches: cfg.Batches, catalog: cfg.Catalog, options: loaderOptions{wait: cfg.LoaderWait, tracer: cfg.Tracer}})
 	if cfg.Tracer != nil {
 		srv.Use(operationTracing{tracer: cfg.Tracer})
@@ -111,7 +112,7 @@ func NewHandler(cfg Config) http.Handler {
 		srv.Use(cfg.Metrics)
 	}
 
-	return checkOrigin(cfg.CheckOrigin, cfg.Auth.Middleware(sessionMiddleware(cfg.Sessions, lastingStreams(srv))))
+	return checkOrigin(cfg.CheckOrigin, withSocketSlot(cfg.Auth.Middleware(sessionMiddleware(cfg.Sessions, lastingStreams(srv)))))
 }
 
 // checkOrigin refuses websocket upgrades from origins that allowed does not let in.

@@ -57,7 +57,8 @@ type Resolver struct {
 	Ticker    SalesTicker
 	// SearchControls are the relevance controls; search works without them.
 	SearchControls SearchControls
-	Auth           *Auth
-	accounts       *accounts
-	Log            *slog.Logger
+	// Auth signs, checks and revokes tokens.
+	Auth     *Auth
+	accounts *accounts
+	Log      *slog.Logger
 }

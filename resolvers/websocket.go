@@ -45,6 +45,9 @@ func (p protocolWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts t
 	if conn.Subprotocol() == "graphql-transport-ws" {
 		c.dialect = transportWS
 	}
+	if slot, ok := r.Context().Value(socketSlotKey{}).(*socketSlot); ok {
+		slot.conn = c // for the InitFunc, which watches the socket's token
+	}
 	c.initTimer = time.AfterFunc(p.initTimeout, func() {
 		c.violate(closeInitTimeout, "Connection initialisation timeout")
 	})
@@ -83,6 +86,17 @@ type protocolConn struct {
 	acked  bool
 	closed bool
 	active map[string]bool // operation ids in use
+	// tokenHolds, once the socket is authenticated with a token, says whether the token
+	// still holds: a subscription started after it expired or was revoked closes the
+	// socket with 4401.
+	tokenHolds func() bool
+}
+
+// requireToken makes every later subscription check holds first.
+func (c *protocolConn) requireToken(holds func() bool) {
+	c.mu.Lock()
+	c.tokenHolds = holds
+	c.mu.Unlock()
 }
 
 // NextReader reads the next client message, checks it against the protocol and hands it to
@@ -124,7 +138,7 @@ func (c *protocolConn) check(data []byte) (int, string) {
 		switch {
 		case m.ID == "" || !isJSONObject(bytes.TrimSpace(m.Payload)):
 			return closeInvalidMessage, "Invalid message received"
-		case !c.acked:
+		case !c.acked || c.tokenHolds != nil && !c.tokenHolds():
 			return closeUnauthorized, "Unauthorized"
 		case c.active[m.ID]:
 			return closeSubscriberExists, "Subscriber for " + m.ID + " already exists"

@@ -28,7 +28,7 @@ func alertsServer(t *testing.T, opts ...apiOption) (url, token string) {
 	for !alerts.Live() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	auth := resolvers.NewAuth([]byte(testSecret))
+	auth := resolvers.NewAuth([]byte(testSecret), resolvers.AuthOptions{})
 	cfg := resolvers.Config{
 		Catalog: store.New(dbtest.New(t)), Alerts: alerts, Auth: auth, Log: log,
 		ComplexityLimit: 10_000, DepthLimit: 12, LoaderWait: time.Millisecond,

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -31,6 +32,7 @@ type worker struct {
 	buf     bytes.Buffer // reused response buffer
 	lat     []time.Duration
 	errors  int
+	limited int   // refusals followed (-follow-retry-after)
 	first   error // the first measured failure
 	firstAt time.Time
 }
@@ -39,6 +41,9 @@ type worker struct {
 type result struct {
 	requests int
 	errors   int
+	// limited counts the RATE_LIMITED answers a client following Retry-After waited on:
+	// neither requests nor errors.
+	limited  int
 	elapsed  time.Duration
 	lat      []time.Duration // sorted ascending
 	firstErr error
@@ -87,11 +92,19 @@ func (w *worker) loop(measureFrom, end time.Time) {
 			return
 		}
 		err := w.do()
+		var limited *rateLimited
+		if w.cfg.followRetryAfter && errors.As(err, &limited) {
+			if !start.Before(measureFrom) {
+				w.limited++
+			}
+			time.Sleep(min(limited.wait, time.Until(end)))
+			continue
+		}
 		if start.Before(measureFrom) {
 			continue
 		}
 		w.lat = append(w.lat, time.Since(start))
-		if err != nil {
+		if err != nil && !w.cfg.expectErrors {
 			w.fail(err, start)
 		}
 	}
@@ -123,13 +136,23 @@ func (w *worker) do() error {
 	if err != nil {
 		return fmt.Errorf("read body: %w", err)
 	}
-	return checkResponse(resp.StatusCode, w.buf.Bytes())
+	return checkResponse(resp.StatusCode, resp.Header, w.buf.Bytes())
 }
 
+// rateLimited is the failure of a request the server refused with RATE_LIMITED; wait is
+// its Retry-After.
+type rateLimited struct{ wait time.Duration }
+
+func (e *rateLimited) Error() string { return fmt.Sprintf("rate limited: retry after %v", e.wait) }
+
 // checkResponse fails a response that is not a 200 or whose body carries a top-level
-// "errors" key. Only the top level is decoded: nested values stay raw, which keeps the
-// check cheap next to the request itself.
-func checkResponse(status int, body []byte) error {
+// "errors" key, as a *rateLimited when the server refused it with RATE_LIMITED. Only the
+// top level is decoded: nested values stay raw, which keeps the check cheap next to the
+// request itself.
+func checkResponse(status int, header http.Header, body []byte) error {
+	if seconds, err := strconv.Atoi(header.Get("Retry-After")); err == nil {
+		return &rateLimited{wait: time.Duration(seconds) * time.Second}
+	}
 	if status != http.StatusOK {
 		return fmt.Errorf("status %d: %s", status, truncate(body))
 	}
@@ -137,10 +160,25 @@ func checkResponse(status int, body []byte) error {
 	if err := json.Unmarshal(body, &top); err != nil {
 		return fmt.Errorf("body is not a JSON object (%v): %s", err, truncate(body))
 	}
-	if _, ok := top["errors"]; ok {
-		return fmt.Errorf("graphql errors: %s", truncate(body))
+	if errs, ok := top["errors"]; ok {
+		return graphqlErrors(errs, body)
 	}
 	return nil
+}
+
+// graphqlErrors is the failure of a response with errors: a *rateLimited when the first
+// one is RATE_LIMITED (its extensions.retryAfter in seconds).
+func graphqlErrors(raw json.RawMessage, body []byte) error {
+	var errs []struct {
+		Extensions struct {
+			Code       string  `json:"code"`
+			RetryAfter float64 `json:"retryAfter"`
+		} `json:"extensions"`
+	}
+	if json.Unmarshal(raw, &errs) == nil && len(errs) > 0 && errs[0].Extensions.Code == "RATE_LIMITED" {
+		return &rateLimited{wait: time.Duration(errs[0].Extensions.RetryAfter * float64(time.Second))}
+	}
+	return fmt.Errorf("graphql errors: %s", truncate(body))
 }
 
 func truncate(body []byte) string {
@@ -158,6 +196,7 @@ func merge(workers []*worker) result {
 	for _, w := range workers {
 		res.requests += len(w.lat)
 		res.errors += w.errors
+		res.limited += w.limited
 		if w.first != nil && (res.firstErr == nil || w.firstAt.Before(firstAt)) {
 			res.firstErr, firstAt = w.first, w.firstAt
 		}

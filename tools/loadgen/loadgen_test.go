@@ -265,3 +265,49 @@ func TestParseRates(t *testing.T) {
 		}
 	}
 }
+
+// A client following Retry-After waits out RATE_LIMITED answers, whether the server says
+// so with a 429 and Retry-After or in the body's extensions, and counts them apart.
+func TestFollowRetryAfter(t *testing.T) {
+	for name, refuse := range map[string]http.HandlerFunc{
+		"429": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "1")
+			respond(429, `{"errors":[{"message":"slow down","extensions":{"code":"RATE_LIMITED","retryAfter":1}}]}`)(w, r)
+		},
+		"body": respond(200, `{"errors":[{"message":"slow down","extensions":{"code":"RATE_LIMITED","retryAfter":0.3}}]}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var served atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if served.Add(1) == 1 {
+					refuse(w, r)
+					return
+				}
+				respond(200, `{"data":{}}`)(w, r)
+			}))
+			defer srv.Close()
+			res := run(testConfig(t, srv.URL, "-c", "1", "-d", "1200ms", "-warmup", "0s", "-follow-retry-after"))
+			if err := res.failure(); err != nil || res.limited != 1 {
+				t.Fatalf("failure() = %v, limited %d; want nil and 1", err, res.limited)
+			}
+			if res.requests == 0 || res.errors != 0 {
+				t.Fatalf("%d requests, %d errors; want some requests after waiting out the refusal, no errors", res.requests, res.errors)
+			}
+			// Without the flag, the refusal is a failure.
+			served.Store(0)
+			if err := run(testConfig(t, srv.URL, "-c", "1", "-d", "100ms", "-warmup", "0s")).failure(); err == nil {
+				t.Fatal("failure() = nil without -follow-retry-after; want the refusal")
+			}
+		})
+	}
+}
+
+// -expect-errors measures clients whose requests are meant to be refused.
+func TestExpectErrors(t *testing.T) {
+	srv := httptest.NewServer(respond(400, `{"errors":[{"message":"bad"}]}`))
+	defer srv.Close()
+	res := run(testConfig(t, srv.URL, "-c", "1", "-d", "100ms", "-warmup", "0s", "-expect-errors"))
+	if err := res.failure(); err != nil || res.requests == 0 {
+		t.Fatalf("failure() = %v with %d requests; want nil and some", err, res.requests)
+	}
+}

@@ -34,6 +34,12 @@ type config struct {
 	mix    bool
 	rates  []float64
 	sample int
+	// followRetryAfter makes workers wait out RATE_LIMITED answers, as a well-behaved
+	// client would, instead of counting them as failures.
+	followRetryAfter bool
+	// expectErrors counts error responses as requests, not failures: for clients whose
+	// requests the server is meant to refuse.
+	expectErrors bool
 }
 
 // headerFlag collects repeated -header "Name: value" flags.
@@ -80,12 +86,13 @@ func main() {
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
-	var query, variables string
+	var query, queryFile, variables string
 	headers := headerFlag{h: http.Header{}}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8081/graphql", "GraphQL endpoint")
-	fs.StringVar(&query, "query", "", "GraphQL document (required)")
+	fs.StringVar(&query, "query", "", "GraphQL document (this or -query-file is required)")
+	fs.StringVar(&queryFile, "query-file", "", "file holding the GraphQL document (or any text to send as one)")
 	fs.StringVar(&variables, "variables", "", "variables as a JSON object")
 	fs.Var(&headers, "header", `request header "Name: value" (repeatable)`)
 	fs.IntVar(&cfg.workers, "c", 16, "concurrent workers")
@@ -96,8 +103,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.mix, "mix", false, "run the storefront's open-loop mixed workload instead of -query")
 	rates := fs.String("rates", "100,200,400,800", "with -mix: operations per second of each step, in order")
 	fs.IntVar(&cfg.sample, "sample", 5000, "with -mix: products sampled from the catalog")
+	fs.BoolVar(&cfg.followRetryAfter, "follow-retry-after", false, "wait out RATE_LIMITED answers (Retry-After) instead of failing on them")
+	fs.BoolVar(&cfg.expectErrors, "expect-errors", false, "count error answers as requests, not failures")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if queryFile != "" {
+		doc, err := os.ReadFile(queryFile)
+		if err != nil {
+			return cfg, err
+		}
+		query = string(doc)
 	}
 	if cfg.mix {
 		if query == "" {

@@ -175,7 +175,7 @@ func (m *mixer) do(ctx context.Context, query string, vars map[string]any, out a
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return fmt.Errorf("read body: %w", err)
 	}
-	if err := checkResponse(resp.StatusCode, buf.Bytes()); err != nil || out == nil {
+	if err := checkResponse(resp.StatusCode, resp.Header, buf.Bytes()); err != nil || out == nil {
 		return err
 	}
 	var r struct{ Data json.RawMessage }

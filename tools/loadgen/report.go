@@ -13,6 +13,7 @@ type summary struct {
 	Name     string  `json:"name"`
 	Requests int     `json:"requests"`
 	Errors   int     `json:"errors"`
+	Limited  int     `json:"limited"`
 	Seconds  float64 `json:"seconds"`
 	RPS      float64 `json:"rps"`
 	P50      float64 `json:"p50_ms"`
@@ -31,6 +32,7 @@ func summarize(name string, res result) summary {
 		Name:     name,
 		Requests: res.requests,
 		Errors:   res.errors,
+		Limited:  res.limited,
 		Seconds:  round2(secs),
 		RPS:      round2(rps),
 		P50:      ms(percentile(res.lat, 50)),
@@ -45,8 +47,8 @@ func report(w io.Writer, cfg config, res result) error {
 	if cfg.jsonOut {
 		return json.NewEncoder(w).Encode(s)
 	}
-	_, err := fmt.Fprintf(w, "%s: %d requests, %d errors, %.2f req/s, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-		s.Name, s.Requests, s.Errors, s.RPS, s.P50, s.P95, s.P99, s.Max)
+	_, err := fmt.Fprintf(w, "%s: %d requests, %d errors, %d rate limited, %.2f req/s, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+		s.Name, s.Requests, s.Errors, s.Limited, s.RPS, s.P50, s.P95, s.P99, s.Max)
 	return err
 }
 
