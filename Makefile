@@ -22,6 +22,9 @@ RUN_DB := $(if $(filter postgres,$(ANALYTICS)),storefront_plain,storefront)
 RUN_REDIS_DIR := .run/redis
 RUN_REDIS_PORT := 6380
 HTTP_ADDR := 127.0.0.1:8080
+# `make run`: the secret that signs its tokens, random, made once per checkout: there is no
+# default secret (a default would be public, and anyone could sign tokens with it).
+RUN_JWT_SECRET := .run/jwt-secret
 # `make run`: pages of the usual front-end dev servers may call the API (CORS).
 DEV_ORIGINS := http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173,http://localhost:8081,http://127.0.0.1:8081
 # `make run SEARCH=elasticsearch`: a search node (OpenSearch, scripts/search.sh) on 9200;
@@ -44,29 +47,35 @@ GENERATED_DIRS := graph resolvers
 # by the binary). npm ci runs again when package-lock.json is newer than its last install.
 WEB_DEPS := web/node_modules/.package-lock.json
 
-.PHONY: help run stop test test-fleet fuzz bench generate check-generated lint check clean web check-web
+.PHONY: help run jwt-secret stop test test-fleet fuzz bench generate check-generated lint check clean web check-web
 
 help: ## List the targets.
 	@echo "Targets:"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
 
-run: ## Start PostgreSQL with TimescaleDB (.run/pg, port 5433) and Redis (.run/redis, port 6380), build, migrate, seed if empty and serve on http://localhost:8080. SEARCH=elasticsearch adds a search node on 9200; ANALYTICS=postgres serves plain-PostgreSQL analytics.
+run: $(RUN_JWT_SECRET) ## Start PostgreSQL with TimescaleDB (.run/pg, port 5433) and Redis (.run/redis, port 6380), build, migrate, seed if empty and serve on http://localhost:8080. SEARCH=elasticsearch adds a search node on 9200; ANALYTICS=postgres serves plain-PostgreSQL analytics.
 	$(PG) start $(RUN_PG_DIR) $(RUN_PG_PORT) durable
 	$(PG) createdb $(RUN_PG_PORT) $(RUN_DB)
 	$(REDIS) start $(RUN_REDIS_DIR) $(RUN_REDIS_PORT) durable
 	if [ "$(SEARCH)" = elasticsearch ]; then scripts/search.sh start $(RUN_SEARCH_DIR) $(RUN_SEARCH_PORT); fi
 	go build -o bin/storefront .
 	export DATABASE_URL="$$($(PG) url $(RUN_PG_PORT) $(RUN_DB))" HTTP_ADDR="$(HTTP_ADDR)" ANALYTICS="$(ANALYTICS)" \
-		REDIS_URL="$$($(REDIS) url $(RUN_REDIS_PORT))" CORS_ORIGINS="$${CORS_ORIGINS:-$(DEV_ORIGINS)}"; \
+		REDIS_URL="$$($(REDIS) url $(RUN_REDIS_PORT))" JWT_SECRET="$${JWT_SECRET:-$$(cat $(RUN_JWT_SECRET))}" CORS_ORIGINS="$${CORS_ORIGINS:-$(DEV_ORIGINS)}"; \
 	if [ "$(SEARCH)" = elasticsearch ]; then export ELASTICSEARCH_URL="$$(scripts/search.sh url $(RUN_SEARCH_PORT))"; fi; \
 	bin/storefront migrate; \
 	bin/storefront seed --products 3000 --seed 1 --if-empty; \
 	bin/storefront seed --orders 20000 --seed 1 --if-empty; \
 	echo "storefront: API and playground on http://localhost:$${HTTP_ADDR##*:}, dashboard on http://localhost:$${HTTP_ADDR##*:}/dashboard (Ctrl-C stops the server; make stop stops PostgreSQL and Redis)"; \
-	echo "storefront: a merchandiser token for the playground's headers pane and the dashboard's sign-in (valid 24 h):"; \
-	bin/storefront token --role merchandiser; \
+	echo "storefront: a merchandiser token for the playground's headers pane and the dashboard's sign-in (valid 12 h):"; \
+	bin/storefront token --role merchandiser --ttl 12h; \
 	exec bin/storefront serve
+
+jwt-secret: $(RUN_JWT_SECRET) ## Make the random secret of make run's tokens (.run/jwt-secret, readable by its owner only) unless there is one.
+
+$(RUN_JWT_SECRET):
+	mkdir -p $(@D)
+	umask 077 && head -c 32 /dev/urandom | base64 > $@.tmp && mv $@.tmp $@
 
 stop: ## Stop the PostgreSQL cluster, the Redis server and the search node of make run.
 	scripts/search.sh stop $(RUN_SEARCH_DIR)

@@ -155,11 +155,10 @@ func printToken(cfg config, args []string, stdout io.Writer, log *slog.Logger) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	secret, err := cfg.signingSecret()
-	if err != nil {
-		return err
+	if cfg.JWTSecret == "" {
+		return errNoJWTSecret
 	}
-	auth := resolvers.NewAuth([]byte(secret), resolvers.AuthOptions{MaxTTL: cfg.JWTMaxTTL})
+	auth := resolvers.NewAuth([]byte(cfg.JWTSecret), resolvers.AuthOptions{MaxTTL: cfg.JWTMaxTTL})
 	token, err := auth.Token(model.Role(strings.ToUpper(*role)), *customer, *ttl)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -202,10 +203,6 @@ type config struct {
 	OIDC idp.Options
 }
 
-// devJWTSecret signs tokens when JWT_SECRET is unset and the playground is on: a
-// development server, logged as a warning. It is public: anyone can sign tokens with it.
-const devJWTSecret = "storefront-development-secret-do-not-use-in-production"
-
 func loadConfig(getenv func(string) string) (config, error) {
 	e := env{getenv: getenv}
 	cfg := config{
@@ -384,17 +381,22 @@ func (c config) logValue() []any {
 		"elasticsearch", maskURLs(c.ElasticsearchURL), "smtp", c.SMTPAddr}
 }
 
+// errNoJWTSecret refuses to sign or check tokens without a secret of the deployment's own:
+// there is no default secret, since a default is public and anyone could sign with it.
+var errNoJWTSecret = errors.New("JWT_SECRET is unset: set it to a random secret of your own (make run keeps one in .run/jwt-secret)")
+
 // signingSecret is the key of bearer tokens: JWT_SECRET, or, on a development server (the
-// playground on), the public development secret. A server with the playground off is a
-// production one, and refuses to start without JWT_SECRET: anyone could sign its tokens.
+// playground on), a random secret of this process alone, which no token signed elsewhere
+// matches. A server with the playground off is a production one and refuses to start
+// without JWT_SECRET.
 func (c config) signingSecret() (string, error) {
 	switch {
 	case c.JWTSecret != "":
 		return c.JWTSecret, nil
 	case c.Playground:
-		return devJWTSecret, nil
+		return rand.Text(), nil
 	}
-	return "", errors.New("JWT_SECRET is unset: a server with PLAYGROUND=false needs a secret of its own to sign tokens (make run keeps one in .run/jwt-secret)")
+	return "", fmt.Errorf("%w: a server with PLAYGROUND=false does not start without it", errNoJWTSecret)
 }
 
 // maskURL hides the password of a database or Redis URL.
@@ -486,7 +488,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	if cfg.JWTSecret == "" {
-		log.Warn("JWT_SECRET is unset: tokens are signed with the public development secret (allowed while the playground is on)")
+		log.Warn("JWT_SECRET is unset: this process checks tokens with a random secret of its own, so no token is accepted; set JWT_SECRET (make run does)")
 	}
 	cfg.JWTSecret = secret
 	tel, err := startTelemetry(ctx, cfg)
