@@ -38,11 +38,22 @@
 # cart operations, inventory checks and orders, each class against the seed's p95), stepped
 # through BENCH_MIX_RATES until a class misses, over the 3,000-product catalog of make run and
 # over 100,000 products, with each search engine.
+# Then abuse (abuse_bench), with rate limits on (5,000 units a second, burst 25,000, per
+# client named by X-Forwarded-For): an ordinary shopper (one client, a page of 20 products
+# every 250 ms) alone, then beside two abusive clients that spend their whole budget (4
+# workers each, waiting out RATE_LIMITED as told: aliased suggests, and aliased searches with
+# every facet, each as many as one operation may cost), then beside both and three memory
+# probes that send what the edge refuses (2,500 aliased suggests, nodes of 12,000 ids, a
+# megabyte of text that is no GraphQL), 4 workers each. It reports the shopper's p95 against
+# its idle p95 (the target: within 3x under the two abusive clients) and the server's peak
+# RSS over the whole part (the target: under 200 MB), with the { __typename } ceiling of
+# the same server first.
 # Load generator, server and PostgreSQL share this machine's CPUs: compare runs made on the
 # same machine only, and read the load average printed with each part.
 #
-# Environment: BENCH_PARTS ("catalog search mix") what to run; BENCH_MIX_RATES the mix's steps
-# (operations per second); BENCH_MIX_SIZES ("3000 100000") its catalogs; BENCH_PRODUCTS (10000) products to seed into an empty database,
+# Environment: BENCH_PARTS ("catalog search mix abuse") what to run; BENCH_MIX_RATES the mix's steps
+# (operations per second); BENCH_MIX_SIZES ("3000 100000") its catalogs; BENCH_ABUSE_DURATION (30s)
+# the shopper's measured time in each phase of abuse; BENCH_PRODUCTS (10000) products to seed into an empty database,
 # BENCH_CONCURRENCY (16) concurrent clients, BENCH_DURATION (10s) measured time per scenario.
 # The cluster in .run/bench-pg is kept between runs (stopped, not deleted), so the seed only
 # happens once; `scripts/pg.sh destroy .run/bench-pg` starts afresh, say after changing
@@ -86,8 +97,9 @@ readonly Q_CART="query(\$id: ID!) { cart(id: \$id) { id totalQuantity subtotal {
 readonly SEARCH_FIELDS='totalCount backend edges { node { id name price { amount } } highlights { field fragments } } facets { key label values { value label count selected } } priceRange { min max }'
 readonly Q_SEARCH="query(\$q: String, \$f: SearchFilter) { search(query: \$q, filter: \$f, first: 20) { $SEARCH_FIELDS } }"
 readonly SEARCH_SIZES=${BENCH_SEARCH_PRODUCTS:-10000 100000}
-# BENCH_PARTS picks what runs: "catalog search" (the default), or either alone.
-readonly PARTS=${BENCH_PARTS:-catalog search mix}
+# BENCH_PARTS picks what runs: "catalog search mix abuse" (the default), or any of them.
+readonly PARTS=${BENCH_PARTS:-catalog search mix abuse}
+readonly ABUSE_DURATION=${BENCH_ABUSE_DURATION:-30s}
 readonly SEARCH_DIR=.run/bench-search SEARCH_PORT=$((9251 + OFFSET))
 readonly MIX_RATES=${BENCH_MIX_RATES:-200,400,800,1200,1600,2000,2400,2800}
 readonly MIX_SIZES=${BENCH_MIX_SIZES:-3000 100000}
@@ -103,6 +115,9 @@ rss_notes=()
 ceiling=""
 start_load=""
 profilers=()
+abuse_rows=()
+abuse_notes=()
+client_pids=()
 
 die() {
 	echo "bench: $*" >&2
@@ -114,6 +129,7 @@ note() { echo "bench: $*" >&2; }
 # outlive the benchmark.
 cleanup() {
 	local rc=$?
+	stop_clients
 	stop_server
 	# A run that fails part way still reports what it measured.
 	if ((rc != 0)) && [ -z "$reported" ] && ((${#rows[@]} + ${#catalog_rows[@]} > 0)); then
@@ -136,6 +152,16 @@ stop_server() {
 	kill -KILL "$server_pid" 2>/dev/null || true
 	wait "$server_pid" 2>/dev/null || true
 	server_pid=""
+}
+
+# stop_clients ends the load generators still running in the background.
+stop_clients() {
+	local pid
+	for pid in "${client_pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	client_pids=()
 }
 
 build() {
@@ -165,7 +191,7 @@ start_server() {
 	if (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null; then
 		die "$ADDR is already in use; stop whatever listens there"
 	fi
-	env "$@" HTTP_ADDR=$ADDR DEBUG_ADDR=$DEBUG LOG_LEVEL=warn RATE_LIMIT_PER_SECOND=0 bin/storefront serve >"$SERVER_LOG" 2>&1 &
+	env HTTP_ADDR=$ADDR DEBUG_ADDR=$DEBUG LOG_LEVEL=warn RATE_LIMIT_PER_SECOND=0 "$@" bin/storefront serve >"$SERVER_LOG" 2>&1 &
 	server_pid=$!
 	local deadline=$((SECONDS + 30))
 	until curl -sf -o /dev/null --max-time 2 "http://$ADDR/readyz"; do
@@ -513,6 +539,123 @@ search_bench() {
 	in_search=""
 }
 
+# aliases N FIELD prints an operation of N aliased copies of FIELD, each with its own prefix
+# or query word (s0 ... sN-1), so that no copy is answered from another's work.
+aliases() {
+	local n=$1 field=$2 i words=(oak walnut linen tabel chiar sofa lamp desk rug bed shelf stool)
+	printf '{'
+	for ((i = 0; i < n; i++)); do
+		printf ' s%d: %s' "$i" "${field//WORD/${words[i % ${#words[@]}]}}"
+	done
+	printf ' }\n'
+}
+
+# most_aliases FIELD prints the largest number of aliased copies of FIELD that one operation
+# may cost (1 to 30), asking the server.
+most_aliases() {
+	local n doc body
+	for ((n = 30; n > 1; n--)); do
+		doc=$(aliases "$n" "$1") # quotes are the only characters to escape in JSON
+		body=$(curl -sS --max-time 30 -H 'Content-Type: application/json' -H 'X-Forwarded-For: 192.0.2.1' \
+			--data "{\"query\":\"${doc//\"/\\\"}\"}" "http://$ADDR/graphql")
+		[[ $body == *COMPLEXITY_LIMIT_EXCEEDED* ]] || break
+	done
+	echo "$n"
+}
+
+# abuse_files writes the documents of the abusive clients and of the memory probes.
+abuse_files() {
+	local ids page n i
+	n=$(most_aliases 'suggest(prefix: "WORD", first: 100) { text product { id name } }')
+	aliases "$n" 'suggest(prefix: "WORD", first: 100) { text product { id name } }' >"$OUT_DIR/abuse-suggest.graphql"
+	abuse_notes+=("suggests: $n aliased copies per operation")
+	n=$(most_aliases "search(query: \"WORD\", first: 20) { $SEARCH_FIELDS }")
+	aliases "$n" "search(query: \"WORD\", first: 20) { $SEARCH_FIELDS }" >"$OUT_DIR/abuse-search.graphql"
+	abuse_notes+=("searches: $n aliased copies per operation")
+	aliases 2500 'suggest(prefix: "aa", first: 100) { text }' >"$OUT_DIR/probe-suggest.graphql"
+	echo 'query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Product { name } } }' >"$OUT_DIR/probe-nodes.graphql"
+	# 12,000 ids: the first 100 products, 120 times.
+	page=$(curl -sSf --max-time 10 -H 'Content-Type: application/json' \
+		--data '{"query":"{ products(first: 100) { edges { node { id } } } }"}' "http://$ADDR/graphql" |
+		grep -o '"gid://[^"]*"' | paste -sd,)
+	ids=$page
+	for ((i = 1; i < 120; i++)); do ids+=",$page"; done
+	echo "{\"ids\":[$ids]}" >"$OUT_DIR/probe-nodes.json"
+	head -c 1000000 /dev/zero | tr '\0' 'x' >"$OUT_DIR/probe-garbage.graphql"
+}
+
+# background NAME CLIENT DURATION LOADGEN_ARGS... starts a load generator as client CLIENT
+# (X-Forwarded-For) for DURATION, its JSON summary going to $OUT_DIR/NAME.json.
+background() {
+	local name=$1 client=$2 duration=$3
+	shift 3
+	bin/loadgen -url "http://$ADDR/graphql" -name "$name" -header "X-Forwarded-For: $client" \
+		-c 4 -d "$duration" -warmup 0s -json "$@" >"$OUT_DIR/$name.json" &
+	client_pids+=($!)
+}
+
+# shopper LABEL measures the ordinary shopper and adds a row; the background clients must
+# outlive it.
+shopper() {
+	local out values=() key
+	note "running: abuse / shopper, $1"
+	out=$(bin/loadgen -url "http://$ADDR/graphql" -name shopper -header "X-Forwarded-For: 198.51.100.1" \
+		-query "$Q_PAGE" -c 1 -pace 250ms -d "$ABUSE_DURATION" -warmup 3s -json) || failed=1
+	for key in rps p50_ms p95_ms p99_ms max_ms errors; do
+		values+=("$(field "$out" "$key")")
+	done
+	[ -n "${idle_p95:-}" ] || idle_p95=${values[2]}
+	abuse_rows+=("$(printf '| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %.1fx |' "$1" "${values[@]}" \
+		"$(awk -v a="${values[2]}" -v b="$idle_p95" 'BEGIN { print (b > 0 ? a / b : 0) }')")")
+}
+
+# abusers_summary NAME... notes what each background client got.
+abusers_summary() {
+	local name out
+	for name in "$@"; do
+		out=$(cat "$OUT_DIR/$name.json")
+		abuse_notes+=("$name: $(field "$out" requests) answered ($(field "$out" errors) failed), $(field "$out" limited) refused with RATE_LIMITED, p50 $(field "$out" p50_ms) ms")
+	done
+}
+
+# abuse_bench measures what abusive clients within their rate limits do to an ordinary
+# shopper, and the server's peak memory while memory probes run (see the top of the file).
+abuse_bench() {
+	local seconds
+	catalog_rows=("${rows[@]}")
+	rows=()
+	idle_p95=""
+	start_server REDIS_URL="$BENCH_REDIS_URL" TRUSTED_PROXIES=127.0.0.1 RATE_LIMIT_PER_SECOND=5000 RATE_LIMIT_BURST=25000
+	bin/loadgen -url "http://$ADDR/graphql" -query "$Q_TYPENAME" -c "$CONCURRENCY" -d 5s -warmup 1s \
+		-follow-retry-after -name typename >"$OUT_DIR/abuse-typename.txt" || failed=1
+	abuse_notes+=("{ __typename } ceiling, one client following Retry-After: $(cat "$OUT_DIR/abuse-typename.txt")")
+	abuse_files
+	shopper "alone"
+	seconds=$((${ABUSE_DURATION%s} + 6))s
+	background abuse-suggests 203.0.113.1 "$seconds" -query-file "$OUT_DIR/abuse-suggest.graphql" -follow-retry-after
+	background abuse-searches 203.0.113.2 "$seconds" -query-file "$OUT_DIR/abuse-search.graphql" -follow-retry-after
+	sleep 1
+	shopper "beside two abusive clients"
+	wait "${client_pids[@]}"
+	client_pids=()
+	abusers_summary abuse-suggests abuse-searches
+	background abuse-suggests 203.0.113.1 "$seconds" -query-file "$OUT_DIR/abuse-suggest.graphql" -follow-retry-after
+	background abuse-searches 203.0.113.2 "$seconds" -query-file "$OUT_DIR/abuse-search.graphql" -follow-retry-after
+	background probe-suggests 203.0.113.3 "$seconds" -query-file "$OUT_DIR/probe-suggest.graphql" -follow-retry-after -expect-errors
+	background probe-nodes 203.0.113.4 "$seconds" -query-file "$OUT_DIR/probe-nodes.graphql" \
+		-variables-file "$OUT_DIR/probe-nodes.json" -follow-retry-after -expect-errors
+	background probe-garbage 203.0.113.5 "$seconds" -query-file "$OUT_DIR/probe-garbage.graphql" -follow-retry-after -expect-errors
+	sleep 1
+	shopper "beside both and three memory probes"
+	wait "${client_pids[@]}"
+	client_pids=()
+	abusers_summary probe-suggests probe-nodes probe-garbage
+	abuse_notes+=("server peak RSS (VmHWM) over the whole part: $(peak_rss)")
+	stop_server
+	abuse_bench_rows=("${rows[@]}")
+	rows=("${catalog_rows[@]}")
+}
+
 report() {
 	local commit cpu
 	commit=$(git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
@@ -552,6 +695,16 @@ report() {
 		echo "## Mixed workload"
 		echo
 		cat "$OUT_DIR/mix.md"
+		echo
+		echo "## Abuse"
+		echo
+		echo "The shopper: one client, a page of 20 products every 250 ms, for $ABUSE_DURATION after 3 s of warm-up; rate limits on."
+		echo
+		echo "| shopper | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | p95 / alone |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		printf '%s\n' "${abuse_rows[@]}"
+		echo
+		printf -- '- %s\n' "${abuse_notes[@]}"
 	} | tee "$REPORT"
 	reported=1
 }
@@ -618,6 +771,9 @@ main() {
 	fi
 	if [[ " $PARTS " == *" mix "* ]]; then
 		mix_bench
+	fi
+	if [[ " $PARTS " == *" abuse "* ]]; then
+		abuse_bench
 	fi
 	report
 	[ -z "$failed" ] || die "some requests failed: see the errors column and loadgen's messages above"

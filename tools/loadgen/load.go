@@ -86,7 +86,12 @@ func newClient(workers int) *http.Client {
 }
 
 func (w *worker) loop(measureFrom, end time.Time) {
+	var next time.Time // when a paced worker may start its next request
 	for {
+		if w.cfg.pace > 0 {
+			time.Sleep(time.Until(next))
+			next = time.Now().Add(w.cfg.pace)
+		}
 		start := time.Now()
 		if !start.Before(end) {
 			return

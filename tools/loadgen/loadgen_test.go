@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -309,5 +312,30 @@ func TestExpectErrors(t *testing.T) {
 	res := run(testConfig(t, srv.URL, "-c", "1", "-d", "100ms", "-warmup", "0s", "-expect-errors"))
 	if err := res.failure(); err != nil || res.requests == 0 {
 		t.Fatalf("failure() = %v with %d requests; want nil and some", err, res.requests)
+	}
+}
+
+// -pace spaces one worker's requests: a second at 100 ms makes at most 10 or 11 of them.
+func TestPace(t *testing.T) {
+	srv := httptest.NewServer(respond(200, `{"data":{}}`))
+	defer srv.Close()
+	res := run(testConfig(t, srv.URL, "-c", "1", "-d", "1s", "-warmup", "0s", "-pace", "100ms"))
+	if err := res.failure(); err != nil || res.requests == 0 || res.requests > 11 {
+		t.Fatalf("failure() = %v with %d requests; want nil and 1 to 11", err, res.requests)
+	}
+}
+
+// -query-file and -variables-file send what the files hold, for documents and variables too
+// long for a command line.
+func TestQueryAndVariablesFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	query, vars := filepath.Join(dir, "q.graphql"), filepath.Join(dir, "v.json")
+	if err := errors.Join(os.WriteFile(query, []byte("query($n: Int) { n(n: $n) }"), 0o600),
+		os.WriteFile(vars, []byte(`{"n": 7}`), 0o600)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, "http://127.0.0.1:1", "-query-file", query, "-variables-file", vars)
+	if want := `{"query":"query($n: Int) { n(n: $n) }","variables":{"n":7}}`; string(cfg.body) != want {
+		t.Errorf("body: got %s; want %s", cfg.body, want)
 	}
 }

@@ -40,6 +40,9 @@ type config struct {
 	// expectErrors counts error responses as requests, not failures: for clients whose
 	// requests the server is meant to refuse.
 	expectErrors bool
+	// pace, when positive, is the least time between the starts of a worker's requests:
+	// a client that browses rather than hammers.
+	pace time.Duration
 }
 
 // headerFlag collects repeated -header "Name: value" flags.
@@ -86,7 +89,7 @@ func main() {
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
-	var query, queryFile, variables string
+	var query, queryFile, variables, variablesFile string
 	headers := headerFlag{h: http.Header{}}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -94,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&query, "query", "", "GraphQL document (this or -query-file is required)")
 	fs.StringVar(&queryFile, "query-file", "", "file holding the GraphQL document (or any text to send as one)")
 	fs.StringVar(&variables, "variables", "", "variables as a JSON object")
+	fs.StringVar(&variablesFile, "variables-file", "", "file holding the variables (for those too long for a command line)")
 	fs.Var(&headers, "header", `request header "Name: value" (repeatable)`)
 	fs.IntVar(&cfg.workers, "c", 16, "concurrent workers")
 	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "measured duration")
@@ -104,16 +108,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	rates := fs.String("rates", "100,200,400,800", "with -mix: operations per second of each step, in order")
 	fs.IntVar(&cfg.sample, "sample", 5000, "with -mix: products sampled from the catalog")
 	fs.BoolVar(&cfg.followRetryAfter, "follow-retry-after", false, "wait out RATE_LIMITED answers (Retry-After) instead of failing on them")
+	fs.DurationVar(&cfg.pace, "pace", 0, "least time between the starts of one worker's requests (0: none)")
 	fs.BoolVar(&cfg.expectErrors, "expect-errors", false, "count error answers as requests, not failures")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if queryFile != "" {
-		doc, err := os.ReadFile(queryFile)
-		if err != nil {
-			return cfg, err
-		}
-		query = string(doc)
+	if err := errors.Join(readInto(queryFile, &query), readInto(variablesFile, &variables)); err != nil {
+		return cfg, err
 	}
 	if cfg.mix {
 		if query == "" {
@@ -137,6 +138,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		cfg.name = "graphql"
 	}
 	return cfg, nil
+}
+
+// readInto sets *value to the text of file, unless file is "".
+func readInto(file string, value *string) error {
+	if file == "" {
+		return nil
+	}
+	text, err := os.ReadFile(file)
+	*value = string(text)
+	return err
 }
 
 func validate(cfg config, query string, extraArgs int) error {
