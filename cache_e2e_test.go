@@ -381,13 +381,18 @@ func TestPersistedQueriesCannotFillRedis(t *testing.T) {
 		return postWithHeaders(t, base+"/graphql", strings.NewReader(string(body)), map[string]string{"X-Forwarded-For": client})
 	}
 
+	// A megabyte is charged before it is parsed (32,768 units, as much as a burst): the
+	// first registration fails to parse, the others are refused unread.
 	garbage := strings.Repeat("x", 1<<20)
 	for i := range 20 {
-		register("203.0.113.1", fmt.Sprintf("%d%s", i, garbage))
+		resp := register("203.0.113.1", fmt.Sprintf("%d%s", i, garbage))
+		if want := map[bool]string{true: "GRAPHQL_PARSE_FAILED", false: "RATE_LIMITED"}[i == 0]; !strings.Contains(resp, want) {
+			t.Fatalf("garbage registration %d: got %.300s; want %s", i, resp, want)
+		}
 	}
-	register("203.0.113.1", "{ secrets { password } }")
-	long := "query Long { " + strings.Repeat("__typename ", 2000) + "}" // 22 KB: runs, too long to keep
-	if resp := register("203.0.113.1", long); !strings.Contains(resp, `"__typename":"Query"`) {
+	register("203.0.113.3", "{ secrets { password } }")
+	long := "query Long { __typename } # " + strings.Repeat("x", 17<<10) // runs, too long to keep
+	if resp := register("203.0.113.3", long); !strings.Contains(resp, `"__typename":"Query"`) {
 		t.Fatalf("a long valid document: got %.300s; want it run", resp)
 	}
 	if n := stored(); n != 0 {

@@ -29,6 +29,8 @@ type ComplexityRateLimit struct {
 	limiter RateLimiter
 	key     func(ctx context.Context) string
 	cost    func(ctx context.Context) int
+	// upfront, when set, prices a request before its document is parsed (ChargeBeforeParsing).
+	upfront func(*graphql.RawParams) int
 	// refused remembers the clients refused lately, until they may retry.
 	refused *lru.Cache[string, time.Time]
 	// failures and misplaced log apart, so that one problem does not hide the other.
@@ -66,21 +68,34 @@ func (e *ComplexityRateLimit) Validate(graphql.ExecutableSchema) error {
 	return nil
 }
 
+// ChargeBeforeParsing makes the extension also charge price(params), when positive, before
+// the document is parsed: what reading a long document and its variables costs, which an
+// operation that fails to parse, validate or pass the cost limit would otherwise never pay.
+// It returns e.
+func (e *ComplexityRateLimit) ChargeBeforeParsing(price func(*graphql.RawParams) int) *ComplexityRateLimit {
+	e.upfront = price
+	return e
+}
+
 // MutateOperationParameters refuses, before parsing, the operations of a client that was
-// refused lately and may not retry yet.
-func (e *ComplexityRateLimit) MutateOperationParameters(ctx context.Context, _ *graphql.RawParams) *gqlerror.Error {
+// refused lately and may not retry yet, and charges the price before parsing, if any.
+func (e *ComplexityRateLimit) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
 	key := e.key(ctx)
 	if key == "" {
 		return nil
 	}
-	until, ok := e.refused.Get(key)
-	if !ok {
+	if until, ok := e.refused.Get(key); ok {
+		if wait := time.Until(until); wait > 0 {
+			return rateLimited(wait)
+		}
+		e.refused.Remove(key)
+	}
+	if e.upfront == nil {
 		return nil
 	}
-	if wait := time.Until(until); wait > 0 {
-		return rateLimited(wait)
+	if cost := e.upfront(params); cost > 0 {
+		return e.charge(ctx, key, cost)
 	}
-	e.refused.Remove(key)
 	return nil
 }
 
@@ -88,10 +103,19 @@ func (e *ComplexityRateLimit) MutateOperationParameters(ctx context.Context, _ *
 // cannot pay.
 func (e *ComplexityRateLimit) MutateOperationContext(ctx context.Context, _ *graphql.OperationContext) *gqlerror.Error {
 	key := e.key(ctx)
-	if key == "" || e.pause.active() {
+	if key == "" {
 		return nil
 	}
-	allowed, retryAfter, err := e.limiter.Allow(ctx, key, e.price(ctx))
+	return e.charge(ctx, key, e.price(ctx))
+}
+
+// charge charges cost to the client key, and refuses the operation when the budget cannot
+// pay.
+func (e *ComplexityRateLimit) charge(ctx context.Context, key string, cost int) *gqlerror.Error {
+	if e.pause.active() {
+		return nil
+	}
+	allowed, retryAfter, err := e.limiter.Allow(ctx, key, cost)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return nil // the client is gone: not a failure of the limiter

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/redis/go-redis/v9"
 
@@ -280,5 +281,28 @@ func TestRefusedClientsAreNotParsed(t *testing.T) {
 	time.Sleep(550 * time.Millisecond) // one unit flows back in 500 ms
 	if got := apqPost(t, h, apqRequest{query: "{ cheap }", client: "a"}); !got.ok() {
 		t.Fatalf("after the retry time: %+v; want it to run", got)
+	}
+}
+
+// TestDocumentsArePaidForBeforeParsing: with ChargeBeforeParsing, what the price before
+// parsing says is charged even for garbage that never parses, so a client sending it is
+// soon refused before parsing, as one over budget is.
+func TestDocumentsArePaidForBeforeParsing(t *testing.T) {
+	l, err := cache.NewMemoryRateLimiter(ratelimitSlow) // a burst of 10
+	if err != nil {
+		t.Fatal(err)
+	}
+	byLength := func(p *graphql.RawParams) int { return len(p.Query) }
+	h := apqTestHandler(extension.FixedComplexityLimit(100),
+		cache.NewComplexityRateLimit(l, apqClientOf, complexityOf, nil).ChargeBeforeParsing(byLength))
+	garbage := apqRequest{query: "{ cheap", client: "a"} // 7 units
+	if got := apqPost(t, h, garbage); got.code() != "GRAPHQL_PARSE_FAILED" {
+		t.Fatalf("first garbage: %+v; want GRAPHQL_PARSE_FAILED", got)
+	}
+	if got := apqPost(t, h, garbage); got.code() != "RATE_LIMITED" {
+		t.Fatalf("second garbage: %+v; want RATE_LIMITED, the first having spent the budget", got)
+	}
+	if got := apqPost(t, h, apqRequest{query: "{ cheap }", client: "b"}); !got.ok() {
+		t.Fatalf("another client: %+v; want it to run", got)
 	}
 }

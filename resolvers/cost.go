@@ -356,6 +356,47 @@ func (c costLimit) MutateOperationContext(_ context.Context, oc *graphql.Operati
 
 const costStatsKey = "CostLimit"
 
+// ParsingCost is what a request costs before its document is parsed, when its document is
+// too long to be kept parsed (see maxCachedDocument) or its variables hold many values: the
+// document at documentBytesPerUnit, each variable value as a few bytes of it. Rate limits
+// charge it before parsing (cache.ComplexityRateLimit.ChargeBeforeParsing), so that a client
+// sending megabytes that the parser, the validator or the cost limit refuses pays for them;
+// ordinary requests cost nothing here and are charged their operation's price only.
+func ParsingCost(params *graphql.RawParams) int {
+	values := variableValues(params.Variables)
+	if len(params.Query) <= maxCachedDocument && values <= maxFreeVariableValues {
+		return 0
+	}
+	return (len(params.Query) + bytesPerVariableValue*values) / documentBytesPerUnit
+}
+
+const (
+	// maxFreeVariableValues is the most values a request's variables hold before they are
+	// charged: a page of ids, a cart's lines.
+	maxFreeVariableValues = 200
+	// bytesPerVariableValue is about what a value weighs in JSON (an id is 40 to 60 bytes).
+	bytesPerVariableValue = 16
+)
+
+// variableValues counts the values in v: scalars, and the items of lists and objects.
+func variableValues(v any) int {
+	switch v := v.(type) {
+	case map[string]any:
+		n := 0
+		for _, item := range v {
+			n += 1 + variableValues(item)
+		}
+		return n
+	case []any:
+		n := 0
+		for _, item := range v {
+			n += 1 + variableValues(item)
+		}
+		return n
+	}
+	return 0
+}
+
 // OperationCost is the price of the operation of ctx, 0 before it was priced.
 func OperationCost(ctx context.Context) int {
 	if !graphql.HasOperationContext(ctx) {

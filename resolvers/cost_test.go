@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/homegoods/storefront/resolvers"
 )
 
@@ -132,5 +134,29 @@ func TestCheapLookingAttacksAreRefused(t *testing.T) {
 	got := a.ok("", nodes, ids(100))["nodes"].([]any)
 	if len(got) != 100 || dig(got, 99, "id") != gid("Product", product) {
 		t.Errorf("nodes of 100 ids: got %v; want the product 100 times", got)
+	}
+}
+
+// Ordinary requests cost nothing before parsing; a document too long to keep parsed, or
+// variables of thousands of values, are priced by their size before anything parses them.
+func TestParsingCost(t *testing.T) {
+	ids := make([]any, 12_000)
+	for i := range ids {
+		ids[i] = "gid://storefront/Product/00000000-0000-0000-0000-000000000000"
+	}
+	cases := []struct {
+		name     string
+		params   graphql.RawParams
+		min, max int
+	}{
+		{"a shopper's page", graphql.RawParams{Query: `{ products(first: 20) { edges { node { id name } } } }`}, 0, 0},
+		{"a page of ids", graphql.RawParams{Query: `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, Variables: map[string]any{"ids": ids[:100]}}, 0, 0},
+		{"a megabyte of garbage", graphql.RawParams{Query: strings.Repeat("x", 1<<20)}, 30_000, 35_000},
+		{"12,000 ids", graphql.RawParams{Query: `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, Variables: map[string]any{"ids": ids}}, 5_000, 7_000},
+	}
+	for _, c := range cases {
+		if got := resolvers.ParsingCost(&c.params); got < c.min || got > c.max {
+			t.Errorf("%s: ParsingCost = %d; want %d to %d", c.name, got, c.min, c.max)
+		}
 	}
 }

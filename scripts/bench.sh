@@ -580,7 +580,7 @@ abuse_files() {
 		grep -o '"gid://[^"]*"' | paste -sd,)
 	ids=$page
 	for ((i = 1; i < 120; i++)); do ids+=",$page"; done
-	echo "{\"ids\":[$ids]}" >"$OUT_DIR/probe-nodes.json"
+	echo "{\"ids\":[$ids]}" >"$OUT_DIR/probe-nodes-variables.json"
 	head -c 1000000 /dev/zero | tr '\0' 'x' >"$OUT_DIR/probe-garbage.graphql"
 }
 
@@ -643,7 +643,7 @@ abuse_bench() {
 	background abuse-searches 203.0.113.2 "$seconds" -query-file "$OUT_DIR/abuse-search.graphql" -follow-retry-after
 	background probe-suggests 203.0.113.3 "$seconds" -query-file "$OUT_DIR/probe-suggest.graphql" -follow-retry-after -expect-errors
 	background probe-nodes 203.0.113.4 "$seconds" -query-file "$OUT_DIR/probe-nodes.graphql" \
-		-variables-file "$OUT_DIR/probe-nodes.json" -follow-retry-after -expect-errors
+		-variables-file "$OUT_DIR/probe-nodes-variables.json" -follow-retry-after -expect-errors
 	background probe-garbage 203.0.113.5 "$seconds" -query-file "$OUT_DIR/probe-garbage.graphql" -follow-retry-after -expect-errors
 	sleep 1
 	shopper "beside both and three memory probes"
