@@ -497,6 +497,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if cfg.CustomerTokenTTL > cfg.JWTMaxTTL {
+		return fmt.Errorf("CUSTOMER_TOKEN_TTL (%s) exceeds JWT_MAX_TTL (%s): no token may live that long", cfg.CustomerTokenTTL, cfg.JWTMaxTTL)
+	}
 	if cfg.JWTSecret == "" {
 		log.Warn("JWT_SECRET is unset: this process checks tokens with a random secret of its own, so no token is accepted; set JWT_SECRET (make run does)")
 	}

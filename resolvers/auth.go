@@ -31,7 +31,8 @@ const (
 type Principal struct {
 	Role       model.Role
 	CustomerID string
-	// TokenID and Expires are those of the bearer token; empty for guests.
+	// TokenID and Expires are those of the bearer token; empty for guests (TokenID also for
+	// an identity provider's token without a jti).
 	TokenID string
 	Expires time.Time
 }
@@ -146,7 +147,7 @@ const maxTokenID = 64
 // holds reports whether p's token is still good: not expired, not revoked. A guest's
 // principal always holds.
 func (a *Auth) holds(p Principal) bool {
-	return p.TokenID == "" || time.Now().Before(p.Expires.Add(tokenLeeway)) && !a.revoked.Revoked(p.TokenID)
+	return p.Expires.IsZero() || time.Now().Before(p.Expires.Add(tokenLeeway)) && !a.revoked.Revoked(p.TokenID)
 }
 
 // noRevocations is the list of a server that revokes nothing.
@@ -172,7 +173,7 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 			}
 		}
 		ctx := withPrincipal(r.Context(), p)
-		if p.TokenID != "" && (transport.SSE{}).Supports(r) {
+		if !p.Expires.IsZero() && (transport.SSE{}).Supports(r) {
 			var stop context.CancelFunc
 			ctx, stop = a.endWithToken(ctx, p)
 			defer stop()
@@ -191,7 +192,11 @@ func (a *Auth) parseBearer(ctx context.Context, h string) (Principal, error) {
 	}
 	token = strings.TrimSpace(token)
 	if a.provider != nil && a.provider.provider.Mine(token) {
-		return a.provider.principal(ctx, token)
+		p, err := a.provider.principal(ctx, token)
+		if err == nil && p.TokenID != "" && a.revoked.Revoked(p.TokenID) {
+			return Principal{}, errors.New("revoked token")
+		}
+		return p, err
 	}
 	return a.Parse(token)
 }
@@ -212,7 +217,7 @@ func (a *Auth) websocketInit(ctx context.Context, payload transport.InitPayload)
 			return ctx, nil, errors.New("invalid or expired token")
 		}
 	}
-	if conn := socketOf(ctx); conn != nil && p.TokenID != "" {
+	if conn := socketOf(ctx); conn != nil && !p.Expires.IsZero() {
 		conn.requireToken(func() bool { return a.holds(p) })
 		go a.watch(ctx, p, func() { conn.violate(closeUnauthorized, "Unauthorized") })
 	}

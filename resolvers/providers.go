@@ -45,7 +45,7 @@ func (p *providerAuth) principal(ctx context.Context, raw string) (Principal, er
 		return Principal{}, err
 	}
 	if id.Merchandiser {
-		return Principal{Role: model.RoleMerchandiser}, nil
+		return Principal{Role: model.RoleMerchandiser, TokenID: id.TokenID, Expires: id.Expires}, nil
 	}
 	key := id.Issuer + "\x00" + id.Subject
 	customerID, ok := p.customers.Get(key)
@@ -57,5 +57,5 @@ func (p *providerAuth) principal(ctx context.Context, raw string) (Principal, er
 		customerID = c.ID
 		p.customers.Add(key, customerID)
 	}
-	return Principal{Role: model.RoleCustomer, CustomerID: customerID}, nil
+	return Principal{Role: model.RoleCustomer, CustomerID: customerID, TokenID: id.TokenID, Expires: id.Expires}, nil
 }
