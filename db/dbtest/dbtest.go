@@ -178,12 +178,16 @@ func Open(tb testing.TB, url string, configure func(*pgxpool.Config)) *pgxpool.P
 	return pool
 }
 
+// templateRecipe names the way ensureTemplate builds a template, so that a server keeping
+// templates built the old way gets new ones: change it with that way.
+const templateRecipe = "r2"
+
 // ensureTemplate creates and migrates the template database of an analytics mode for the
 // current migrations once per server: its name carries a hash of the migration files, so a
 // changed migration gets a new template. An advisory lock keeps test packages running in
 // parallel from racing.
 func ensureTemplate(ctx context.Context, conn *pgx.Conn, admin, mode string) (string, error) {
-	name := "storefront_tmpl_" + migrationsHash() + "_" + mode
+	name := "storefront_tmpl_" + migrationsHash() + "_" + templateRecipe + "_" + mode
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(4242)`); err != nil {
 		return "", err
 	}
@@ -213,8 +217,7 @@ func ensureTemplate(ctx context.Context, conn *pgx.Conn, admin, mode string) (st
 	}
 	_, err = db.MigrateWith(ctx, pool, db.Migrations, opts)
 	if err == nil && mode == TimescaleDB {
-		// A database being copied must have no other session: not even its job scheduler.
-		_, err = pool.Exec(ctx, `SELECT _timescaledb_functions.stop_background_workers()`)
+		err = stopJobs(ctx, pool)
 	}
 	pool.Close()
 	if err != nil {
@@ -231,6 +234,38 @@ func ensureTemplate(ctx context.Context, conn *pgx.Conn, admin, mode string) (st
 	}
 	_, err = conn.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %s RENAME TO %s`, building, name))
 	return name, err
+}
+
+// stopJobs stops the TimescaleDB scheduler of a template being built, as a database being
+// copied must have no other session, and forgets what its jobs did: a job that the stop ended
+// halfway counts as crashed in every copy, and TimescaleDB then holds it back for at least
+// five minutes (MIN_WAIT_AFTER_CRASH_MS in its src/bgw/job_stat.c), whatever next_start says.
+func stopJobs(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, `SELECT _timescaledb_functions.stop_background_workers()`); err != nil {
+		return err
+	}
+	for {
+		var workers int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND backend_type <> 'client backend'`).Scan(&workers)
+		if err != nil {
+			return err
+		}
+		if workers == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("TimescaleDB workers still running: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for _, table := range []string{"bgw_job_stat", "bgw_job_stat_history"} {
+		if _, err := pool.Exec(ctx, `DELETE FROM _timescaledb_internal.`+table); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // waitAlone waits until no session is connected to the database name (a stopping scheduler).
