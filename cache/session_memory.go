@@ -22,6 +22,24 @@ type MemorySessions struct {
 type sessionEntry struct {
 	model.Session
 	expires time.Time
+	// idle and ends are the limits of a bounded session (CreateBounded); zero for others.
+	idle time.Duration
+	ends time.Time
+}
+
+// expiry returns when e expires if it is not used after now.
+func (e sessionEntry) expiry(cfg SessionConfig, now time.Time) time.Time {
+	if e.idle == 0 {
+		return now.Add(cfg.idle(e.CustomerID))
+	}
+	return minTime(now.Add(e.idle), e.ends)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // sessionSweepEvery bounds how long expired sessions keep their memory: abandoned guest
@@ -35,14 +53,28 @@ func NewMemorySessions(cfg SessionConfig) *MemorySessions {
 
 // Create starts a session for customerID, or a guest session when customerID is empty.
 func (s *MemorySessions) Create(_ context.Context, customerID string) (model.Session, error) {
-	id := newSessionID()
+	return s.create(sessionEntry{Session: model.Session{CustomerID: customerID}}), nil
+}
+
+// CreateBounded starts a session of customerID that expires once idle for idle and at ends
+// however much it is used.
+func (s *MemorySessions) CreateBounded(_ context.Context, customerID string, idle time.Duration, ends time.Time) (model.Session, error) {
+	if customerID == "" || idle <= 0 || ends.IsZero() {
+		return model.Session{}, errors.New("create session: a bounded session needs a customer, an idle timeout and an end")
+	}
+	return s.create(sessionEntry{Session: model.Session{CustomerID: customerID}, idle: idle, ends: ends}), nil
+}
+
+// create stores e as a new session and returns it.
+func (s *MemorySessions) create(e sessionEntry) model.Session {
 	now := time.UnixMilli(time.Now().UnixMilli())
-	sess := model.Session{ID: id, CustomerID: customerID, CreatedAt: now, LastSeen: now}
+	e.ID, e.CreatedAt, e.LastSeen = newSessionID(), now, now
+	e.expires = e.expiry(s.cfg, now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweep(now)
-	s.sessions[id] = sessionEntry{Session: sess, expires: now.Add(s.cfg.idle(customerID))}
-	return sess, nil
+	s.sessions[e.ID] = e
+	return e.Session
 }
 
 // Get returns the session id, and records the visit: it sets LastSeen and restarts the
@@ -86,6 +118,21 @@ func (s *MemorySessions) Delete(_ context.Context, id string) error {
 	return nil
 }
 
+// EndCustomer ends every bounded session of customerID but keep ("" for none) and returns
+// the ids it ended with their ends.
+func (s *MemorySessions) EndCustomer(_ context.Context, customerID, keep string) (map[string]time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ended := map[string]time.Time{}
+	for id, e := range s.sessions {
+		if e.CustomerID == customerID && !e.ends.IsZero() && id != keep {
+			ended[id] = e.ends
+			delete(s.sessions, id)
+		}
+	}
+	return ended, nil
+}
+
 // touch applies change to a live session, records the visit and restarts its idle timer.
 // The caller holds s.mu.
 func (s *MemorySessions) touch(id string, change func(*model.Session)) (model.Session, bool) {
@@ -97,7 +144,7 @@ func (s *MemorySessions) touch(id string, change func(*model.Session)) (model.Se
 	}
 	change(&e.Session)
 	e.LastSeen = now
-	e.expires = now.Add(s.cfg.idle(e.CustomerID))
+	e.expires = e.expiry(s.cfg, now)
 	s.sessions[id] = e
 	return e.Session, true
 }

@@ -32,25 +32,75 @@ const (
 	sessionFieldCart     = "cart"
 	sessionFieldCreated  = "created"
 	sessionFieldSeen     = "seen"
+	// sessionFieldIdle and sessionFieldEnds are the limits of a bounded session (see
+	// CreateBounded), in milliseconds; other sessions have neither.
+	sessionFieldIdle = "idle"
+	sessionFieldEnds = "ends"
 )
+
+// A customer's bounded sessions are also listed under one key per customer, a sorted set of
+// session ids scored by their ends, so that EndCustomer finds them all. A session that ended
+// by itself stays listed until its ends: ending it again is harmless.
+func (s *RedisSessions) customerKey(customerID string) string {
+	return s.prefix + "customer:" + customerID
+}
 
 // Create starts a session for customerID, or a guest session when customerID is empty.
 func (s *RedisSessions) Create(ctx context.Context, customerID string) (model.Session, error) {
+	return s.create(ctx, customerID, 0, time.Time{})
+}
+
+// CreateBounded starts a session of customerID that expires once idle for idle and at ends
+// however much it is used.
+func (s *RedisSessions) CreateBounded(ctx context.Context, customerID string, idle time.Duration, ends time.Time) (model.Session, error) {
+	if customerID == "" || idle <= 0 || ends.IsZero() {
+		return model.Session{}, errors.New("create session: a bounded session needs a customer, an idle timeout and an end")
+	}
+	return s.create(ctx, customerID, idle, ends)
+}
+
+// create starts a session; idle is 0 for one with the idle timeout of its kind and no end.
+func (s *RedisSessions) create(ctx context.Context, customerID string, idle time.Duration, ends time.Time) (model.Session, error) {
 	id := newSessionID()
 	// Millisecond precision, as stored, so that Create and Get agree.
 	now := time.UnixMilli(time.Now().UnixMilli())
 	key := s.prefix + id
 	ms := sessionMillis(now)
+	fields := []any{sessionFieldCustomer, customerID, sessionFieldCart, "", sessionFieldCreated, ms, sessionFieldSeen, ms}
+	ttl := s.cfg.idle(customerID)
+	if idle > 0 {
+		fields = append(fields, sessionFieldIdle, idle.Milliseconds(), sessionFieldEnds, sessionMillis(ends))
+		ttl = min(idle, ends.Sub(now))
+		if err := s.list(ctx, customerID, id, ends, ms); err != nil {
+			return model.Session{}, err
+		}
+	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, key, sessionFieldCustomer, customerID, sessionFieldCart, "",
-			sessionFieldCreated, ms, sessionFieldSeen, ms)
-		p.PExpire(ctx, key, s.cfg.idle(customerID))
+		p.HSet(ctx, key, fields...)
+		p.PExpire(ctx, key, ttl)
 		return nil
 	})
 	if err != nil {
 		return model.Session{}, fmt.Errorf("create session: %w", err)
 	}
 	return model.Session{ID: id, CustomerID: customerID, CreatedAt: now, LastSeen: now}, nil
+}
+
+// list adds a bounded session to its customer's list, and drops the ids whose end is past.
+// Before the session exists, so that EndCustomer can never miss one (the list is another key,
+// in another hash slot on a Cluster).
+func (s *RedisSessions) list(ctx context.Context, customerID, id string, ends time.Time, nowMillis string) error {
+	key := s.customerKey(customerID)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, key, redis.Z{Score: float64(ends.UnixMilli()), Member: id})
+		p.ZRemRangeByScore(ctx, key, "-inf", nowMillis)
+		p.PExpireAt(ctx, key, ends)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
 }
 
 // Get returns the session id, and records the visit: it sets LastSeen and restarts the
@@ -94,6 +144,32 @@ func (s *RedisSessions) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// EndCustomer ends every bounded session of customerID but keep ("" for none) and returns
+// the ids it ended with their ends.
+func (s *RedisSessions) EndCustomer(ctx context.Context, customerID, keep string) (map[string]time.Time, error) {
+	list := s.customerKey(customerID)
+	found, err := s.rdb.ZRangeByScoreWithScores(ctx, list, &redis.ZRangeBy{
+		Min: "(" + sessionMillis(time.Now()), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("end sessions: %w", err)
+	}
+	ended := make(map[string]time.Time, len(found))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, z := range found {
+			if id, _ := z.Member.(string); id != keep && sessionIDValid(id) {
+				ended[id] = time.UnixMilli(int64(z.Score))
+				p.Del(ctx, s.prefix+id)
+				p.ZRem(ctx, list, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("end sessions: %w", err)
+	}
+	return ended, nil
+}
+
 func (s *RedisSessions) set(ctx context.Context, action, id, field, value string) error {
 	if !sessionIDValid(id) {
 		return model.NotFound("session")
@@ -108,18 +184,32 @@ func (s *RedisSessions) set(ctx context.Context, action, id, field, value string
 	return nil
 }
 
-// sessionUpdate sets fields of an existing session, restarts its idle timer with the
-// timeout of its kind and returns all its fields; nil when the session does not exist.
+// sessionUpdate sets fields of an existing session, restarts its idle timer and returns all
+// its fields; nil when the session does not exist or has reached its end. The idle timeout is
+// the session's own (a bounded session) or that of its kind, and never runs past its end.
 // A script, so that a session that expires meanwhile is never recreated half empty.
+// ARGV: guest idle, customer idle, 'seen', now (ms), further fields and values.
 var sessionUpdate = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-local customer = redis.call('HGET', KEYS[1], 'customer')
-local idle = ARGV[1]
-if customer and customer ~= '' then
-  idle = ARGV[2]
+local f = redis.call('HMGET', KEYS[1], 'customer', 'idle', 'ends')
+local now = tonumber(ARGV[4])
+local idle = tonumber(f[2])
+if not idle then
+  idle = tonumber(ARGV[1])
+  if f[1] and f[1] ~= '' then
+    idle = tonumber(ARGV[2])
+  end
+end
+local ends = tonumber(f[3])
+if ends then
+  if ends <= now then
+    redis.call('DEL', KEYS[1])
+    return false
+  end
+  idle = math.min(idle, ends - now)
 end
 redis.call('PEXPIRE', KEYS[1], idle)
 return redis.call('HGETALL', KEYS[1])

@@ -21,6 +21,8 @@ type sessionStore interface {
 	SetCart(ctx context.Context, id, cartID string) error
 	AttachCustomer(ctx context.Context, id, customerID string) error
 	Delete(ctx context.Context, id string) error
+	CreateBounded(ctx context.Context, customerID string, idle time.Duration, ends time.Time) (model.Session, error)
+	EndCustomer(ctx context.Context, customerID, keep string) (map[string]time.Time, error)
 }
 
 var (
@@ -193,6 +195,74 @@ func TestSessionsSlidingExpiry(t *testing.T) {
 			// Idle as long, but with the customer timeout.
 			sessionMustGet(t, s, customer.ID)
 			sessionMustGet(t, s, signedIn.ID)
+		})
+	}
+}
+
+// A bounded session slides with its own idle timeout, whatever its kind's, and ends at its
+// end however much it is used.
+func TestBoundedSessions(t *testing.T) {
+	const idle = time.Second
+	for _, b := range sessionBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := b.setup(t)(cache.SessionConfig{})
+			sliding, err1 := s.CreateBounded(ctx, "customer-1", idle, time.Now().Add(time.Hour))
+			ending, err2 := s.CreateBounded(ctx, "customer-1", time.Hour, time.Now().Add(2*idle))
+			_, err3 := s.CreateBounded(ctx, "", idle, time.Now().Add(time.Hour))
+			if err := errors.Join(err1, err2); err != nil || err3 == nil {
+				t.Fatalf("create: %v; a guest's bounded session: %v, want an error", err, err3)
+			}
+			for range 3 {
+				time.Sleep(idle / 2)
+				sessionMustGet(t, s, sliding.ID)
+				sessionMustGet(t, s, ending.ID)
+			}
+			time.Sleep(idle + idle/3)
+			sessionMustBeGone(t, s, sliding.ID)
+			sessionMustBeGone(t, s, ending.ID) // used within its idle timeout, but past its end
+		})
+	}
+}
+
+// EndCustomer ends the customer's bounded sessions but the one kept, and nobody else's.
+func TestEndCustomerSessions(t *testing.T) {
+	for _, b := range sessionBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := b.setup(t)(cache.SessionConfig{})
+			ends := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
+			var mine []string
+			for range 3 {
+				sess, err := s.CreateBounded(ctx, "customer-1", time.Minute, ends)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mine = append(mine, sess.ID)
+			}
+			other, err1 := s.CreateBounded(ctx, "customer-2", time.Minute, ends)
+			plain, err2 := s.Create(ctx, "customer-1")
+			if err := errors.Join(err1, err2); err != nil {
+				t.Fatal(err)
+			}
+			ended, err := s.EndCustomer(ctx, "customer-1", mine[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ended) != 2 || !ended[mine[1]].Equal(ends) || !ended[mine[2]].Equal(ends) {
+				t.Errorf("ended %v; want %v and %v until %v", ended, mine[1], mine[2], ends)
+			}
+			sessionMustBeGone(t, s, mine[1])
+			sessionMustBeGone(t, s, mine[2])
+			for _, id := range []string{mine[0], other.ID, plain.ID} {
+				sessionMustGet(t, s, id)
+			}
+			if ended, err := s.EndCustomer(ctx, "customer-1", ""); err != nil || len(ended) != 1 {
+				t.Errorf("ending all: %v, %v; want the one kept before", ended, err)
+			}
+			sessionMustBeGone(t, s, mine[0])
 		})
 	}
 }
