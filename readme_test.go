@@ -50,6 +50,7 @@ var readmeVariables = map[string]func(r readmeAnswers) map[string]any{
 	"SignIn":     nil,
 	"AddAddress": nil,
 	"Me":         nil,
+	"SignOut":    nil,
 	"FindOrder": func(r readmeAnswers) map[string]any {
 		return map[string]any{"number": r.get("Checkout", "checkout", "number")}
 	},
@@ -63,7 +64,7 @@ var readmeVariables = map[string]func(r readmeAnswers) map[string]any{
 var readmeMerchandiser = map[string]bool{"CreateProduct": true, "UpdateProduct": true, "MarkPaid": true, "Fulfil": true, "Sales": true, "Alerts": true, "Ticker": true}
 
 // readmeCustomer are the operations the README runs with the token of its SignIn.
-var readmeCustomer = map[string]bool{"AddAddress": true, "Me": true}
+var readmeCustomer = map[string]bool{"AddAddress": true, "Me": true, "SignOut": true}
 
 type readmeAnswers struct {
 	t       *testing.T

@@ -207,8 +207,9 @@ type config struct {
 	// Mail: customers' mails go through the SMTP server at SMTPAddr, or to the log when it is
 	// unset; their links lead to pages of the shop at ShopURL.
 	SMTPAddr, SMTPFrom, SMTPUser, SMTPPassword, ShopURL string
-	// CustomerTokenTTL is how long a customer's access token lives.
-	CustomerTokenTTL time.Duration
+	// CustomerTokenTTL is the longest a customer's access token lives; CustomerTokenIdle
+	// ends it sooner when unused that long.
+	CustomerTokenTTL, CustomerTokenIdle time.Duration
 	// OIDC: an external identity provider whose tokens are accepted beside the server's own.
 	OIDC idp.Options
 }
@@ -293,6 +294,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SMTPPassword:            e.str("SMTP_PASSWORD", ""),
 		ShopURL:                 e.str("SHOP_URL", "http://localhost:8080"),
 		CustomerTokenTTL:        e.duration("CUSTOMER_TOKEN_TTL", resolvers.DefaultCustomerTokenTTL),
+		CustomerTokenIdle:       e.duration("CUSTOMER_TOKEN_IDLE", resolvers.DefaultCustomerTokenIdle),
 		OIDC: idp.Options{Issuer: e.str("OIDC_ISSUER", ""), Audience: e.str("OIDC_AUDIENCE", ""), JWKSURL: e.str("OIDC_JWKS_URL", ""),
 			RoleClaim: e.str("OIDC_ROLE_CLAIM", ""), MerchandiserRole: e.str("OIDC_MERCHANDISER_ROLE", "merchandiser")},
 	}
@@ -500,6 +502,9 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if cfg.CustomerTokenTTL > cfg.JWTMaxTTL {
 		return fmt.Errorf("CUSTOMER_TOKEN_TTL (%s) exceeds JWT_MAX_TTL (%s): no token may live that long", cfg.CustomerTokenTTL, cfg.JWTMaxTTL)
 	}
+	if cfg.CustomerTokenIdle > cfg.CustomerTokenTTL {
+		return fmt.Errorf("CUSTOMER_TOKEN_IDLE (%s) exceeds CUSTOMER_TOKEN_TTL (%s)", cfg.CustomerTokenIdle, cfg.CustomerTokenTTL)
+	}
 	if cfg.JWTSecret == "" {
 		log.Warn("JWT_SECRET is unset: this process checks tokens with a random secret of its own, so no token is accepted; set JWT_SECRET (make run does)")
 	}
@@ -562,7 +567,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	auth, err := newAuth(ctx, cfg, st, caches.revocations, log)
+	auth, err := newAuth(ctx, cfg, st, caches, log)
 	if err != nil {
 		return err
 	}
@@ -670,30 +675,29 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, draining *atomic.B
 	}
 	crossOrigin := newCORS(cfg.CORSOrigins, cfg.CORSMaxAge)
 	api := resolvers.NewHandler(resolvers.Config{
-		Catalog:          st,
-		Commerce:         st,
-		Analytics:        st,
-		Searcher:         searches.service,
-		SearchControls:   searches.controls,
-		Ticker:           ticker,
-		CheckOrigin:      originAllowed(crossOrigin),
-		Batches:          batches,
-		Sessions:         caches.sessions,
-		Rankings:         caches.rankings,
-		Alerts:           caches.alerts,
-		Extensions:       extensions,
-		Auth:             auth,
-		Customers:        st,
-		Passwords:        password.NewHasher(password.Default, hashConcurrency),
-		AccountLimits:    caches.accountLimits,
-		CustomerTokenTTL: cfg.CustomerTokenTTL,
-		Log:              log,
-		Metrics:          resolvers.NewMetrics(reg),
-		Introspection:    cfg.Playground,
-		ComplexityLimit:  cfg.ComplexityLimit,
-		DepthLimit:       cfg.DepthLimit,
-		LoaderWait:       cfg.LoaderWait,
-		Tracer:           tel.tracer(),
+		Catalog:         st,
+		Commerce:        st,
+		Analytics:       st,
+		Searcher:        searches.service,
+		SearchControls:  searches.controls,
+		Ticker:          ticker,
+		CheckOrigin:     originAllowed(crossOrigin),
+		Batches:         batches,
+		Sessions:        caches.sessions,
+		Rankings:        caches.rankings,
+		Alerts:          caches.alerts,
+		Extensions:      extensions,
+		Auth:            auth,
+		Customers:       st,
+		Passwords:       password.NewHasher(password.Default, hashConcurrency),
+		AccountLimits:   caches.accountLimits,
+		Log:             log,
+		Metrics:         resolvers.NewMetrics(reg),
+		Introspection:   cfg.Playground,
+		ComplexityLimit: cfg.ComplexityLimit,
+		DepthLimit:      cfg.DepthLimit,
+		LoaderWait:      cfg.LoaderWait,
+		Tracer:          tel.tracer(),
 	})
 
 	mux := http.NewServeMux()
@@ -712,8 +716,9 @@ const hashConcurrency = 4
 // newAuth returns the checker of bearer tokens: the server's own, and with OIDC_ISSUER
 // those of that identity provider, whose keys it finds through the provider's discovery
 // document (read now) unless OIDC_JWKS_URL names them.
-func newAuth(ctx context.Context, cfg config, st *store.Store, revocations resolvers.Revocations, log *slog.Logger) (*resolvers.Auth, error) {
-	auth := resolvers.NewAuth([]byte(cfg.JWTSecret), resolvers.AuthOptions{MaxTTL: cfg.JWTMaxTTL, Revocations: revocations})
+func newAuth(ctx context.Context, cfg config, st *store.Store, caches *caching, log *slog.Logger) (*resolvers.Auth, error) {
+	auth := resolvers.NewAuth([]byte(cfg.JWTSecret), resolvers.AuthOptions{MaxTTL: cfg.JWTMaxTTL, Revocations: caches.revocations,
+		Sessions: caches.sessions, CustomerTokenTTL: cfg.CustomerTokenTTL, CustomerTokenIdle: cfg.CustomerTokenIdle})
 	if cfg.OIDC.Issuer == "" {
 		return auth, nil
 	}

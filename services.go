@@ -30,11 +30,11 @@ type rankingStore interface {
 	resolvers.Rankings
 }
 
-// sessionStore is what the server does with sessions.
+// sessionStore is what the server does with sessions: visitors' and those behind customers'
+// access tokens.
 type sessionStore interface {
-	Create(ctx context.Context, customerID string) (model.Session, error)
-	Get(ctx context.Context, id string) (model.Session, bool, error)
-	Delete(ctx context.Context, id string) error
+	resolvers.Sessions
+	resolvers.CustomerSessions
 }
 
 // caching is everything the server keeps in Redis, or in process memory without it.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -113,16 +114,7 @@ func TestRevocationReachesEveryInstance(t *testing.T) {
 	revoked := time.Now()
 	awaitRefused(t, second, token, revoked)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	for {
-		if _, _, err := socket.Read(ctx); err != nil {
-			if code := websocket.CloseStatus(err); code != 4401 {
-				t.Errorf("websocket on the second instance: closed with %d (%v); want 4401", code, err)
-			}
-			break
-		}
-	}
+	awaitClosed(t, "websocket on the second instance", socket)
 	var last alertResult
 	for r := range stream {
 		last = r
@@ -158,5 +150,74 @@ func awaitRefused(t *testing.T, base, token string, since time.Time) {
 			t.Fatalf("%s: still %d a second after the revocation; want 401", base, status)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A customer's sign-out through one instance reaches every instance sharing its Redis within
+// a second, open sockets included: signOut ends one session, customerSignOutEverywhere all
+// of the customer's, wherever they were opened.
+func TestCustomerSignOutReachesEveryInstance(t *testing.T) {
+	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
+	first, _ := startServer(t, env)
+	second, _ := startServer(t, env)
+	register := `{"query":"mutation { customerRegister(input: {email: \"ann@example.com\", password: \"correct horse battery\", name: \"Ann\"}) { accessToken } }"}`
+	signIn := `{"query":"mutation { customerSignIn(email: \"ann@example.com\", password: \"correct horse battery\") { accessToken } }"}`
+	a := accessToken(t, first, register)
+	b, c := accessToken(t, second, signIn), accessToken(t, first, signIn)
+	sockets := map[string]*websocket.Conn{}
+	for token, base := range map[string]string{a: second, b: second, c: first} {
+		var err error
+		if sockets[token], err = wsOpen(t, base, transportWS, map[string]any{"Authorization": "Bearer " + token}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if status, body := post(t, first+"/graphql", a, `{"query":"mutation { signOut }"}`); status != 200 || !strings.Contains(body, `"signOut":true`) {
+		t.Fatalf("signOut on the first instance: got %d %s", status, body)
+	}
+	awaitRefused(t, second, a, time.Now())
+	awaitClosed(t, "the signed-out session's socket on the second instance", sockets[a])
+	if status, body := post(t, second+"/graphql", b, `{"query":"{ me { email } }"}`); status != 200 || !strings.Contains(body, "ann@example.com") {
+		t.Fatalf("another session after signOut: got %d %s; want it to go on", status, body)
+	}
+
+	if status, body := post(t, first+"/graphql", c, `{"query":"mutation { customerSignOutEverywhere }"}`); status != 200 || !strings.Contains(body, `"customerSignOutEverywhere":true`) {
+		t.Fatalf("customerSignOutEverywhere on the first instance: got %d %s", status, body)
+	}
+	since := time.Now()
+	awaitRefused(t, second, b, since)
+	awaitRefused(t, first, c, since)
+	awaitClosed(t, "a socket on the second instance", sockets[b])
+	awaitClosed(t, "a socket on the first instance", sockets[c])
+}
+
+// accessToken posts a sign-in or sign-up mutation and returns the access token it gives.
+func accessToken(t *testing.T, base, mutation string) string {
+	t.Helper()
+	status, body := post(t, base+"/graphql", "", mutation)
+	var r struct {
+		Data map[string]struct{ AccessToken string } `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); status != 200 || err != nil || len(r.Data) != 1 {
+		t.Fatalf("%s: got %d %s", mutation, status, body)
+	}
+	for _, v := range r.Data {
+		return v.AccessToken
+	}
+	return ""
+}
+
+// awaitClosed fails t unless the server closes c with 4401 within 10 s.
+func awaitClosed(t *testing.T, what string, c *websocket.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if code := websocket.CloseStatus(err); code != 4401 {
+				t.Errorf("%s: closed with %d (%v); want 4401", what, code, err)
+			}
+			return
+		}
 	}
 }

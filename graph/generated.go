@@ -215,6 +215,7 @@ type ComplexityRoot struct {
 		CustomerRequestPasswordReset     func(childComplexity int, email string) int
 		CustomerResetPassword            func(childComplexity int, token string, newPassword string) int
 		CustomerSignIn                   func(childComplexity int, email string, password string, guestCartID *string) int
+		CustomerSignOutEverywhere        func(childComplexity int) int
 		CustomerUpdate                   func(childComplexity int, input model.CustomerUpdateInput) int
 		CustomerVerifyEmail              func(childComplexity int, token string) int
 		DeleteQueryRule                  func(childComplexity int, query string) int
@@ -561,6 +562,7 @@ type MutationResolver interface {
 	CustomerRegister(ctx context.Context, input model.CustomerRegisterInput, guestCartID *string) (*model.CustomerAccessToken, error)
 	CustomerSignIn(ctx context.Context, email string, password string, guestCartID *string) (*model.CustomerAccessToken, error)
 	CustomerUpdate(ctx context.Context, input model.CustomerUpdateInput) (*model.Customer, error)
+	CustomerSignOutEverywhere(ctx context.Context) (bool, error)
 	CustomerChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error)
 	CustomerAddressCreate(ctx context.Context, address model.Address, defaultShipping *bool) (*model.CustomerAddress, error)
 	CustomerAddressUpdate(ctx context.Context, id string, address *model.Address, defaultShipping *bool) (*model.CustomerAddress, error)
@@ -1389,6 +1391,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CustomerSignIn(childComplexity, args["email"].(string), args["password"].(string), args["guestCartId"].(*string)), true
+	case "Mutation.customerSignOutEverywhere":
+		if e.ComplexityRoot.Mutation.CustomerSignOutEverywhere == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.CustomerSignOutEverywhere(childComplexity), true
 	case "Mutation.customerUpdate":
 		if e.ComplexityRoot.Mutation.CustomerUpdate == nil {
 			break
@@ -8422,6 +8430,47 @@ func (ec *executionContext) fieldContext_Mutation_customerUpdate(ctx context.Con
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_customerSignOutEverywhere(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_customerSignOutEverywhere(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().CustomerSignOutEverywhere(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				role, err := ec.unmarshalNRole2githubᚗcomᚋhomegoodsᚋstorefrontᚋgraphᚋmodelᚐRole(ctx, "CUSTOMER")
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				if ec.Directives.HasRole == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive hasRole is not implemented")
+				}
+				return ec.Directives.HasRole(ctx, nil, directive0, role)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_customerSignOutEverywhere(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mutation", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _Mutation_customerChangePassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -17874,6 +17923,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "customerUpdate":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_customerUpdate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "customerSignOutEverywhere":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_customerSignOutEverywhere(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

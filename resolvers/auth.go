@@ -1,6 +1,7 @@
 package resolvers
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -35,11 +36,16 @@ type Principal struct {
 	// an identity provider's token without a jti).
 	TokenID string
 	Expires time.Time
+	// SessionID names the session behind a customer's access token (see CustomerSessions);
+	// empty for other tokens.
+	SessionID string
 }
 
 // claims are the fields of a storefront token.
 type claims struct {
 	Role model.Role `json:"role"`
+	// SessionID is set in the tokens of customers' sessions.
+	SessionID string `json:"sid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -59,6 +65,12 @@ type AuthOptions struct {
 	MaxTTL time.Duration
 	// Revocations is the list of revoked tokens; nil revokes none.
 	Revocations Revocations
+	// Sessions keep the sessions behind customers' access tokens; nil starts none.
+	Sessions CustomerSessions
+	// CustomerTokenTTL is the longest a customer's access token lives, however much it is
+	// used (DefaultCustomerTokenTTL when 0); CustomerTokenIdle ends it sooner when it goes
+	// unused that long (DefaultCustomerTokenIdle when 0, at most CustomerTokenTTL).
+	CustomerTokenTTL, CustomerTokenIdle time.Duration
 }
 
 // Auth signs and checks bearer tokens (HS256 JWTs with a role claim and an id), and ends
@@ -67,18 +79,23 @@ type Auth struct {
 	secret  []byte
 	maxTTL  time.Duration
 	revoked Revocations
+	// sessions and the lifetimes of customers' sessions, see startSession.
+	sessions                  CustomerSessions
+	customerTTL, customerIdle time.Duration
 	// provider, when set, accepts an external identity provider's tokens (AcceptProvider).
 	provider *providerAuth
 }
 
 // NewAuth returns an Auth that signs with secret.
 func NewAuth(secret []byte, opts AuthOptions) *Auth {
-	a := &Auth{secret: secret, maxTTL: opts.MaxTTL, revoked: opts.Revocations}
-	if a.maxTTL <= 0 {
-		a.maxTTL = DefaultMaxTokenTTL
-	}
+	a := &Auth{secret: secret, maxTTL: cmp.Or(opts.MaxTTL, DefaultMaxTokenTTL), revoked: opts.Revocations,
+		sessions: opts.Sessions, customerTTL: cmp.Or(opts.CustomerTokenTTL, DefaultCustomerTokenTTL)}
+	a.customerIdle = min(cmp.Or(opts.CustomerTokenIdle, DefaultCustomerTokenIdle), a.customerTTL)
 	if a.revoked == nil {
 		a.revoked = noRevocations{}
+	}
+	if a.sessions == nil {
+		a.sessions = noSessions{}
 	}
 	return a
 }
@@ -96,10 +113,13 @@ func (a *Auth) Token(role model.Role, customerID string, ttl time.Duration) (str
 		return "", fmt.Errorf("a token may live %s at most, not %s", a.maxTTL, ttl)
 	}
 	now := time.Now()
-	c := claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
+	return a.sign(claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
 		Issuer: tokenIssuer, Subject: customerID, ID: rand.Text(),
 		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}}
+	}})
+}
+
+func (a *Auth) sign(c claims) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.secret)
 }
 
@@ -120,14 +140,16 @@ func (a *Auth) Parse(token string) (Principal, error) {
 		return Principal{}, fmt.Errorf("token lives longer than %s", a.maxTTL)
 	case c.ID == "":
 		return Principal{}, errors.New("token without an id")
-	case a.revoked.Revoked(c.ID):
+	case a.revoked.Revoked(c.ID) || c.SessionID != "" && a.revoked.Revoked(c.SessionID):
 		return Principal{}, errors.New("revoked token")
 	case c.Role != model.RoleCustomer && c.Role != model.RoleMerchandiser:
 		return Principal{}, fmt.Errorf("unknown role %q", c.Role)
 	case c.Role == model.RoleCustomer && c.Subject == "":
 		return Principal{}, errors.New("customer token without a subject")
+	case c.SessionID != "" && c.Role != model.RoleCustomer:
+		return Principal{}, errors.New("a session of a role other than customer")
 	}
-	return Principal{Role: c.Role, CustomerID: c.Subject, TokenID: c.ID, Expires: c.ExpiresAt.Time}, nil
+	return Principal{Role: c.Role, CustomerID: c.Subject, TokenID: c.ID, Expires: c.ExpiresAt.Time, SessionID: c.SessionID}, nil
 }
 
 // Revoke revokes the token id on every server instance: it is refused from now on, and what
@@ -136,9 +158,16 @@ func (a *Auth) Revoke(ctx context.Context, id string) error {
 	return a.revoked.Revoke(ctx, id, time.Now().Add(a.maxTTL+tokenLeeway))
 }
 
-// signOut revokes p's own token, until it would have expired.
+// signOut revokes p's own token, until it would have expired; for a customer's access
+// token, its session, which it also ends.
 func (a *Auth) signOut(ctx context.Context, p Principal) error {
-	return a.revoked.Revoke(ctx, p.TokenID, p.Expires.Add(tokenLeeway))
+	if p.SessionID == "" {
+		return a.revoked.Revoke(ctx, p.TokenID, p.Expires.Add(tokenLeeway))
+	}
+	if err := a.revoked.Revoke(ctx, p.SessionID, p.Expires.Add(tokenLeeway)); err != nil {
+		return err
+	}
+	return a.sessions.Delete(ctx, p.SessionID)
 }
 
 // maxTokenID bounds the ids revokeToken takes: those of Token are 26 characters.
@@ -147,7 +176,8 @@ const maxTokenID = 64
 // holds reports whether p's token is still good: not expired, not revoked. A guest's
 // principal always holds.
 func (a *Auth) holds(p Principal) bool {
-	return p.Expires.IsZero() || time.Now().Before(p.Expires.Add(tokenLeeway)) && !a.revoked.Revoked(p.TokenID)
+	return p.Expires.IsZero() || time.Now().Before(p.Expires.Add(tokenLeeway)) && !a.revoked.Revoked(p.TokenID) &&
+		(p.SessionID == "" || !a.revoked.Revoked(p.SessionID))
 }
 
 // noRevocations is the list of a server that revokes nothing.
@@ -167,8 +197,11 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		p := Principal{Role: model.RoleGuest}
 		if h := r.Header.Get("Authorization"); h != "" {
 			var err error
-			if p, err = a.parseBearer(r.Context(), h); err != nil {
-				writeUnauthenticated(w)
+			if p, err = a.parseBearer(r.Context(), h); errors.Is(err, errSessionStore) {
+				writeRefusal(w, http.StatusServiceUnavailable, model.CodeUnavailable, "the session could not be checked: retry shortly")
+				return
+			} else if err != nil {
+				writeRefusal(w, http.StatusUnauthorized, model.CodeUnauthenticated, "invalid or expired token")
 				return
 			}
 		}
@@ -198,7 +231,11 @@ func (a *Auth) parseBearer(ctx context.Context, h string) (Principal, error) {
 		}
 		return p, err
 	}
-	return a.Parse(token)
+	p, err := a.Parse(token)
+	if err == nil && p.SessionID != "" {
+		err = a.checkSession(ctx, p)
+	}
+	return p, err
 }
 
 // websocketInit authenticates a websocket connection from the Authorization of its
@@ -224,13 +261,17 @@ func (a *Auth) websocketInit(ctx context.Context, payload transport.InitPayload)
 	return withPrincipal(ctx, p), nil, nil
 }
 
-func writeUnauthenticated(w http.ResponseWriter) {
+// writeRefusal answers a request whose token was not accepted.
+func writeRefusal(w http.ResponseWriter, status int, code model.ErrorCode, message string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-	w.WriteHeader(http.StatusUnauthorized)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	} else {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
-		"message":    "invalid or expired token",
-		"extensions": map[string]any{"code": string(model.CodeUnauthenticated)},
+		"message": message, "extensions": map[string]any{"code": string(code)},
 	}}})
 }
 

@@ -43,15 +43,11 @@ type AccountLimits struct {
 	PerAccount, PerClient RateLimiter
 }
 
-// DefaultCustomerTokenTTL is how long a customer's access token lives unless configured.
-const DefaultCustomerTokenTTL = 24 * time.Hour
-
 // accounts holds what the account resolvers use besides the store.
 type accounts struct {
 	store     Customers
 	passwords *password.Hasher
 	limits    AccountLimits
-	tokenTTL  time.Duration
 }
 
 // errSignIn answers every failed sign-in alike: unknown email, wrong password, or an account
@@ -268,10 +264,7 @@ func addressArgs(gid string, addr *model.Address) (string, error) {
 
 // newAccounts returns the accounts of cfg.
 func newAccounts(cfg Config) *accounts {
-	a := &accounts{store: cfg.Customers, passwords: cfg.Passwords, limits: cfg.AccountLimits, tokenTTL: cfg.CustomerTokenTTL}
-	if a.tokenTTL <= 0 {
-		a.tokenTTL = DefaultCustomerTokenTTL
-	}
+	a := &accounts{store: cfg.Customers, passwords: cfg.Passwords, limits: cfg.AccountLimits}
 	if a.passwords == nil {
 		a.passwords = password.NewHasher(password.Default, 4)
 	}
@@ -305,8 +298,7 @@ func (r *Resolver) signedIn(ctx context.Context, c *model.Customer, guest *model
 	if err != nil {
 		return nil, err
 	}
-	expires := time.Now().Add(r.accounts.tokenTTL)
-	token, err := r.Auth.Token(model.RoleCustomer, c.ID, r.accounts.tokenTTL)
+	token, expires, err := r.Auth.startSession(ctx, c.ID)
 	if err != nil {
 		return nil, err
 	}

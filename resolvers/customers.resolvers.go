@@ -65,8 +65,17 @@ func (r *mutationResolver) CustomerUpdate(ctx context.Context, input model.Custo
 	return r.accounts.store.UpdateCustomer(ctx, PrincipalFrom(ctx).CustomerID, input.Name)
 }
 
+func (r *mutationResolver) CustomerSignOutEverywhere(ctx context.Context) (bool, error) {
+	err := r.Auth.signOutEverywhere(ctx, PrincipalFrom(ctx).CustomerID, "")
+	return err == nil, err
+}
+
 func (r *mutationResolver) CustomerChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error) {
-	err := r.accounts.changePassword(ctx, PrincipalFrom(ctx).CustomerID, currentPassword, newPassword)
+	p := PrincipalFrom(ctx)
+	err := r.accounts.changePassword(ctx, p.CustomerID, currentPassword, newPassword)
+	if err == nil {
+		err = r.Auth.signOutEverywhere(ctx, p.CustomerID, p.SessionID)
+	}
 	return err == nil, err
 }
 
@@ -127,7 +136,10 @@ func (r *mutationResolver) CustomerRequestPasswordReset(ctx context.Context, ema
 }
 
 func (r *mutationResolver) CustomerResetPassword(ctx context.Context, token string, newPassword string) (bool, error) {
-	_, err := r.accounts.resetPassword(ctx, token, newPassword)
+	customerID, err := r.accounts.resetPassword(ctx, token, newPassword)
+	if err == nil {
+		err = r.Auth.signOutEverywhere(ctx, customerID, "")
+	}
 	return err == nil, err
 }
 

@@ -33,6 +33,7 @@ func newShopAPI(t *testing.T, opts ...apiOption) *shopAPI {
 		st := c.Catalog.(*store.Store)
 		c.Commerce, c.Customers = st, st
 		c.Passwords = password.NewHasher(fastHashes, 2)
+		c.Auth = sessionAuth(t, resolvers.AuthOptions{})
 	}}, opts...)
 	a := newAPI(t, 3, all...)
 	srv := mailtest.Start(t)

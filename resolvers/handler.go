@@ -35,14 +35,12 @@ type Config struct {
 	// SearchControls serve the merchandisers' relevance controls; nil turns them off.
 	SearchControls SearchControls
 	Auth           *Auth
-	// Customers are the accounts; Passwords hash theirs, AccountLimits slow guessing, and
-	// CustomerTokenTTL is how long a customer's access token lives (DefaultCustomerTokenTTL
-	// when 0).
-	Customers        Customers
-	Passwords        *password.Hasher
-	AccountLimits    AccountLimits
-	CustomerTokenTTL time.Duration
-	Log              *slog.Logger
+	// Customers are the accounts; Passwords hash theirs, AccountLimits slow guessing.
+	// Customers' access tokens are sessions of Auth (AuthOptions.Sessions).
+	Customers     Customers
+	Passwords     *password.Hasher
+	AccountLimits AccountLimits
+	Log           *slog.Logger
 	// Metrics records operations when set.
 	Metrics *Metrics
 	// Introspection serves the schema to tools such as the playground.

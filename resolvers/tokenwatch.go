@@ -13,18 +13,25 @@ import (
 )
 
 // A subscription lives as long as the token it was opened with: when the token expires or
-// is revoked, a websocket closes with 4401 (Unauthorized, the graphql-transport-ws close
-// code) and a stream of server-sent events sends an UNAUTHENTICATED error as its last
-// event, then completes. The client must sign in again and resubscribe.
+// is revoked, or the session of a customer's access token ends, a websocket closes with 4401
+// (Unauthorized, the graphql-transport-ws close code) and a stream of server-sent events
+// sends an UNAUTHENTICATED error as its last event, then completes. The client must sign in
+// again and resubscribe.
 
 // errTokenEnded is the cause of a stream's end when its token ended.
 var errTokenEnded = errors.New("the token expired or was revoked")
 
-// watch calls end once p's token stops holding (it expires, or is revoked), unless ctx
-// ends first.
+// watch calls end once p's token stops holding (it expires, or is revoked), or its session
+// ended, unless ctx ends first.
 func (a *Auth) watch(ctx context.Context, p Principal, end func()) {
 	expiry := time.NewTimer(time.Until(p.Expires.Add(tokenLeeway)))
 	defer expiry.Stop()
+	var recheck <-chan time.Time
+	if p.SessionID != "" {
+		t := time.NewTicker(min(a.customerIdle/4, maxSessionRecheck))
+		defer t.Stop()
+		recheck = t.C
+	}
 	for {
 		changed := a.revoked.Changed() // before looking, so that no revocation slips between
 		if !a.holds(p) {
@@ -36,6 +43,11 @@ func (a *Auth) watch(ctx context.Context, p Principal, end func()) {
 			return
 		case <-expiry.C:
 		case <-changed:
+		case <-recheck:
+			if a.sessionEnded(ctx, p) {
+				end()
+				return
+			}
 		}
 	}
 }
