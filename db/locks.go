@@ -30,10 +30,6 @@ const (
 // RelayLock is the lock whose holder relays the outbox to consumer.
 func RelayLock(consumer string) Lock { return Lock("outbox-relay:" + consumer) }
 
-// GuestLock is held, per transaction, by a guest's checkout: identity is the guest's email or
-// address, so that one guest's concurrent checkouts count its unpaid orders one at a time.
-func GuestLock(identity string) Lock { return Lock("guest:" + identity) }
-
 // SearchRebuildLock is held while the search index behind alias is rebuilt.
 func SearchRebuildLock(alias string) Lock { return Lock("search-rebuild:" + alias) }
 

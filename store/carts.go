@@ -40,6 +40,11 @@ func loadCart(ctx context.Context, q querier, sql string, args ...any) (*model.C
 	if err != nil {
 		return nil, err
 	}
+	return collectCart(rows)
+}
+
+// collectCart reads the cart of a query of cartWithLines; no row is NOT_FOUND.
+func collectCart(rows pgx.Rows) (*model.Cart, error) {
 	carts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*model.Cart, error) {
 		var c model.Cart
 		var lines []byte
@@ -159,31 +164,56 @@ func lockCart(ctx context.Context, tx pgx.Tx, id string) (*model.Cart, error) {
 	return carts[0], nil
 }
 
-// changeCart runs change on a locked OPEN cart and returns the cart as changed. A cart that
-// is CHECKED_OUT or MERGED is CONFLICT.
-func (s *Store) changeCart(ctx context.Context, cartID string, change func(pgx.Tx, *model.Cart) error) (*model.Cart, error) {
+// changeCart changes an OPEN cart in one round trip: a batch, one implicit transaction, that
+// locks the cart, runs the change that queue queues (which must change nothing unless the
+// cart is OPEN: see the comment of pipeline.go) and reads the cart back. A cart that is
+// CHECKED_OUT or MERGED is CONFLICT. check, when set, runs on the locked cart once the
+// change's results are read, and says why the change was refused if it was.
+func (s *Store) changeCart(ctx context.Context, cartID string, queue func(*pgx.Batch), check func(*model.Cart) error) (*model.Cart, error) {
 	if !model.IsUUID(cartID) {
 		return nil, model.NotFound("cart")
 	}
 	var out *model.Cart
-	err := s.retryTx(ctx, func(tx pgx.Tx) error {
-		cart, err := lockCart(ctx, tx, cartID)
-		if err != nil {
+	err := s.batched(ctx, func() *pgx.Batch {
+		b := &pgx.Batch{}
+		var cart *model.Cart
+		b.Queue(lockCartSQL, cartID).Query(func(rows pgx.Rows) error {
+			var err error
+			cart, err = openCart(rows)
 			return err
-		}
-		if cart.Status != model.CartOpen {
-			return model.Errorf(model.CodeConflict, "the cart is %s: it can no longer change", cart.Status)
-		}
-		if err := change(tx, cart); err != nil {
+		})
+		queue(b)
+		b.Queue(cartByIDSQL, cartID).Query(func(rows pgx.Rows) error {
+			if check != nil {
+				if err := check(cart); err != nil {
+					return err
+				}
+			}
+			var err error
+			out, err = collectCart(rows)
 			return err
-		}
-		out, err = loadCart(ctx, tx, `UPDATE carts SET updated_at = now() WHERE id = $1 RETURNING `+cartWithLines, cartID)
-		return err
+		})
+		return b
 	})
 	if err != nil {
 		return nil, translate(err, "change cart")
 	}
 	return out, nil
+}
+
+// openCart reads the cart of lockCartSQL: NOT_FOUND when there is none, CONFLICT unless it
+// is OPEN.
+func openCart(rows pgx.Rows) (*model.Cart, error) {
+	carts, err := pgx.CollectRows(rows, scanCart)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(carts) == 0:
+		return nil, model.NotFound("cart")
+	case carts[0].Status != model.CartOpen:
+		return nil, model.Errorf(model.CodeConflict, "the cart is %s: it can no longer change", carts[0].Status)
+	}
+	return carts[0], nil
 }
 
 // AddCartLines adds the quantities to the cart's lines (a new product gets a line). Each
@@ -200,18 +230,41 @@ func (s *Store) UpdateCartLines(ctx context.Context, cartID string, lines []mode
 	return s.setCartLines(ctx, cartID, lines, false)
 }
 
-// cartProductsSQL reads, for each product asked about in order, what a cart line needs:
-// the product (empty when unknown), its quantity in the cart and its available stock.
-const cartProductsSQL = `
-SELECT coalesce(p.name, ''), coalesce(p.status::text, ''), coalesce(p.currency, ''),
-       coalesce(p.price_cents, 0), coalesce(l.quantity, 0),
-       coalesce((SELECT sum(i.available_quantity) FROM inventory i WHERE i.product_id = x.id), 0)::int
-FROM unnest($2::uuid[]) WITH ORDINALITY AS x(id, n)
-LEFT JOIN products p ON p.id = x.id
-LEFT JOIN cart_lines l ON l.cart_id = $1 AND l.product_id = x.id
-ORDER BY x.n`
+// setLinesSQL sets the quantities $3 of products $2 in OPEN cart $1, adding what the cart
+// holds when $4 (at most $5 of a product), in one statement run after the cart's lock. It checks every line as
+// checkCartLine does and changes nothing unless every line passes (a quantity of 0 removes a
+// line, unchecked); it returns, for each product asked about in order, what checkCartLine
+// needs (the product's columns empty when it is unknown) and whether the lines were written.
+const setLinesSQL = `
+WITH open AS (
+    SELECT id, currency FROM carts WHERE id = $1 AND status = 'OPEN'
+), checked AS (
+    SELECT x.n, x.id, coalesce(p.name, '') AS name, coalesce(p.status::text, '') AS status,
+           coalesce(p.currency, '') AS currency, coalesce(p.price_cents, 0) AS price,
+           coalesce(l.quantity, 0) AS in_cart,
+           coalesce((SELECT sum(i.available_quantity) FROM inventory i WHERE i.product_id = x.id), 0)::int AS available,
+           x.q + CASE WHEN $4 THEN coalesce(l.quantity, 0) ELSE 0 END AS quantity
+    FROM unnest($2::uuid[], $3::int[]) WITH ORDINALITY AS x(id, q, n)
+    LEFT JOIN products p ON p.id = x.id
+    LEFT JOIN cart_lines l ON l.cart_id = $1 AND l.product_id = x.id
+), valid AS (
+    SELECT o.id FROM open o WHERE NOT EXISTS (
+        SELECT FROM checked c WHERE c.quantity <> 0 AND NOT (c.status = 'ACTIVE' AND c.currency = o.currency
+            AND c.quantity <= $5 AND c.quantity <= c.available))
+), touched AS (
+    UPDATE carts SET updated_at = now() WHERE id = (SELECT id FROM valid)
+), removed AS (
+    DELETE FROM cart_lines WHERE cart_id = (SELECT id FROM valid) AND product_id IN (SELECT id FROM checked WHERE quantity = 0)
+), upserted AS (
+    INSERT INTO cart_lines (cart_id, product_id, quantity, price_snapshot_cents)
+    SELECT v.id, c.id, c.quantity, c.price FROM valid v, checked c WHERE c.quantity > 0 ORDER BY c.n
+    ON CONFLICT (cart_id, product_id) DO UPDATE
+    SET quantity = excluded.quantity, price_snapshot_cents = excluded.price_snapshot_cents
+)
+SELECT c.name, c.status, c.currency, c.price, c.in_cart, c.available, EXISTS (SELECT FROM valid)
+FROM checked c ORDER BY c.n`
 
-// cartProduct is a row of cartProductsSQL.
+// cartProduct is a row of setLinesSQL.
 type cartProduct struct {
 	Name      string
 	Status    model.ProductStatus
@@ -219,23 +272,8 @@ type cartProduct struct {
 	Price     model.Cents
 	InCart    int
 	Available int
+	Written   bool
 }
-
-// cartLine is a line to write, in the JSON that upsertLinesSQL reads.
-type cartLine struct {
-	ProductID string      `json:"product_id"`
-	Quantity  int         `json:"quantity"`
-	Price     model.Cents `json:"price"`
-}
-
-const upsertLinesSQL = `
-INSERT INTO cart_lines (cart_id, product_id, quantity, price_snapshot_cents)
-SELECT $1, x.product_id, x.quantity, x.price
-FROM jsonb_to_recordset($2::jsonb) AS x(product_id uuid, quantity int, price bigint)
-ON CONFLICT (cart_id, product_id) DO UPDATE
-SET quantity = excluded.quantity, price_snapshot_cents = excluded.price_snapshot_cents`
-
-const deleteLinesSQL = `DELETE FROM cart_lines WHERE cart_id = $1 AND product_id = ANY($2::uuid[])`
 
 // setCartLines adds (add) or sets the quantities of lines.
 func (s *Store) setCartLines(ctx context.Context, cartID string, lines []model.CartLineInput, add bool) (*model.Cart, error) {
@@ -243,40 +281,35 @@ func (s *Store) setCartLines(ctx context.Context, cartID string, lines []model.C
 	if err != nil {
 		return nil, err
 	}
-	return s.changeCart(ctx, cartID, func(tx pgx.Tx, cart *model.Cart) error {
-		rows, err := tx.Query(ctx, cartProductsSQL, cartID, uuidArray(ids))
-		if err != nil {
+	quantities := make([]int32, len(lines))
+	for i, l := range lines {
+		quantities[i] = int32(l.Quantity)
+	}
+	var products []cartProduct
+	queue := func(b *pgx.Batch) {
+		b.Queue(setLinesSQL, cartID, uuidArray(ids), quantities, add, maxLineQuantity).Query(func(rows pgx.Rows) error {
+			var err error
+			products, err = pgx.CollectRows(rows, pgx.RowToStructByPos[cartProduct])
 			return err
+		})
+	}
+	return s.changeCart(ctx, cartID, queue, func(cart *model.Cart) error {
+		if len(products) == 0 || products[0].Written {
+			return nil
 		}
-		products, err := pgx.CollectRows(rows, pgx.RowToStructByPos[cartProduct])
-		if err != nil {
-			return err
-		}
-		var upserts []cartLine
-		var removals []string
 		for i, l := range lines {
 			p, q := products[i], l.Quantity
 			if add {
 				q += p.InCart
 			}
 			if q == 0 {
-				removals = append(removals, l.ProductID)
 				continue
 			}
 			if err := checkCartLine(i, p, q, cart.Currency); err != nil {
 				return err
 			}
-			upserts = append(upserts, cartLine{ProductID: l.ProductID, Quantity: q, Price: p.Price})
 		}
-		if len(removals) > 0 {
-			if _, err := tx.Exec(ctx, deleteLinesSQL, cartID, uuidArray(removals)); err != nil {
-				return err
-			}
-		}
-		if len(upserts) > 0 {
-			_, err = tx.Exec(ctx, upsertLinesSQL, cartID, upserts)
-		}
-		return err
+		return fmt.Errorf("the cart's lines were not written, yet every line passes: %+v", products)
 	})
 }
 
@@ -326,11 +359,17 @@ func (s *Store) RemoveCartLines(ctx context.Context, cartID string, productIDs [
 			return nil, model.InvalidArgument(fmt.Sprintf("productIds.%d", i), "unknown product")
 		}
 	}
-	return s.changeCart(ctx, cartID, func(tx pgx.Tx, _ *model.Cart) error {
-		_, err := tx.Exec(ctx, deleteLinesSQL, cartID, uuidArray(productIDs))
-		return err
-	})
+	return s.changeCart(ctx, cartID, func(b *pgx.Batch) {
+		b.Queue(removeLinesSQL, cartID, uuidArray(productIDs))
+	}, nil)
 }
+
+// removeLinesSQL removes the lines of products $2 from cart $1 if it is OPEN.
+const removeLinesSQL = `
+WITH open AS (
+    UPDATE carts SET updated_at = now() WHERE id = $1 AND status = 'OPEN' RETURNING id
+)
+DELETE FROM cart_lines WHERE cart_id = (SELECT id FROM open) AND product_id = ANY($2::uuid[])`
 
 // mergeCartSQL moves the lines of guest cart $1 into customer $2's OPEN cart, if there is
 // one: quantities add up (at most 999) and lines take the current price, as any change does.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -64,6 +65,7 @@ func (s *Store) hold(guest bool) time.Duration {
 // the first order; the same key with another cart is CONFLICT. It refuses with CONFLICT
 // when prices changed and ExpectedTotal does not name the new total, with OUT_OF_STOCK
 // when stock cannot cover a line, and with FORBIDDEN when the cart is another customer's.
+// The transaction takes two round trips (see checkout).
 func (s *Store) Checkout(ctx context.Context, customerID string, in model.CheckoutInput) (*model.Order, error) {
 	if in.IdempotencyKey == "" {
 		return nil, model.InvalidArgument("idempotencyKey", "an idempotency key is required")
@@ -71,62 +73,161 @@ func (s *Store) Checkout(ctx context.Context, customerID string, in model.Checko
 	if !model.IsUUID(in.CartID) {
 		return nil, model.NotFound("cart")
 	}
-	var id string
-	err := s.retryTx(ctx, func(tx pgx.Tx) error {
+	var order *model.Order
+	var placed string // by an earlier request with the same key
+	err := s.pipelined(ctx, func(p *pipeline) error {
 		var err error
-		id, err = s.checkout(ctx, tx, customerID, in)
+		order, placed, err = s.checkout(ctx, p, customerID, in)
 		return err
 	})
 	if isUniqueViolation(err, "orders_idempotency_key") {
 		// A twin request with the same key committed its order first: that order is the
 		// answer, read in a fresh transaction that can see it.
-		id, err = orderIDByKey(ctx, s.pool, customerID, in)
+		placed, err = orderIDByKey(ctx, s.pool, customerID, in)
 	}
 	if err != nil {
 		return nil, translate(err, "checkout")
 	}
-	return s.Order(ctx, id)
+	if order != nil {
+		return order, nil
+	}
+	return s.Order(ctx, placed)
 }
 
-// checkout places the order and returns its id. The stock is locked last, so that the rows
-// every checkout of a product queues for are held for as short a time as possible.
-func (s *Store) checkout(ctx context.Context, tx pgx.Tx, customerID string, in model.CheckoutInput) (string, error) {
-	cart, err := lockCart(ctx, tx, in.CartID)
+// checkoutState is what the first round trip of a checkout reads.
+type checkoutState struct {
+	cart   *model.Cart
+	placed string // the order of an earlier request with the same key
+	twin   error  // the same key was used with another cart
+	items  []cartItem
+	stock  []lockedStock
+	// A guest's unpaid orders, and how long until the first lets go.
+	guestOrders int
+	guestWait   time.Duration
+}
+
+// checkout places the order and returns it, or the id of the order placed before with the
+// same key. The first round trip locks the cart, looks for that order (after the lock: a
+// twin request that waited for it now sees the order its twin committed), reads the lines
+// at current prices, counts a guest's unpaid orders under the guest's locks and locks the
+// stock of the cart's products, last, so that the rows every checkout of a product queues
+// for are held for as short a time as possible. Go then checks and allocates, and the
+// second round trip writes the order, its lines, events, reservations, allocations and
+// sales, reads the order back and commits.
+func (s *Store) checkout(ctx context.Context, p *pipeline, customerID string, in model.CheckoutInput) (*model.Order, string, error) {
+	st, err := s.readCheckout(ctx, p, customerID, in)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case st.cart == nil:
+		return nil, "", model.NotFound("cart")
+	case st.placed != "" || st.twin != nil:
+		return nil, st.placed, st.twin
+	}
+	if err := checkoutable(st.cart, customerID); err != nil {
+		return nil, "", err
+	}
+	if len(st.items) == 0 {
+		return nil, "", model.InvalidArgument("cartId", "the cart is empty")
+	}
+	if err := s.limits.checkUnits(st.items); err != nil {
+		return nil, "", err
+	}
+	if s.guestLimited(customerID) && st.guestOrders >= s.limits.GuestOpenOrders {
+		return nil, "", &model.Error{Code: model.CodeRateLimited, RetryAfter: st.guestWait,
+			Message: fmt.Sprintf("%d orders with this email or address are waiting for payment: pay or cancel one, or sign in", st.guestOrders)}
+	}
+	total, err := reprice(st.items, in.ExpectedTotal)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	// Looked up after the cart lock: a twin request that waited for the lock now sees the
-	// order its twin committed.
-	if id, err := orderIDByKey(ctx, tx, customerID, in); id != "" || err != nil {
-		return id, err
-	}
-	if err := checkoutable(cart, customerID); err != nil {
-		return "", err
-	}
-	items, err := cartItems(ctx, tx, in.CartID)
+	allocs, err := allocate(st.items, st.stock)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	if err := s.limits.checkUnits(items); err != nil {
-		return "", err
-	}
-	if customerID == "" && s.limits.GuestOpenOrders > 0 {
-		if err := s.limits.checkGuest(ctx, tx, in); err != nil {
-			return "", err
+	order, err := s.placeOrder(ctx, p, customerID, st, total, allocs, in)
+	return order, "", err
+}
+
+// guestLimited says whether a checkout by customerID ("" for a guest) counts the guest's
+// unpaid orders.
+func (s *Store) guestLimited(customerID string) bool {
+	return customerID == "" && s.limits.GuestOpenOrders > 0
+}
+
+// readCheckout sends the first round trip of checkout.
+func (s *Store) readCheckout(ctx context.Context, p *pipeline, customerID string, in model.CheckoutInput) (*checkoutState, error) {
+	st := &checkoutState{}
+	b := &pgx.Batch{}
+	b.Queue(lockCartSQL, in.CartID).Query(func(rows pgx.Rows) error {
+		carts, err := pgx.CollectRows(rows, scanCart)
+		if len(carts) > 0 {
+			st.cart = carts[0]
 		}
+		return err
+	})
+	b.Queue(orderIDByKeySQL, customerID, in.CartID, in.IdempotencyKey).Query(func(rows pgx.Rows) error {
+		var err error
+		st.placed, st.twin, err = placedOrder(rows, in)
+		return err
+	})
+	b.Queue(cartItemsSQL, in.CartID).Query(func(rows pgx.Rows) error {
+		var err error
+		st.items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[cartItem])
+		return err
+	})
+	if s.guestLimited(customerID) {
+		// The guest's locks make concurrent checkouts of one guest count one after the other.
+		b.Queue(guestLocksSQL, in.Email, string(in.ShippingAddress))
+		b.Queue(openGuestOrdersSQL, in.Email, string(in.ShippingAddress)).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&st.guestOrders, &st.guestWait)
+		})
 	}
-	total, err := reprice(items, in.ExpectedTotal)
-	if err != nil {
-		return "", err
+	b.Queue(lockCartStockSQL, in.CartID).Query(func(rows pgx.Rows) error {
+		var err error
+		st.stock, err = pgx.CollectRows(rows, pgx.RowToStructByPos[lockedStock])
+		return err
+	})
+	return st, p.send(ctx, b, false)
+}
+
+// placeOrder sends the second round trip of checkout, which commits.
+func (s *Store) placeOrder(ctx context.Context, p *pipeline, customerID string, st *checkoutState, total model.Cents, allocs []allocation, in model.CheckoutInput) (*model.Order, error) {
+	var address any // NULL, not JSON null, when there is none
+	if len(in.ShippingAddress) > 0 {
+		address = string(in.ShippingAddress)
 	}
-	id, err := s.insertOrder(ctx, tx, customerID, cart.Currency, total, items, in)
-	if err != nil {
-		return "", err
+	id := uuid.NewString()
+	ids := uuidArray([]string{id})
+	changes := make([]stockChange, len(allocs))
+	for i, a := range allocs {
+		changes[i] = stockChange{ProductID: a.ProductID, WarehouseID: a.WarehouseID, Reserved: a.Quantity}
 	}
-	if err := reserve(ctx, tx, id, items); err != nil {
-		return "", err
+	b := &pgx.Batch{}
+	b.Queue(insertOrderSQL, id, customerID, in.Email, st.cart.Currency, int64(total), address,
+		in.IdempotencyKey, in.CartID, s.hold(customerID == "").Seconds(), st.items)
+	b.Queue(logOrderEventsSQL, ids, "order.placed", "")
+	b.Queue(changeStockSQL, changes, "checkout", "", &id)
+	b.Queue(insertAllocationsSQL, id, allocs)
+	b.Queue(orderFactsSQL, ids, false)
+	var orders []*model.Order
+	b.Queue(ordersByIDsSQL, ids).Query(func(rows pgx.Rows) error {
+		var err error
+		orders, err = pgx.CollectRows(rows, scanOrder)
+		return err
+	})
+	b.Queue(orderLinesSQL, ids).Query(func(rows pgx.Rows) error {
+		lines, err := pgx.CollectRows(rows, scanAllocatedLine)
+		addLines(orders, lines)
+		return err
+	})
+	if err := p.send(ctx, b, true); err != nil {
+		return nil, err
 	}
-	return id, recordSales(ctx, tx, id)
+	if len(orders) != 1 {
+		return nil, errors.New("the order placed was not read back")
+	}
+	return orders[0], nil
 }
 
 // orderFactsSQL writes sales facts of orders from their lines: one per line and warehouse
@@ -151,12 +252,6 @@ JOIN order_lines l ON l.order_id = o.id
 JOIN order_allocations a ON a.order_line_id = l.id
 WHERE o.id = ANY($1::uuid[])`
 
-// recordSales writes the sales facts of a placed order whose stock is allocated.
-func recordSales(ctx context.Context, tx pgx.Tx, orderID string) error {
-	_, err := tx.Exec(ctx, orderFactsSQL, uuidArray([]string{orderID}), false)
-	return err
-}
-
 func checkoutable(cart *model.Cart, customerID string) error {
 	if cart.CustomerID != "" && cart.CustomerID != customerID {
 		return model.Errorf(model.CodeForbidden, "the cart belongs to another customer")
@@ -167,8 +262,6 @@ func checkoutable(cart *model.Cart, customerID string) error {
 	return nil
 }
 
-// orderIDByKeySQL finds an order by its idempotency key, which is unique per customer, or
-// per cart for a guest (the index orders_idempotency_key).
 // checkUnits refuses an order with more units of a product, or more units in all, than
 // the limits allow.
 func (l CheckoutLimits) checkUnits(items []cartItem) error {
@@ -185,41 +278,24 @@ func (l CheckoutLimits) checkUnits(items []cartItem) error {
 	return nil
 }
 
-// guestSQL names the guest of a checkout by email and by address (see guest_address_key).
-const guestSQL = `SELECT lower($1), guest_address_key($2::jsonb)`
+// guestLocksSQL takes the locks of a guest ($1 the email, $2 the shipping address) for
+// the transaction, in the order of their keys so that no two takers deadlock; a guest is
+// known by email and by address (see guest_address_key).
+const guestLocksSQL = `
+SELECT pg_advisory_xact_lock(k) FROM (
+    SELECT k FROM unnest(ARRAY[hashtextextended('guest:email:' || lower($1), 0),
+                               hashtextextended('guest:address:' || guest_address_key($2::jsonb), 0)]) AS k
+    ORDER BY k) AS keys`
 
 // openGuestOrdersSQL counts a guest's unpaid orders still holding stock, and says when the
 // first of them lets go.
 const openGuestOrdersSQL = `
 SELECT count(*)::int, coalesce(min(expires_at) - now(), '0') FROM orders
 WHERE status = 'PENDING_PAYMENT' AND customer_id IS NULL AND expires_at > now()
-  AND (lower(email) = $1 OR guest_address_key(shipping_address) = $2)`
+  AND (lower(email) = lower($1) OR guest_address_key(shipping_address) = guest_address_key($2::jsonb))`
 
-// checkGuest refuses a guest's checkout, RATE_LIMITED until the first one expires, when the
-// guest already has as many unpaid orders as allowed. The guest's locks make concurrent
-// checkouts of one guest count one after the other.
-func (l CheckoutLimits) checkGuest(ctx context.Context, tx pgx.Tx, in model.CheckoutInput) error {
-	var email, address string
-	if err := tx.QueryRow(ctx, guestSQL, in.Email, string(in.ShippingAddress)).Scan(&email, &address); err != nil {
-		return err
-	}
-	keys := []int64{db.GuestLock("email:" + email).Key(), db.GuestLock("address:" + address).Key()}
-	slices.Sort(keys) // one order for every taker: no deadlock
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys); err != nil {
-		return err
-	}
-	var open int
-	var wait time.Duration
-	if err := tx.QueryRow(ctx, openGuestOrdersSQL, email, address).Scan(&open, &wait); err != nil {
-		return err
-	}
-	if open >= l.GuestOpenOrders {
-		return &model.Error{Code: model.CodeRateLimited, RetryAfter: wait,
-			Message: fmt.Sprintf("%d orders with this email or address are waiting for payment: pay or cancel one, or sign in", open)}
-	}
-	return nil
-}
-
+// orderIDByKeySQL finds an order by its idempotency key, which is unique per customer, or
+// per cart for a guest (the index orders_idempotency_key).
 const orderIDByKeySQL = `
 SELECT id::text, cart_id::text FROM orders
 WHERE coalesce(customer_id, cart_id::text) = coalesce(nullif($1, ''), $2) AND idempotency_key = $3`
@@ -231,15 +307,25 @@ func orderIDByKey(ctx context.Context, q querier, customerID string, in model.Ch
 	if err != nil {
 		return "", err
 	}
+	id, twin, err := placedOrder(rows, in)
+	if err != nil {
+		return "", err
+	}
+	return id, twin
+}
+
+// placedOrder reads the rows of orderIDByKeySQL: the order's id ("" if none), or CONFLICT
+// (twin) when the customer placed it from another cart.
+func placedOrder(rows pgx.Rows, in model.CheckoutInput) (id string, twin, err error) {
 	found, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ ID, CartID string }])
 	if err != nil || len(found) == 0 {
-		return "", err
+		return "", nil, err
 	}
 	if found[0].CartID != in.CartID {
 		return "", &model.Error{Code: model.CodeConflict, Argument: "idempotencyKey",
-			Message: "this idempotency key was used for another cart's checkout"}
+			Message: "this idempotency key was used for another cart's checkout"}, nil
 	}
-	return found[0].ID, nil
+	return found[0].ID, nil, nil
 }
 
 // cartItem is a cart line with its product as the catalog has it now.
@@ -260,18 +346,6 @@ SELECT l.product_id::text, p.category_id::text, p.sku, p.name, p.status, l.quant
 FROM cart_lines l JOIN products p ON p.id = l.product_id
 WHERE l.cart_id = $1
 ORDER BY l.added_at, l.id`
-
-func cartItems(ctx context.Context, tx pgx.Tx, cartID string) ([]cartItem, error) {
-	rows, err := tx.Query(ctx, cartItemsSQL, cartID)
-	if err != nil {
-		return nil, err
-	}
-	items, err := pgx.CollectRows(rows, pgx.RowToStructByPos[cartItem])
-	if err == nil && len(items) == 0 {
-		return nil, model.InvalidArgument("cartId", "the cart is empty")
-	}
-	return items, err
-}
 
 // reprice totals the items at current prices. The customer never pays a price they were not
 // shown: if a price changed since its line was added, the checkout goes through only when
@@ -297,37 +371,23 @@ func reprice(items []cartItem, expected *model.Cents) (model.Cents, error) {
 	return total, nil
 }
 
-// insertOrderSQL creates the order and its lines and closes the cart.
+// insertOrderSQL creates order $1 and its lines and closes the cart.
 const insertOrderSQL = `
 WITH o AS (
-    INSERT INTO orders (customer_id, email, currency, total_cents, shipping_address, idempotency_key, cart_id, expires_at)
-    VALUES (nullif($1, ''), $2, $3, $4, coalesce($5::jsonb, '{}'), $6, $7, now() + make_interval(secs => $8))
+    INSERT INTO orders (id, customer_id, email, currency, total_cents, shipping_address, idempotency_key, cart_id, expires_at)
+    VALUES ($1, nullif($2, ''), $3, $4, $5, coalesce($6::jsonb, '{}'), $7, $8, now() + make_interval(secs => $9))
     RETURNING id
 ), lines AS (
     INSERT INTO order_lines (order_id, product_id, category_id, sku, name, quantity, unit_price_cents)
     SELECT o.id, x.product_id, x.category_id, x.sku, x.name, x.quantity, x.unit_price_cents
-    FROM o, ROWS FROM (jsonb_to_recordset($9::jsonb)
+    FROM o, ROWS FROM (jsonb_to_recordset($10::jsonb)
         AS (product_id uuid, category_id uuid, sku text, name text, quantity int, unit_price_cents bigint))
         WITH ORDINALITY AS x(product_id, category_id, sku, name, quantity, unit_price_cents, n)
     ORDER BY x.n
 ), closed AS (
-    UPDATE carts SET status = 'CHECKED_OUT', updated_at = now() WHERE id = $7
+    UPDATE carts SET status = 'CHECKED_OUT', updated_at = now() WHERE id = $8
 )
 SELECT id::text FROM o`
-
-func (s *Store) insertOrder(ctx context.Context, tx pgx.Tx, customerID, currency string, total model.Cents, items []cartItem, in model.CheckoutInput) (string, error) {
-	var address any // NULL, not JSON null, when there is none
-	if len(in.ShippingAddress) > 0 {
-		address = string(in.ShippingAddress)
-	}
-	var id string
-	err := tx.QueryRow(ctx, insertOrderSQL, customerID, in.Email, currency, int64(total), address,
-		in.IdempotencyKey, in.CartID, s.hold(customerID == "").Seconds(), items).Scan(&id)
-	if err != nil {
-		return "", err
-	}
-	return id, logOrderEvents(ctx, tx, []string{id}, "order.placed", "")
-}
 
 // allocation is the part of an order's line taken from one warehouse.
 type allocation struct {
@@ -341,31 +401,6 @@ INSERT INTO order_allocations (order_line_id, warehouse_id, quantity)
 SELECT l.id, a.warehouse_id, a.quantity
 FROM jsonb_to_recordset($2::jsonb) AS a(product_id uuid, warehouse_id uuid, quantity int)
 JOIN order_lines l ON l.order_id = $1 AND l.product_id = a.product_id`
-
-// reserve locks the stock of the items, allocates it and reserves it for the order.
-func reserve(ctx context.Context, tx pgx.Tx, orderID string, items []cartItem) error {
-	ids := make([]string, len(items))
-	for i, it := range items {
-		ids[i] = it.ProductID
-	}
-	stock, err := lockStock(ctx, tx, ids, nil)
-	if err != nil {
-		return err
-	}
-	allocs, err := allocate(items, stock)
-	if err != nil {
-		return err
-	}
-	changes := make([]stockChange, len(allocs))
-	for i, a := range allocs {
-		changes[i] = stockChange{ProductID: a.ProductID, WarehouseID: a.WarehouseID, Reserved: a.Quantity}
-	}
-	if _, err := changeStock(ctx, tx, changes, movement{reason: "checkout", orderID: &orderID}); err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, insertAllocationsSQL, orderID, allocs)
-	return err
-}
 
 // allocate takes the items from the warehouses' available stock. An order ships in one
 // parcel when it can: from the first warehouse, by priority, that can fill every line.
@@ -426,13 +461,19 @@ const retryAttempts = 5
 // failure or a deadlock: those are the database's way to say "try again", and callers never
 // see them. fn must start from scratch every time.
 func (s *Store) retryTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := s.inTx(ctx, fn)
-		if attempt == retryAttempts || !retryable(err) {
+	return s.retry(ctx, func() error { return s.inTx(ctx, fn) })
+}
+
+// retry runs attempt, a whole transaction, again after a serialization failure or a
+// deadlock, like retryTx.
+func (s *Store) retry(ctx context.Context, attempt func() error) error {
+	for n := 1; ; n++ {
+		err := attempt()
+		if n == retryAttempts || !retryable(err) {
 			return err
 		}
 		// Jittered and doubling, so that the transactions that collided do not collide again.
-		if !db.Sleep(ctx, time.Duration(rand.Int64N(int64(time.Millisecond)<<attempt))) {
+		if !db.Sleep(ctx, time.Duration(rand.Int64N(int64(time.Millisecond)<<n))) {
 			return err
 		}
 	}

@@ -61,16 +61,25 @@ func queryOrders(ctx context.Context, q querier, sql string, args ...any) ([]*mo
 	if err != nil || len(orders) == 0 {
 		return orders, err
 	}
-	byID := make(map[string]*model.Order, len(orders))
 	ids := make([]string, len(orders))
 	for i, o := range orders {
-		byID[o.ID], ids[i] = o, o.ID
+		ids[i] = o.ID
 	}
 	rows, err = q.Query(ctx, orderLinesSQL, uuidArray(ids))
 	if err != nil {
 		return nil, err
 	}
 	lines, err := pgx.CollectRows(rows, scanAllocatedLine)
+	addLines(orders, lines)
+	return orders, err
+}
+
+// addLines gives orders their lines, rows of orderLinesSQL.
+func addLines(orders []*model.Order, lines []allocatedLine) {
+	byID := make(map[string]*model.Order, len(orders))
+	for _, o := range orders {
+		byID[o.ID] = o
+	}
 	for _, r := range lines {
 		o := byID[r.orderID]
 		if n := len(o.Lines); n > 0 && o.Lines[n-1].ProductID == r.line.ProductID {
@@ -80,7 +89,6 @@ func queryOrders(ctx context.Context, q querier, sql string, args ...any) ([]*mo
 		r.line.Allocations = []*model.Allocation{r.alloc}
 		o.Lines = append(o.Lines, r.line)
 	}
-	return orders, err
 }
 
 const ordersByIDsSQL = `SELECT ` + orderColumns + ` FROM orders o WHERE o.id = ANY($1::uuid[])`

@@ -54,6 +54,14 @@ WHERE i.product_id = ANY($1::uuid[]) AND ($2::uuid IS NULL OR i.warehouse_id = $
 ORDER BY i.product_id, i.warehouse_id
 FOR UPDATE OF i`
 
+// lockCartStockSQL locks, as lockStockSQL does, the inventory rows of the products in cart $1.
+const lockCartStockSQL = `
+SELECT i.product_id::text, i.warehouse_id::text, w.priority, i.quantity, i.reserved_quantity
+FROM inventory i JOIN warehouses w ON w.id = i.warehouse_id
+WHERE i.product_id IN (SELECT product_id FROM cart_lines WHERE cart_id = $1)
+ORDER BY i.product_id, i.warehouse_id
+FOR UPDATE OF i`
+
 func lockStock(ctx context.Context, tx pgx.Tx, productIDs []string, warehouseID *string) ([]lockedStock, error) {
 	rows, err := tx.Query(ctx, lockStockSQL, uuidArray(productIDs), warehouseID)
 	if err != nil {

@@ -121,13 +121,24 @@ func WithWriters(n int) Option {
 
 // inTx runs fn in a transaction, committed when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	if s.writers != nil {
-		if err := s.writers.Acquire(ctx, 1); err != nil {
-			return fmt.Errorf("wait for a transaction slot: %w", err)
-		}
-		defer s.writers.Release(1)
+	release, err := s.writeSlot(ctx)
+	if err != nil {
+		return err
 	}
+	defer release()
 	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+// writeSlot waits for one of the transaction slots of WithWriters, if set, and returns its
+// release.
+func (s *Store) writeSlot(ctx context.Context) (func(), error) {
+	if s.writers == nil {
+		return func() {}, nil
+	}
+	if err := s.writers.Acquire(ctx, 1); err != nil {
+		return nil, fmt.Errorf("wait for a transaction slot: %w", err)
+	}
+	return func() { s.writers.Release(1) }, nil
 }
 
 // withOutbox wraps a data-modifying statement that returns whole rows (RETURNING *) so that
