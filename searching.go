@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -52,8 +53,8 @@ func newSearchMetrics(reg prometheus.Registerer) *searchMetrics {
 const searchCacheSize = 1000
 
 // newSearching builds search on PostgreSQL, with Elasticsearch in front when configured:
-// searches on the requests' pool, the indexer on the pool of background work. client, when
-// not nil, carries the calls to Elasticsearch (tracing them). With SEARCH_CACHE_TTL, results
+// searches on the requests' pool, the indexer on the pool of background work. client carries
+// the calls to Elasticsearch. With SEARCH_CACHE_TTL, results
 // are kept in a memo on bus that every catalog or controls change empties, on every instance.
 func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.Client, bus *cache.Bus, log *slog.Logger) (*searching, error) {
 	pool := dbs.requests
@@ -120,11 +121,26 @@ func (s *searching) start(g *supervisor.Group, changes *feed.Feed, cfg config) {
 	})
 }
 
-// elasticConfig is where and how the Elasticsearch engine searches; client, when not nil,
-// carries its requests.
+// elasticConfig is where and how the Elasticsearch engine searches; client carries its
+// requests.
 func (c config) elasticConfig(facets search.Config, controls *search.Controls, client *http.Client) search.ElasticConfig {
 	return search.ElasticConfig{URL: c.ElasticsearchURL, Index: c.SearchIndex, Replicas: c.SearchReplicas, APIKey: c.ElasticsearchAPIKey,
 		Facets: facets, Controls: controls, HTTPClient: client}
+}
+
+// searchTransport carries the calls to the search cluster: Go's default transport, which
+// trusts only the authority of ELASTICSEARCH_CA_CERT when that is set.
+func (c config) searchTransport() (http.RoundTripper, error) {
+	if c.ElasticsearchCACert == "" {
+		return http.DefaultTransport, nil
+	}
+	roots, err := trustedRoots(c.ElasticsearchCACert)
+	if err != nil {
+		return nil, fmt.Errorf("ELASTICSEARCH_CA_CERT: %w", err)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	return t, nil
 }
 
 // newIndexer is the indexer of the reindex and reconcile commands.
@@ -133,7 +149,11 @@ func newIndexer(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*search.Index
 		return nil, fmt.Errorf("ELASTICSEARCH_URL is not set: the PostgreSQL search needs no index")
 	}
 	facets := search.DefaultConfig()
-	es, err := search.NewElastic(cfg.elasticConfig(facets, search.NewControls(pool), nil))
+	transport, err := cfg.searchTransport()
+	if err != nil {
+		return nil, err
+	}
+	es, err := search.NewElastic(cfg.elasticConfig(facets, search.NewControls(pool), &http.Client{Transport: transport}))
 	if err != nil {
 		return nil, err
 	}

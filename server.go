@@ -161,11 +161,14 @@ type config struct {
 	// to every node (REDIS_URL carries these in itself: rediss://user:password@...).
 	RedisUsername, RedisSentinelPassword string
 	RedisTLS                             bool
-	RedisPrefix                          string
-	Cache                                bool // the catalog's read-through cache
-	CacheTTL, CacheL1TTL                 time.Duration
-	CacheL1Size, CacheMemoryEntries      int
-	RateLimitPerSecond, RateLimitBurst   int // complexity per client; 0 turns limits off
+	// RedisCACert is the PEM file of the authority that signed the Redis servers' certificate
+	// when no public one did; with TLS only.
+	RedisCACert                        string
+	RedisPrefix                        string
+	Cache                              bool // the catalog's read-through cache
+	CacheTTL, CacheL1TTL               time.Duration
+	CacheL1Size, CacheMemoryEntries    int
+	RateLimitPerSecond, RateLimitBurst int // complexity per client; 0 turns limits off
 	// PersistedQueries is "automatic" (APQ), "allowlist" (registered operations only: the
 	// *.graphql files of OperationsDir, and merchandisers' ad hoc queries) or "off".
 	PersistedQueries, OperationsDir string
@@ -192,9 +195,12 @@ type config struct {
 	Analytics                             store.AnalyticsSettings
 	// Search: Elasticsearch (or OpenSearch) when ElasticsearchURL is set, PostgreSQL
 	// full-text search otherwise and as the fallback.
-	ElasticsearchURL, SearchIndex          string
-	SearchReplicas                         int // replicas of an index's shard, set at creation
-	ElasticsearchAPIKey                    string
+	ElasticsearchURL, SearchIndex string
+	SearchReplicas                int // replicas of an index's shard, set at creation
+	ElasticsearchAPIKey           string
+	// ElasticsearchCACert is the PEM file of the authority that signed the search cluster's
+	// certificate when no public one did.
+	ElasticsearchCACert                    string
 	SearchTimeout, SearchReconcileInterval time.Duration
 	// SearchInsightsInterval is how often counted searches are written for insights.
 	SearchInsightsInterval time.Duration
@@ -248,6 +254,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisUsername:         e.str("REDIS_USERNAME", ""),
 		RedisSentinelPassword: e.str("REDIS_SENTINEL_PASSWORD", ""),
 		RedisTLS:              e.bool("REDIS_TLS", false),
+		RedisCACert:           e.str("REDIS_CA_CERT", ""),
 		RedisPrefix:           e.str("REDIS_PREFIX", "sf:"),
 		Cache:                 e.bool("CACHE", true),
 		CacheTTL:              e.duration("CACHE_TTL", 5*time.Minute),
@@ -282,6 +289,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SearchIndex:             e.str("SEARCH_INDEX", "products"),
 		SearchReplicas:          e.int("SEARCH_REPLICAS", 0),
 		ElasticsearchAPIKey:     e.str("ELASTICSEARCH_API_KEY", ""),
+		ElasticsearchCACert:     e.str("ELASTICSEARCH_CA_CERT", ""),
 		SearchTimeout:           e.duration("SEARCH_TIMEOUT", 500*time.Millisecond),
 		SearchReconcileInterval: e.duration("SEARCH_RECONCILE_INTERVAL", 10*time.Minute),
 		SearchInsightsInterval:  e.duration("SEARCH_INSIGHTS_INTERVAL", 5*time.Second),
@@ -555,7 +563,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("persisted operations: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	searches, err := newSearching(cfg, dbs, newSearchMetrics(reg), tel.httpClient(), caches.bus, log)
+	searchTransport, err := cfg.searchTransport()
+	if err != nil {
+		return err
+	}
+	searches, err := newSearching(cfg, dbs, newSearchMetrics(reg), tel.httpClient(searchTransport), caches.bus, log)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -258,6 +260,39 @@ func TestConfigRefusesMalformedValues(t *testing.T) {
 		if got := maskURL(u); strings.Contains(got, "s3cret") {
 			t.Errorf("maskURL(%q): got %s; want the password hidden", u, got)
 		}
+	}
+}
+
+// The authorities of REDIS_CA_CERT and ELASTICSEARCH_CA_CERT are checked before anything
+// connects: a file that is no certificate, or an authority for a Redis not reached over TLS,
+// is a configuration error naming the variable.
+func TestTLSAuthoritiesAreChecked(t *testing.T) {
+	notPEM := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env  testEnv
+		want string
+	}{
+		{testEnv{"REDIS_URL": "redis://cache:6379/0", "REDIS_CA_CERT": notPEM}, "REDIS_CA_CERT is set but Redis is not reached over TLS"},
+		{testEnv{"REDIS_URL": "rediss://cache:6379/0", "REDIS_CA_CERT": notPEM}, "REDIS_CA_CERT: " + notPEM + " holds no PEM certificate"},
+		{testEnv{"REDIS_ADDRS": "a:1,b:2", "REDIS_TLS": "true", "REDIS_CA_CERT": "/nonexistent.pem"}, "REDIS_CA_CERT: open /nonexistent.pem"},
+	} {
+		cfg, err := loadConfig(c.env.get)
+		if err == nil {
+			_, err = cfg.redisOptions()
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v; want %q", c.env, err, c.want)
+		}
+	}
+	cfg, err := loadConfig(testEnv{"ELASTICSEARCH_CA_CERT": notPEM}.get)
+	if err == nil {
+		_, err = cfg.searchTransport()
+	}
+	if err == nil || !strings.Contains(err.Error(), "ELASTICSEARCH_CA_CERT: "+notPEM+" holds no PEM certificate") {
+		t.Errorf("a search authority that is no certificate: got %v", err)
 	}
 }
 

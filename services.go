@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -228,6 +230,16 @@ func (c config) redisOptions() (*redis.UniversalOptions, error) {
 	default:
 		return nil, nil
 	}
+	if c.RedisCACert != "" {
+		if opts.TLSConfig == nil {
+			return nil, errors.New("REDIS_CA_CERT is set but Redis is not reached over TLS: use rediss:// in REDIS_URL, or REDIS_TLS=true")
+		}
+		roots, err := trustedRoots(c.RedisCACert)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_CA_CERT: %w", err)
+		}
+		opts.TLSConfig.RootCAs = roots
+	}
 	// Without ContextTimeoutEnabled go-redis ignores context deadlines on its sockets, and a
 	// hung Redis would hold a request for ReadTimeout instead of the breaker's 100 ms.
 	opts.ContextTimeoutEnabled = true
@@ -286,4 +298,19 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// trustedRoots reads the PEM file of the authorities that signed a service's certificate when
+// no public authority did (a managed service's own, or the private one of the fleet tests):
+// only they are trusted for that service, as libpq's sslrootcert does for PostgreSQL.
+func trustedRoots(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return roots, nil
 }

@@ -90,13 +90,13 @@ func (t *telemetry) instrumentRedis(rdb redis.UniversalClient) error {
 	return redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(t.provider), redisotel.WithDBStatement(false))
 }
 
-// httpClient is the client of outgoing calls (the search engine): spans, and traceparent
-// passed on. Nil when off: the default client.
-func (t *telemetry) httpClient() *http.Client {
+// httpClient is the client of outgoing calls (the search engine) over base: spans, and
+// traceparent passed on, when tracing is on.
+func (t *telemetry) httpClient(base http.RoundTripper) *http.Client {
 	if t.provider == nil {
-		return nil
+		return &http.Client{Transport: base}
 	}
-	return &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport,
+	return &http.Client{Transport: otelhttp.NewTransport(base,
 		otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.propagator))}
 }
 

@@ -12,12 +12,19 @@
 #   scripts/pg.sh createdb PORT DBNAME           create database DBNAME unless it exists
 #   scripts/pg.sh status DIR                     say whether the cluster in DIR runs
 #   scripts/pg.sh datadir DIR                    print where the cluster of DIR really lives
+#   scripts/pg.sh ca DIR                         print the file of the authority that signed the
+#                                                cluster's TLS certificate
 #   scripts/pg.sh destroy DIR                    stop the cluster and delete its data
 #
 # A cluster listens on 127.0.0.1:PORT only, trusts every loopback connection (it is a private
 # dev cluster: never expose it) and has one superuser, `storefront`. `fast` mode turns off
 # fsync, synchronous_commit and full_page_writes: an OS crash may corrupt it, which is fine
 # for throwaway test and bench data; `durable` (the default) keeps PostgreSQL's safe defaults.
+#
+# Every cluster also accepts TLS, with a certificate for 127.0.0.1 and localhost signed by an
+# authority of its own (scripts/tls.sh, in DIR/tls): a client that verifies the server, as it
+# would a managed service, connects with `sslmode=verify-full&sslrootcert=$(scripts/pg.sh ca DIR)`;
+# connections without TLS (`sslmode=disable`) are accepted as before.
 #
 # Every cluster preloads TimescaleDB, which `start` installs first when it is missing
 # (scripts/timescaledb.sh: the distribution's package, else a build from a source tarball);
@@ -223,6 +230,9 @@ render_conf() {
 		port = $port
 		unix_socket_directories = '$sockdir'
 		max_connections = 300
+		ssl = on
+		ssl_cert_file = 'tls/server.crt'
+		ssl_key_file = 'tls/server.key'
 		shared_buffers = 256MB
 		fsync = $onoff
 		synchronous_commit = $onoff
@@ -235,6 +245,15 @@ render_conf() {
 			timescaledb.max_background_workers = 80
 		EOF
 	fi
+}
+
+# ensure_tls DATA gives the cluster in DATA its TLS files in DATA/tls, owned by the server's
+# user: PostgreSQL refuses a key that others can read. A replica has them from its base backup.
+ensure_tls() {
+	local tls=$1/tls
+	[ -f "$tls/server.pem" ] && return 0
+	"$(dirname "${BASH_SOURCE[0]}")/tls.sh" make "$tls" 9>&-
+	if is_root; then chown -R "$PG_OS_USER:" "$tls"; fi
 }
 
 # timescaledb BIN installs TimescaleDB for the server in BIN unless it is (scripts/timescaledb.sh)
@@ -322,6 +341,7 @@ cmd_start() {
 			as_pg tee -a "$data/postgresql.conf" >/dev/null
 	fi
 
+	ensure_tls "$data"
 	# Before any start: installing TimescaleDB may upgrade the server's binaries in place.
 	want_conf=$(render_conf "$port" "$mode" "$data" "$(timescaledb "$bin")")
 	if is_running "$data" "$bin" && binaries_replaced "$data"; then
@@ -512,6 +532,7 @@ main() {
 	status) cmd_status "$@" ;;
 	destroy) cmd_destroy "$@" ;;
 	datadir) [ $# -eq 1 ] || usage; data_dir "$1" ;;
+	ca) [ $# -eq 1 ] || usage; echo "$(data_dir "$1")/tls/ca.pem" ;;
 	url) cmd_url "$@" ;;
 	createdb) cmd_createdb "$@" ;;
 	-h | --help | help) usage 0 ;;

@@ -33,6 +33,9 @@
 #     9270-9271; scripts/search.sh cluster-start), named by TEST_SEARCH_CLUSTER_URLS, _DIR and _PORT,
 #   - HAProxy's binary (scripts/haproxy.sh, which installs Debian's package when it is missing),
 #     named by HAPROXY_BIN: the tests run their own load balancer in front of their instances,
+#   - TLS material, .run/test-tls (scripts/tls.sh: a private authority and a certificate for
+#     127.0.0.1), named by TEST_TLS_DIR, for the TLS Redis and proxy the tests start, and the
+#     authority of the PostgreSQL cluster's certificate, named by TEST_PG_CA,
 # and the Redis server.
 # Servers left running by a killed run are reused, then stopped. Runs that overlap in one
 # checkout share the servers: each holds a shared lock on .run/test.users while it runs, and
@@ -51,6 +54,7 @@ readonly SEARCH_DIR=.run/test-search SEARCH_PORT=$((9250 + OFFSET))
 readonly REPLICA_DIR=.run/test-pg-replica REPLICA_PORT=$((5437 + OFFSET))
 readonly SENTINEL_DIR=.run/test-redis-sentinel SENTINEL_BASEPORT=$((6390 + OFFSET))
 readonly SEARCH_CLUSTER_DIR=.run/test-search-cluster SEARCH_CLUSTER_PORT=$((9260 + OFFSET))
+readonly TLS_DIR=.run/test-tls
 readonly USERS_LOCK=.run/test.users
 
 cleanup() {
@@ -109,6 +113,10 @@ if [ -n "$fleet" ]; then
 	TEST_SENTINEL_ADDRS="$(scripts/redis.sh sentinel-addrs "$SENTINEL_BASEPORT")"
 	TEST_SENTINEL_MASTER=storefront
 	HAPROXY_BIN="$(scripts/haproxy.sh bin 8>&-)"
+	scripts/tls.sh make "$TLS_DIR" 8>&-
+	TEST_TLS_DIR="$(pwd -P)/$TLS_DIR"
+	TEST_PG_CA="$(scripts/pg.sh ca "$PG_DIR")"
+	export TEST_TLS_DIR TEST_PG_CA
 	scripts/search.sh cluster-start "$SEARCH_CLUSTER_DIR" "$SEARCH_CLUSTER_PORT" 8>&-
 	TEST_SEARCH_CLUSTER_URLS="$(scripts/search.sh cluster-urls "$SEARCH_CLUSTER_PORT")"
 	TEST_SEARCH_CLUSTER_DIR="$SEARCH_CLUSTER_DIR"
