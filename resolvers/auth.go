@@ -15,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/homegoods/storefront/graph/model"
 )
@@ -82,6 +83,9 @@ type Auth struct {
 	// sessions and the lifetimes of customers' sessions, see startSession.
 	sessions                  CustomerSessions
 	customerTTL, customerIdle time.Duration
+	// checked are the sessions found alive lately, believed for checkTTL (checkSession).
+	checked  *lru.Cache[string, sessionCheck]
+	checkTTL time.Duration
 	// provider, when set, accepts an external identity provider's tokens (AcceptProvider).
 	provider *providerAuth
 }
@@ -91,6 +95,7 @@ func NewAuth(secret []byte, opts AuthOptions) *Auth {
 	a := &Auth{secret: secret, maxTTL: cmp.Or(opts.MaxTTL, DefaultMaxTokenTTL), revoked: opts.Revocations,
 		sessions: opts.Sessions, customerTTL: cmp.Or(opts.CustomerTokenTTL, DefaultCustomerTokenTTL)}
 	a.customerIdle = min(cmp.Or(opts.CustomerTokenIdle, DefaultCustomerTokenIdle), a.customerTTL)
+	a.checked, a.checkTTL = newSessionChecks(), min(sessionCheckTTL, a.customerIdle/4)
 	if a.revoked == nil {
 		a.revoked = noRevocations{}
 	}

@@ -18,7 +18,7 @@ import (
 
 // forge signs claims with the test secret, as anyone holding the secret could: the server
 // must still refuse what its own rules forbid.
-func forge(t *testing.T, claims jwt.MapClaims) string {
+func forge(t testing.TB, claims jwt.MapClaims) string {
 	t.Helper()
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/homegoods/storefront/graph/model"
 )
@@ -16,13 +17,15 @@ import (
 // session store (Redis, shared by every instance): a signed token with a sid claim, not the
 // session id alone. The signature lets any instance refuse a forged, malformed or outlived
 // token without a round trip, and carries role and customer, so that the session check is
-// one script call that answers "alive?" and moves the idle timer on (Get). The session is
+// one script call that answers "alive?" and moves the idle timer on (Get); each instance
+// remembers the answer for a moment (sessionCheckTTL), so a session costs at most one round
+// trip a second per instance however many requests use it. The session is
 // what can end early: it idles out after CustomerTokenIdle without use, ends at the token's
 // expiry (CustomerTokenTTL after sign-in) however much it is used, and ends when the customer
 // signs out, signs out everywhere, or changes or resets the password. Ending one deletes it,
 // so that the next request anywhere is refused, and puts its id on the revocation list until
-// its end, so that every instance's open subscriptions of it end within a refresh of the
-// list; each open subscription also checks its session every sessionRecheck, which keeps the
+// its end, so that every instance refuses it, and ends its open subscriptions, within a
+// refresh of the list, whatever it remembers; each open subscription also checks its session every sessionRecheck, which keeps the
 // session alive while it is open and ends it if the list's notice was missed.
 
 // CustomerSessions are the sessions behind customers' access tokens (cache.RedisSessions,
@@ -45,6 +48,21 @@ const (
 
 // maxSessionRecheck bounds how long an open subscription goes without checking its session.
 const maxSessionRecheck = 30 * time.Second
+
+// sessionCheckTTL is how long an instance believes a session it found alive (at most a
+// quarter of the idle timeout, so that requests still move the timer on in time): it bounds
+// how long a session that ended without a revocation (it idled out, Redis lost it) is still
+// honoured. sessionChecksKept bounds the sessions remembered (about 100 bytes each).
+const (
+	sessionCheckTTL   = time.Second
+	sessionChecksKept = 50_000
+)
+
+// sessionCheck is a session found alive, and when.
+type sessionCheck struct {
+	customerID string
+	at         time.Time
+}
 
 // errSessionStore marks a session check that could not be made: the request is answered
 // UNAVAILABLE rather than UNAUTHENTICATED, so that a client keeps its token through a blip.
@@ -82,8 +100,21 @@ func (a *Auth) startSession(ctx context.Context, customerID string) (token strin
 	return token, minTime(now.Add(a.customerIdle), ends), err
 }
 
-// checkSession makes sure p's session is alive and moves its idle timer on: one round trip.
+// checkSession makes sure p's session is alive and moves its idle timer on: one round trip,
+// unless this instance found it alive a moment ago.
 func (a *Auth) checkSession(ctx context.Context, p Principal) error {
+	if c, ok := a.checked.Get(p.SessionID); ok && c.customerID == p.CustomerID && time.Since(c.at) < a.checkTTL {
+		return nil
+	}
+	err := a.lookupSession(ctx, p)
+	if err == nil {
+		a.checked.Add(p.SessionID, sessionCheck{customerID: p.CustomerID, at: time.Now()})
+	}
+	return err
+}
+
+// lookupSession asks the store whether p's session is alive, which moves its idle timer on.
+func (a *Auth) lookupSession(ctx context.Context, p Principal) error {
 	s, ok, err := a.sessions.Get(ctx, p.SessionID)
 	switch {
 	case err != nil:
@@ -98,7 +129,7 @@ func (a *Auth) checkSession(ctx context.Context, p Principal) error {
 // periodic check, which also keeps the session alive. A store that cannot be reached ends
 // nothing.
 func (a *Auth) sessionEnded(ctx context.Context, p Principal) bool {
-	err := a.checkSession(ctx, p)
+	err := a.lookupSession(ctx, p)
 	return err != nil && !errors.Is(err, errSessionStore)
 }
 
@@ -115,6 +146,12 @@ func (a *Auth) signOutEverywhere(ctx context.Context, customerID, keep string) e
 		}
 	}
 	return nil
+}
+
+// newSessionChecks returns the memory of sessions found alive.
+func newSessionChecks() *lru.Cache[string, sessionCheck] {
+	c, _ := lru.New[string, sessionCheck](sessionChecksKept) // fails for a size <= 0 only
+	return c
 }
 
 func minTime(a, b time.Time) time.Time {

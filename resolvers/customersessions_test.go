@@ -4,17 +4,23 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/cache/cachetest"
+	"github.com/homegoods/storefront/db/dbtest"
 	"github.com/homegoods/storefront/resolvers"
+	"github.com/homegoods/storefront/store"
 )
 
 // sessionAuth returns an Auth whose customers' tokens are sessions in a real Redis, under a
@@ -22,6 +28,11 @@ import (
 func sessionAuth(t *testing.T, opts resolvers.AuthOptions) *resolvers.Auth {
 	t.Helper()
 	rdb, prefix := cachetest.Client(t)
+	return sessionAuthOn(t, rdb, prefix, opts)
+}
+
+// sessionAuthOn returns an Auth whose sessions and revocation list are in rdb under prefix.
+func sessionAuthOn(t testing.TB, rdb redis.UniversalClient, prefix string, opts resolvers.AuthOptions) *resolvers.Auth {
 	revocations := cache.NewRedisRevocations(rdb, prefix, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -227,4 +238,86 @@ func TestUnknownSessionsAreRefused(t *testing.T) {
 		t.Errorf("name after refused updates: %q; want Ann", got)
 	}
 	s.mustWork("the real session", token)
+}
+
+// While the session store cannot be reached, a customer's request is answered 503
+// UNAVAILABLE, to be retried, rather than 401, which would sign the customer out; a store
+// that comes back empty has lost the sessions, and their tokens are refused.
+func TestSessionStoreDownIsUnavailable(t *testing.T) {
+	srv := cachetest.StartServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	s := newShopAPI(t, func(c *resolvers.Config) { c.Auth = sessionAuthOn(t, rdb, "down:", resolvers.AuthOptions{}) })
+	token := s.register("ann@example.com", "correct horse battery", "Ann")
+	s.mustWork("signed in", token)
+
+	srv.Stop()
+	r := s.do(token, meQuery, nil)
+	for deadline := time.Now().Add(10 * time.Second); r.status == 200 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond) // the instance believes what it found a moment ago
+		r = s.do(token, meQuery, nil)
+	}
+	if r.status != 503 || r.code(t) != "UNAVAILABLE" {
+		t.Errorf("with the session store down: got %d %+v; want 503 UNAVAILABLE", r.status, r.Errors)
+	}
+	srv.Start()
+	s.mustBeRefused("after the store came back empty", token)
+}
+
+// BenchmarkBearerCheck measures a { __typename } request through the handler as a guest, with
+// a token checked in memory only (a merchandiser's), and with a customer's access token: its
+// session checked a moment ago (remembered), and at its first use on the instance, which
+// costs the round trip to Redis.
+func BenchmarkBearerCheck(b *testing.B) {
+	rdb, prefix := cachetest.Client(b)
+	sessions := cache.NewRedisSessions(rdb, prefix, cache.SessionConfig{})
+	cfg := resolvers.Config{Auth: sessionAuthOn(b, rdb, prefix, resolvers.AuthOptions{}), Log: slog.New(slog.DiscardHandler),
+		Catalog: store.New(dbtest.New(b)), ComplexityLimit: 1000, DepthLimit: 12}
+	srv := httptest.NewServer(resolvers.NewHandler(cfg))
+	b.Cleanup(srv.Close)
+	now := time.Now()
+	claims := jwt.MapClaims{"iss": "storefront", "jti": "bench", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "role": "MERCHANDISER"}
+	merchandiser := forge(b, claims)
+	session := func() string {
+		s, err := sessions.CreateBounded(b.Context(), "customer-1", time.Hour, now.Add(time.Hour))
+		if err != nil {
+			b.Fatal(err)
+		}
+		claims["role"], claims["sub"], claims["sid"] = "CUSTOMER", "customer-1", s.ID
+		return forge(b, claims)
+	}
+	remembered := session()
+	cases := map[string]func() string{
+		"guest": func() string { return "" }, "token": func() string { return merchandiser },
+		"session": func() string { return remembered },
+		"session-first-use": func() string {
+			b.StopTimer()
+			defer b.StartTimer()
+			return session()
+		},
+	}
+	for _, name := range []string{"guest", "token", "session", "session-first-use"} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				benchRequest(b, srv, cases[name]())
+			}
+		})
+	}
+}
+
+// benchRequest posts { __typename } with token ("" for none) and fails unless it is answered.
+func benchRequest(b *testing.B, srv *httptest.Server, token string) {
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"query":"{ __typename }"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	if body, _ := io.ReadAll(res.Body); res.StatusCode != 200 {
+		b.Fatalf("%s: %s", res.Status, body)
+	}
 }
