@@ -15,6 +15,10 @@ import (
 	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/search/elastic"
+	"github.com/homegoods/storefront/search/indexer"
+	pgsearch "github.com/homegoods/storefront/search/postgres"
+	"github.com/homegoods/storefront/search/relevance"
 	"github.com/homegoods/storefront/supervisor"
 )
 
@@ -22,12 +26,12 @@ import (
 // with ELASTICSEARCH_URL, the indexer that keeps the index in step with PostgreSQL.
 type searching struct {
 	service  *search.Service
-	controls *search.Controls
-	indexer  *search.Indexer // nil without Elasticsearch
+	controls *relevance.Controls
+	indexer  *indexer.Indexer // nil without Elasticsearch
 	// onVisible empties the caches of search results on every instance (SEARCH_CACHE_TTL);
 	// nil without them.
 	onVisible func()
-	postgres  *search.Postgres
+	postgres  *pgsearch.Engine
 }
 
 // searchMetrics are what search reports to /metrics.
@@ -59,8 +63,8 @@ const searchCacheSize = 1000
 func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.Client, bus *cache.Bus, log *slog.Logger) (*searching, error) {
 	pool := dbs.requests
 	facets := search.DefaultConfig()
-	s := &searching{controls: search.NewControls(pool)}
-	fallback := search.NewPostgres(pool, facets, s.controls)
+	s := &searching{controls: relevance.NewControls(pool)}
+	fallback := pgsearch.New(pool, facets, s.controls)
 	if cfg.SearchCacheTTL > 0 {
 		s.onVisible = func() {
 			if err := bus.Announce(context.Background()); err != nil {
@@ -71,12 +75,12 @@ func newSearching(cfg config, dbs *pools, metrics *searchMetrics, client *http.C
 	s.postgres = fallback
 	var primary search.Engine
 	if cfg.ElasticsearchURL != "" {
-		es, err := search.NewElastic(cfg.elasticConfig(facets, s.controls, client))
+		es, err := elastic.New(cfg.elasticConfig(facets, client))
 		if err != nil {
 			return nil, err
 		}
 		primary = es
-		s.indexer = search.NewIndexer(es, dbs.jobs, search.IndexerOptions{Log: log, OnVisible: s.onVisible,
+		s.indexer = indexer.New(es, dbs.jobs, indexer.Options{Controls: s.controls, Log: log, OnVisible: s.onVisible,
 			ObserveLag: func(kind string, lag time.Duration) { metrics.lag.WithLabelValues(kind).Observe(lag.Seconds()) }})
 		if s.onVisible != nil {
 			// Before the results cache empties: a result must not be computed again from
@@ -114,7 +118,7 @@ func (s *searching) start(g *supervisor.Group, changes *feed.Feed, cfg config) {
 	if s.indexer == nil {
 		return
 	}
-	g.Go("relay:"+search.DefaultConsumer, changes.Relay(s.indexer.Consumer()))
+	g.Go("relay:"+indexer.DefaultConsumer, changes.Relay(s.indexer.Consumer()))
 	g.Go("search-synonyms", s.indexer.RunSynonymUpdates)
 	g.Go("search-reconcile", func(ctx context.Context) error {
 		return s.indexer.RunReconciler(ctx, cfg.SearchReconcileInterval)
@@ -123,9 +127,9 @@ func (s *searching) start(g *supervisor.Group, changes *feed.Feed, cfg config) {
 
 // elasticConfig is where and how the Elasticsearch engine searches; client carries its
 // requests.
-func (c config) elasticConfig(facets search.Config, controls *search.Controls, client *http.Client) search.ElasticConfig {
-	return search.ElasticConfig{URL: c.ElasticsearchURL, Index: c.SearchIndex, Replicas: c.SearchReplicas, APIKey: c.ElasticsearchAPIKey,
-		Facets: facets, Controls: controls, HTTPClient: client}
+func (c config) elasticConfig(facets search.Config, client *http.Client) elastic.Config {
+	return elastic.Config{URL: c.ElasticsearchURL, Index: c.SearchIndex, Replicas: c.SearchReplicas, APIKey: c.ElasticsearchAPIKey,
+		Facets: facets, HTTPClient: client}
 }
 
 // searchTransport carries the calls to the search cluster: Go's default transport, which
@@ -144,7 +148,7 @@ func (c config) searchTransport() (http.RoundTripper, error) {
 }
 
 // newIndexer is the indexer of the reindex and reconcile commands.
-func newIndexer(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*search.Indexer, error) {
+func newIndexer(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*indexer.Indexer, error) {
 	if cfg.ElasticsearchURL == "" {
 		return nil, fmt.Errorf("ELASTICSEARCH_URL is not set: the PostgreSQL search needs no index")
 	}
@@ -153,9 +157,9 @@ func newIndexer(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*search.Index
 	if err != nil {
 		return nil, err
 	}
-	es, err := search.NewElastic(cfg.elasticConfig(facets, search.NewControls(pool), &http.Client{Transport: transport}))
+	es, err := elastic.New(cfg.elasticConfig(facets, &http.Client{Transport: transport}))
 	if err != nil {
 		return nil, err
 	}
-	return search.NewIndexer(es, pool, search.IndexerOptions{Log: log}), nil
+	return indexer.New(es, pool, indexer.Options{Controls: relevance.NewControls(pool), Log: log}), nil
 }

@@ -479,7 +479,7 @@ engine_alone() {
 		note "running: $mode / engine alone, c=$c (load average $(load_average))"
 		out=$(SEARCH_BENCH_CLIENTS=$c BENCH_SEARCH_URL=${env[DATABASE_URL]} SEARCH_BENCH_DATABASE_URL=${env[DATABASE_URL]} \
 			TEST_ELASTICSEARCH_URL=${env[ELASTICSEARCH_URL]:-} SEARCH_BENCH_INDEX=${env[SEARCH_INDEX]:-} \
-			go test -run '^$' -bench "$bench" -benchtime "$DURATION" -timeout 10m ./search/ | grep '^Benchmark') || failed=1
+			go test -run '^$' -bench "$bench" -benchtime "$DURATION" -timeout 10m ./search/... | grep '^Benchmark') || failed=1
 		rows+=("$(awk -v mode="$mode" -v c="$c" '{
 			for (i = 3; i < NF; i++) v[$(i + 1)] = $i
 			printf "| %s | (d) browse, engine alone, c=%s | %.0f | - | %.2f | %.2f | %.2f | | | | | | | | |", mode, c, v["queries/s"], v["p50-ms"], v["p95-ms"], v["p99-ms"]
@@ -529,11 +529,11 @@ search_bench() {
 	note "running: sync lag"
 	TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")" TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) \
 		SEARCH_BENCH_DATABASE_URL=$url SEARCH_BENCH_PRODUCTS=$size \
-		go test -run '^$' -bench 'ElasticSyncLag' -benchtime 300x -timeout 20m ./search/ | grep '^Benchmark' | tee "$OUT_DIR/synclag.txt"
+		go test -run '^$' -bench 'ElasticSyncLag' -benchtime 300x -timeout 20m ./search/... | grep '^Benchmark' | tee "$OUT_DIR/synclag.txt"
 	note "running: single changes behind a repricing of 10,000 products (the feed's lanes)"
 	TEST_ELASTICSEARCH_URL="$(scripts/search.sh url "$SEARCH_PORT")" TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) \
 		SEARCH_BENCH_DATABASE_URL=$url SEARCH_BENCH_PRODUCTS=$size \
-		go test -run '^$' -bench 'ElasticRepricingLag' -benchtime 3x -timeout 20m ./search/ | grep '^Benchmark' | tee -a "$OUT_DIR/synclag.txt"
+		go test -run '^$' -bench 'ElasticRepricingLag' -benchtime 3x -timeout 20m ./search/... | grep '^Benchmark' | tee -a "$OUT_DIR/synclag.txt"
 	search_rows=("${rows[@]}")
 	rows=("${catalog_rows[@]}")
 	in_search=""

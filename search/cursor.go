@@ -35,10 +35,10 @@ func DecodeCursor(q model.SearchQuery) (c Cursor, ok bool, err error) {
 		err = json.Unmarshal(b, &c)
 	}
 	if err != nil || !model.IsUUID(c.ID) {
-		return Cursor{}, false, badInput("after", "the cursor is not one this search returned")
+		return Cursor{}, false, BadInput("after", "the cursor is not one this search returned")
 	}
 	if c.Sort != q.Sort {
-		return Cursor{}, false, badInput("after", "the cursor belongs to a search sorted by %s", c.Sort)
+		return Cursor{}, false, BadInput("after", "the cursor belongs to a search sorted by %s", c.Sort)
 	}
 	return c, true, nil
 }

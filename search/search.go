@@ -1,9 +1,13 @@
-// Package search finds products: one Engine interface, answered by Elasticsearch (or
-// OpenSearch) when it is configured and by PostgreSQL full-text search otherwise or while
-// Elasticsearch is unreachable. The Elasticsearch index is fed from the outbox by the
-// indexer and repaired by the reconciler; PostgreSQL is always the source of truth.
+// Package search is the contract of product search: the Engine interface, the query's
+// validation, cursors and facet presentation every engine shares, and the Service that
+// resolvers search through (validation, relevance controls, a breaker in front of the
+// primary engine and the fallback behind it). The engines are its subpackages, unaware of
+// each other: search/elastic (Elasticsearch or OpenSearch, fed by search/indexer from the
+// change feed) and search/postgres (PostgreSQL full-text search, always available);
+// search/relevance holds the merchandisers' controls, and search/searchtest the
+// conformance suite every engine passes. PostgreSQL is always the source of truth.
 //
-// Both engines implement the same semantics, checked by one conformance suite:
+// Every engine implements these semantics, checked by the conformance suite:
 //
 //   - Only ACTIVE products are found. Text is matched as words (stemmed English, synonyms,
 //     typo tolerance), never parsed as a query language.

@@ -172,10 +172,10 @@ func (s *Service) search(ctx context.Context, q model.SearchQuery) (*model.Searc
 // Suggest proposes product names for an autocomplete prefix.
 func (s *Service) Suggest(ctx context.Context, prefix string, limit int) ([]model.Suggestion, error) {
 	if len([]rune(prefix)) > MaxPrefixLength {
-		return nil, badInput("prefix", "the prefix is too long: at most %d characters", MaxPrefixLength)
+		return nil, BadInput("prefix", "the prefix is too long: at most %d characters", MaxPrefixLength)
 	}
 	if limit <= 0 || limit > MaxFirst {
-		return nil, badInput("first", "first must be between 1 and %d", MaxFirst)
+		return nil, BadInput("first", "first must be between 1 and %d", MaxFirst)
 	}
 	return call(ctx, s, func(ctx context.Context, e Engine) ([]model.Suggestion, error) { return e.Suggest(ctx, prefix, limit) })
 }

@@ -1,8 +1,10 @@
-package search
+// Package indexer keeps the Elasticsearch index in step with PostgreSQL: it is the change
+// feed's "search" consumer, loads documents from PostgreSQL, rebuilds the index behind its
+// alias and reconciles drift. PostgreSQL is the source of truth; the index is derived.
+package indexer
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -14,13 +16,15 @@ import (
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search/elastic"
+	"github.com/homegoods/storefront/search/relevance"
 )
 
 // DefaultConsumer is the outbox consumer the indexer's relay drains.
 const DefaultConsumer = "search"
 
-// IndexerOptions tune an Indexer; zero values take the defaults.
-type IndexerOptions struct {
+// Options tune an Indexer; zero values take the defaults.
+type Options struct {
 	// Consumer is the name of the indexer's consumer of the change feed (default "search").
 	Consumer string
 	// ObserveLag, when set, is told the sync lag of every event applied: from the commit
@@ -36,7 +40,9 @@ type IndexerOptions struct {
 	// SwapGrace is how long a rebuild waits after swapping the alias before it deletes
 	// the old index, for searches that resolved the alias just before the swap (default 2s).
 	SwapGrace time.Duration
-	Log       *slog.Logger
+	// Controls supply the synonyms an index is created with; nil means no synonyms.
+	Controls *relevance.Controls
+	Log      *slog.Logger
 }
 
 // Indexer keeps the Elasticsearch index in step with PostgreSQL: it applies outbox events
@@ -45,15 +51,15 @@ type IndexerOptions struct {
 // version, so a replayed or late write never overwrites newer data.
 //
 // Large changes: the relay hands Handle batches of its BatchSize events (500 by default),
-// and Handle writes a batch as bulk requests of at most maxBulkDocs documents and
+// and Handle writes a batch as bulk requests of at most elastic.MaxBulkDocs documents and
 // maxBulkBytes, two at a time. A repricing of 10,000 products is twenty such batches; the
 // outbox is drained in commit order, so a change committed after it waits for them
 // (about two seconds on a quiet 2-core machine), while searches keep the cluster's other
 // threads.
 type Indexer struct {
-	es   *Elastic
+	es   *elastic.Engine
 	pool *pgxpool.Pool
-	opts IndexerOptions
+	opts Options
 	log  *slog.Logger
 	// synonyms wakes RunSynonymUpdates when the relevance controls changed.
 	synonyms chan struct{}
@@ -62,8 +68,8 @@ type Indexer struct {
 	refreshing, unrefreshed atomic.Bool
 }
 
-// NewIndexer returns the indexer writing es's alias from the catalog in pool.
-func NewIndexer(es *Elastic, pool *pgxpool.Pool, opts IndexerOptions) *Indexer {
+// New returns the indexer writing es's alias from the catalog in pool.
+func New(es *elastic.Engine, pool *pgxpool.Pool, opts Options) *Indexer {
 	if opts.Consumer == "" {
 		opts.Consumer = DefaultConsumer
 	}
@@ -77,7 +83,7 @@ func NewIndexer(es *Elastic, pool *pgxpool.Pool, opts IndexerOptions) *Indexer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Indexer{es: es, pool: pool, opts: opts, log: log.With("component", "search-indexer", "index", es.alias),
+	return &Indexer{es: es, pool: pool, opts: opts, log: log.With("component", "search-indexer", "index", es.Alias()),
 		synonyms: make(chan struct{}, 1)}
 }
 
@@ -138,7 +144,7 @@ func (ix *Indexer) Handle(ctx context.Context, events []model.OutboxEvent) error
 		return err
 	}
 	if c.controls {
-		ix.es.words.reset() // a synonym can make an unknown word known
+		ix.es.ForgetWords() // a synonym can make an unknown word known
 		select {
 		case ix.synonyms <- struct{}{}:
 		default: // an update is due already
@@ -154,7 +160,7 @@ func (ix *Indexer) Handle(ctx context.Context, events []model.OutboxEvent) error
 
 // announceVisible makes what the indexer wrote searchable at once (a refresh of the alias)
 // and then calls OnVisible, in the background: the relay does not wait. Writes made while a
-// refresh runs get another one after it.
+// Refresh runs get another one after it.
 func (ix *Indexer) announceVisible() {
 	if ix.opts.OnVisible == nil {
 		return
@@ -167,7 +173,7 @@ func (ix *Indexer) announceVisible() {
 		for {
 			ix.unrefreshed.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			if err := ix.es.refresh(ctx, ix.es.alias); err != nil {
+			if err := ix.es.Refresh(ctx, ix.es.Alias()); err != nil {
 				ix.log.Warn("search: refresh after a write failed; cached results may wait for their TTL", "err", err)
 			}
 			cancel()
@@ -183,7 +189,7 @@ func (ix *Indexer) announceVisible() {
 // writeTargets are the aliases writes go to: the alias, and the index being rebuilt when a
 // rebuild runs. A missing alias is created first (Ensure).
 func (ix *Indexer) writeTargets(ctx context.Context) ([]string, error) {
-	live, err := ix.es.aliasIndices(ctx, ix.es.alias)
+	live, err := ix.es.AliasIndices(ctx, ix.es.Alias())
 	if err != nil {
 		return nil, err
 	}
@@ -192,14 +198,14 @@ func (ix *Indexer) writeTargets(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 	}
-	next, err := ix.es.aliasIndices(ctx, nextAlias(ix.es.alias))
+	next, err := ix.es.AliasIndices(ctx, elastic.NextAlias(ix.es.Alias()))
 	if err != nil {
 		return nil, err
 	}
 	if len(next) > 0 {
-		return []string{ix.es.alias, nextAlias(ix.es.alias)}, nil
+		return []string{ix.es.Alias(), elastic.NextAlias(ix.es.Alias())}, nil
 	}
-	return []string{ix.es.alias}, nil
+	return []string{ix.es.Alias()}, nil
 }
 
 // writeConcurrency is how many chunks of one batch are loaded and written at once: two
@@ -211,10 +217,10 @@ const writeConcurrency = 2
 const minChunk = 100
 
 // writeProducts loads the documents of ids and writes them to every target, in chunks of
-// at most maxBulkDocs written concurrently; a product that no longer exists is deleted from
+// at most elastic.MaxBulkDocs written concurrently; a product that no longer exists is deleted from
 // the index.
-func (ix *Indexer) writeProducts(ctx context.Context, targets, ids []string, versionType string) (bulkStats, error) {
-	size := min(maxBulkDocs, max(minChunk, (len(ids)+writeConcurrency-1)/writeConcurrency))
+func (ix *Indexer) writeProducts(ctx context.Context, targets, ids []string, versionType string) (elastic.BulkStats, error) {
+	size := min(elastic.MaxBulkDocs, max(minChunk, (len(ids)+writeConcurrency-1)/writeConcurrency))
 	var chunks [][]string
 	for len(ids) > 0 {
 		n := min(len(ids), size)
@@ -222,7 +228,7 @@ func (ix *Indexer) writeProducts(ctx context.Context, targets, ids []string, ver
 	}
 	var (
 		mu       sync.Mutex
-		total    bulkStats
+		total    elastic.BulkStats
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -235,7 +241,7 @@ func (ix *Indexer) writeProducts(ctx context.Context, targets, ids []string, ver
 			st, err := ix.writeChunk(ctx, targets, chunk, versionType)
 			mu.Lock()
 			defer mu.Unlock()
-			total.add(st)
+			total.Add(st)
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
@@ -246,53 +252,47 @@ func (ix *Indexer) writeProducts(ctx context.Context, targets, ids []string, ver
 }
 
 // writeChunk loads and writes one chunk of ids to every target.
-func (ix *Indexer) writeChunk(ctx context.Context, targets, ids []string, versionType string) (bulkStats, error) {
-	var total bulkStats
+func (ix *Indexer) writeChunk(ctx context.Context, targets, ids []string, versionType string) (elastic.BulkStats, error) {
+	var total elastic.BulkStats
 	items, err := ix.loadItems(ctx, ids)
 	if err != nil {
 		return total, err
 	}
 	for _, t := range targets {
-		st, err := ix.es.bulk(ctx, t, items, versionType, true)
-		if err != nil && t == nextAlias(ix.es.alias) && isMissingAlias(err) {
+		st, err := ix.es.Bulk(ctx, t, items, versionType, true)
+		if err != nil && t == elastic.NextAlias(ix.es.Alias()) && elastic.IsMissingAlias(err) {
 			// The rebuild swapped the alias (or gave up) between the two writes: the write
 			// to the alias may have gone to the old index, so write to the alias again,
 			// which now names the new one (a version already there is refused).
-			st, err = ix.es.bulk(ctx, ix.es.alias, items, versionType, true)
+			st, err = ix.es.Bulk(ctx, ix.es.Alias(), items, versionType, true)
 		}
 		if err != nil {
 			return total, err
 		}
-		total.add(st)
+		total.Add(st)
 	}
 	return total, nil
 }
 
 // loadItems makes the bulk writes of ids: their documents, and deletes for ids that are not
 // products (any more).
-func (ix *Indexer) loadItems(ctx context.Context, ids []string) ([]bulkItem, error) {
+func (ix *Indexer) loadItems(ctx context.Context, ids []string) ([]elastic.BulkItem, error) {
 	docs, err := LoadDocuments(ctx, ix.pool, ids)
 	if err != nil {
 		return nil, err
 	}
-	items := make([]bulkItem, 0, len(ids))
+	items := make([]elastic.BulkItem, 0, len(ids))
 	found := make(map[string]bool, len(docs))
 	for _, d := range docs {
-		items = append(items, bulkItem{doc: d})
+		items = append(items, elastic.BulkItem{Doc: d})
 		found[d.ProductID] = true
 	}
 	for _, id := range ids {
 		if !found[id] && model.IsUUID(id) {
-			items = append(items, bulkItem{doc: &Document{ProductID: id}, delete: true})
+			items = append(items, elastic.BulkItem{Doc: &elastic.Document{ProductID: id}, Delete: true})
 		}
 	}
 	return items, nil
-}
-
-// isMissingAlias tells whether a bulk failed because its alias does not exist.
-func isMissingAlias(err error) bool {
-	var ee *esError
-	return errors.As(err, &ee) && (ee.Status == 404 || ee.Type == "index_not_found_exception")
 }
 
 // refreshDenormalized rewrites the products that show a renamed brand or a renamed or
@@ -344,7 +344,7 @@ func (ix *Indexer) RunSynonymUpdates(ctx context.Context) error {
 // and an alias swap keep the live one serving every search meanwhile. The alias missing,
 // it does nothing (the consumer's resync builds the index).
 func (ix *Indexer) UpdateSynonyms(ctx context.Context) error {
-	return db.Hold(ctx, ix.pool, db.SearchRebuildLock(ix.es.alias), func(ctx context.Context) error {
+	return db.Hold(ctx, ix.pool, db.SearchRebuildLock(ix.es.Alias()), func(ctx context.Context) error {
 		for {
 			stale, err := ix.synonymsStale(ctx)
 			if err != nil || !stale {
@@ -360,7 +360,7 @@ func (ix *Indexer) UpdateSynonyms(ctx context.Context) error {
 
 // synonymsStale reports whether the live index's synonyms differ from the controls'.
 func (ix *Indexer) synonymsStale(ctx context.Context) (bool, error) {
-	live, err := ix.es.aliasIndices(ctx, ix.es.alias)
+	live, err := ix.es.AliasIndices(ctx, ix.es.Alias())
 	if err != nil || len(live) == 0 {
 		return false, err
 	}
@@ -368,7 +368,7 @@ func (ix *Indexer) synonymsStale(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	have, err := ix.es.indexSynonyms(ctx, live[0])
+	have, err := ix.es.IndexSynonyms(ctx, live[0])
 	if err != nil {
 		return false, err
 	}
@@ -377,18 +377,18 @@ func (ix *Indexer) synonymsStale(ctx context.Context) (bool, error) {
 
 // synonymLines returns the synonyms of the controls in the filter's format.
 func (ix *Indexer) synonymLines(ctx context.Context) ([]string, error) {
-	if ix.es.controls == nil {
+	if ix.opts.Controls == nil {
 		return []string{}, nil
 	}
-	rules, err := ix.es.controls.Synonyms(ctx)
+	rules, err := ix.opts.Controls.Synonyms(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return SynonymLines(rules), nil
+	return relevance.SynonymLines(rules), nil
 }
 
 // observe reports the sync lag of the events just applied, and logs the batch.
-func (ix *Indexer) observe(events []model.OutboxEvent, st bulkStats) {
+func (ix *Indexer) observe(events []model.OutboxEvent, st elastic.BulkStats) {
 	now := time.Now()
 	var worst time.Duration
 	for _, ev := range events {
@@ -426,7 +426,7 @@ func (ix *Indexer) resync(ctx context.Context) error {
 
 // missing reports whether the alias is gone (deleted by hand, or a new cluster).
 func (ix *Indexer) missing(ctx context.Context) (bool, error) {
-	live, err := ix.es.aliasIndices(ctx, ix.es.alias)
+	live, err := ix.es.AliasIndices(ctx, ix.es.Alias())
 	return len(live) == 0, err
 }
 
@@ -443,7 +443,7 @@ func (ix *Indexer) ensure(ctx context.Context) (built bool, err error) {
 	if missing, err := ix.missing(ctx); err != nil || !missing {
 		return false, err
 	}
-	err = db.Hold(ctx, ix.pool, db.SearchRebuildLock(ix.es.alias), func(ctx context.Context) error {
+	err = db.Hold(ctx, ix.pool, db.SearchRebuildLock(ix.es.Alias()), func(ctx context.Context) error {
 		missing, err := ix.missing(ctx)
 		if err != nil || !missing {
 			return err // another instance built it while this one waited

@@ -1,4 +1,4 @@
-package search
+package elastic
 
 import (
 	"bytes"
@@ -12,18 +12,19 @@ import (
 	"unicode/utf8"
 
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
 )
 
-// Search implements Engine.
-func (e *Elastic) Search(ctx context.Context, q model.SearchQuery) (*model.SearchResult, error) {
+// Search implements search.Engine.
+func (e *Engine) Search(ctx context.Context, q model.SearchQuery) (*model.SearchResult, error) {
 	if err := e.cfg.Validate(&q); err != nil {
 		return nil, err
 	}
-	cursor, ok, err := DecodeCursor(q)
+	cursor, ok, err := search.DecodeCursor(q)
 	if err != nil {
 		return nil, err
 	}
-	var after *Cursor
+	var after *search.Cursor
 	if ok {
 		after = &cursor
 	}
@@ -39,10 +40,10 @@ func (e *Elastic) Search(ctx context.Context, q model.SearchQuery) (*model.Searc
 }
 
 // msearch sends searches of the alias in one _msearch request; one that fails fails all.
-func (e *Elastic) msearch(ctx context.Context, bodies []obj) ([]esSearchAnswer, error) {
+func (e *Engine) msearch(ctx context.Context, bodies []obj) ([]esSearchAnswer, error) {
 	if len(bodies) == 1 {
 		var ans esSearchAnswer
-		err := e.do(ctx, "POST", "/"+e.alias+"/_search", bodies[0], &ans)
+		err := e.Do(ctx, "POST", "/"+e.alias+"/_search", bodies[0], &ans)
 		return []esSearchAnswer{ans}, err
 	}
 	var buf bytes.Buffer
@@ -62,7 +63,7 @@ func (e *Elastic) msearch(ctx context.Context, bodies []obj) ([]esSearchAnswer, 
 			Error  json.RawMessage `json:"error"`
 		} `json:"responses"`
 	}
-	if err := e.do(ctx, "POST", "/"+e.alias+"/_msearch", buf.Bytes(), &ans); err != nil {
+	if err := e.Do(ctx, "POST", "/"+e.alias+"/_msearch", buf.Bytes(), &ans); err != nil {
 		return nil, err
 	}
 	if len(ans.Responses) != len(bodies) {
@@ -97,7 +98,7 @@ type esHit struct {
 }
 
 // result turns the answers into the page, its cursors and the facets.
-func (e *Elastic) result(q model.SearchQuery, paged bool, answers []esSearchAnswer) (*model.SearchResult, error) {
+func (e *Engine) result(q model.SearchQuery, paged bool, answers []esSearchAnswer) (*model.SearchResult, error) {
 	ans := answers[0]
 	res := &model.SearchResult{Backend: e.Name(), Total: ans.Hits.Total.Value}
 	hits, info, err := pageOf(q, ans.Hits.Hits, paged)
@@ -113,7 +114,7 @@ func (e *Elastic) result(q model.SearchQuery, paged bool, answers []esSearchAnsw
 	if err != nil {
 		return nil, err
 	}
-	res.Facets = counts.facets(e.cfg, q.Filter)
+	res.Facets = counts.Facets(e.cfg, q.Filter)
 	if stats.Count > 0 && stats.Min != nil && stats.Max != nil {
 		res.PriceRange = &model.PriceStats{Min: model.Cents(*stats.Min), Max: model.Cents(*stats.Max)}
 	}
@@ -137,7 +138,7 @@ func pageOf(q model.SearchQuery, hits []esHit, paged bool) ([]model.SearchHit, m
 		}
 		out[i] = model.SearchHit{
 			ProductID:  h.ID,
-			Cursor:     Cursor{Sort: q.Sort, Key: key, ID: h.ID}.Encode(),
+			Cursor:     search.Cursor{Sort: q.Sort, Key: key, ID: h.ID}.Encode(),
 			Highlights: highlightsOf(h.Highlight),
 		}
 	}
@@ -175,10 +176,10 @@ type (
 )
 
 // facetCounts reads the facet aggregations into the counts the PostgreSQL engine fills too,
-// so both present facets the same way (see postgres_facets.go).
-func (e *Elastic) facetCounts(aggs map[string]json.RawMessage) (*facetCounts, esStats, error) {
+// so both present facets the same way (see search.FacetCounts).
+func (e *Engine) facetCounts(aggs map[string]json.RawMessage) (*search.FacetCounts, esStats, error) {
 	var stats esStats
-	counts := newFacetCounts()
+	counts := search.NewFacetCounts()
 	if err := json.Unmarshal(aggs[aggPriceStats], &stats); err != nil {
 		return nil, stats, fmt.Errorf("elasticsearch search: price stats: %w", err)
 	}
@@ -187,7 +188,7 @@ func (e *Elastic) facetCounts(aggs map[string]json.RawMessage) (*facetCounts, es
 		return nil, stats, fmt.Errorf("elasticsearch search: attribute keys: %w", err)
 	}
 	for _, b := range keys.Buckets {
-		counts.coverage[keyString(b.Key)] = b.DocCount
+		counts.AddCoverage(keyString(b.Key), b.DocCount)
 	}
 	for _, facet := range e.facetKeys() {
 		if err := e.addFacet(counts, facet, aggs[e.facetAggName(facet)]); err != nil {
@@ -198,7 +199,7 @@ func (e *Elastic) facetCounts(aggs map[string]json.RawMessage) (*facetCounts, es
 }
 
 // addFacet adds the buckets of one facet's aggregation to the counts.
-func (e *Elastic) addFacet(c *facetCounts, facet string, raw json.RawMessage) error {
+func (e *Engine) addFacet(c *search.FacetCounts, facet string, raw json.RawMessage) error {
 	if len(raw) == 0 {
 		return fmt.Errorf("elasticsearch search: no counts for facet %s", facet)
 	}
@@ -211,17 +212,17 @@ func (e *Elastic) addFacet(c *facetCounts, facet string, raw json.RawMessage) er
 		switch facet {
 		case model.FacetCategory, model.FacetBrand:
 			id, label, _ := strings.Cut(key, "|") // ids never hold '|'
-			c.addTerm(facet, id, label, bucket.DocCount)
+			c.AddTerm(facet, id, label, bucket.DocCount)
 		case model.FacetPrice:
-			c.addPrice(i, bucket.DocCount)
+			c.AddPrice(i, bucket.DocCount)
 		case model.FacetRating:
 			if bucket.From == nil {
 				return fmt.Errorf("elasticsearch search: rating band %q without a lower bound", key)
 			}
-			c.addRating(*bucket.From, bucket.DocCount) // a band counts as its lower bound
+			c.AddRating(*bucket.From, bucket.DocCount) // a band counts as its lower bound
 
 		default:
-			c.addAttribute(strings.TrimPrefix(facet, model.AttributeFacetPrefix), key, bucket.DocCount, false)
+			c.AddAttribute(strings.TrimPrefix(facet, model.AttributeFacetPrefix), key, bucket.DocCount, false)
 		}
 	}
 	return nil
@@ -236,17 +237,17 @@ func keyString(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// Suggest implements Engine: one suggestion per distinct name (its most popular product,
+// Suggest implements search.Engine. one suggestion per distinct name (its most popular product,
 // ties by id), most popular first, among active products with a word of their name
 // starting with the prefix.
-func (e *Elastic) Suggest(ctx context.Context, prefix string, limit int) ([]model.Suggestion, error) {
-	if n := utf8.RuneCountInString(prefix); n > MaxPrefixLength {
-		return nil, badInput("prefix", "the prefix is %d characters long: at most %d", n, MaxPrefixLength)
+func (e *Engine) Suggest(ctx context.Context, prefix string, limit int) ([]model.Suggestion, error) {
+	if n := utf8.RuneCountInString(prefix); n > search.MaxPrefixLength {
+		return nil, search.BadInput("prefix", "the prefix is %d characters long: at most %d", n, search.MaxPrefixLength)
 	}
-	if limit < 1 || limit > MaxFirst {
-		return nil, badInput("first", "first must be between 1 and %d", MaxFirst)
+	if limit < 1 || limit > search.MaxFirst {
+		return nil, search.BadInput("first", "first must be between 1 and %d", search.MaxFirst)
 	}
-	prefix = Normalize(prefix)
+	prefix = search.Normalize(prefix)
 	out := []model.Suggestion{}
 	if prefix == "" {
 		return out, nil
@@ -262,7 +263,7 @@ func (e *Elastic) Suggest(ctx context.Context, prefix string, limit int) ([]mode
 		"collapse": obj{"field": "name.exact"},
 	}
 	var ans esSearchAnswer
-	if err := e.do(ctx, "POST", "/"+e.alias+"/_search", body, &ans); err != nil {
+	if err := e.Do(ctx, "POST", "/"+e.alias+"/_search", body, &ans); err != nil {
 		return nil, fmt.Errorf("elasticsearch suggest: %w", err)
 	}
 	for _, h := range ans.Hits.Hits {

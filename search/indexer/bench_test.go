@@ -1,15 +1,14 @@
-package search
+package indexer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,8 +19,11 @@ import (
 	"github.com/homegoods/storefront/db/dbtest"
 	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/search/elastic"
+	"github.com/homegoods/storefront/search/relevance"
+	"github.com/homegoods/storefront/search/searchtest"
 	"github.com/homegoods/storefront/seed"
-	"github.com/homegoods/storefront/store"
 )
 
 // Benchmarks of the Elasticsearch side at catalog sizes of SEARCH_BENCH_PRODUCTS products
@@ -32,12 +34,12 @@ import (
 //
 //	TEST_ELASTICSEARCH_URL=http://127.0.0.1:9260 SEARCH_BENCH_PRODUCTS=100000 \
 //	SEARCH_BENCH_DATABASE_URL=postgres://storefront@127.0.0.1:5453/es100k \
-//	go test -run '^$' -bench Elastic -benchtime 200x ./search/
+//	go test -run '^$' -bench Engine -benchtime 200x ./search/
 
 type benchEnv struct {
 	pool *pgxpool.Pool
 	ix   *Indexer
-	es   *Elastic
+	es   *elastic.Engine
 	n    int
 }
 
@@ -50,7 +52,7 @@ var (
 // benchSetup returns the catalog and an index built from it, shared by the benchmarks.
 func benchSetup(b *testing.B) *benchEnv {
 	b.Helper()
-	elasticURL(b)
+	searchtest.ElasticURL(b)
 	benchOnce.Do(func() { bench, benchErr = newBenchEnv(b) })
 	if benchErr != nil {
 		b.Fatal(benchErr)
@@ -96,15 +98,15 @@ func newBenchEnv(b *testing.B) (*benchEnv, error) {
 	if v := os.Getenv("SEARCH_BENCH_INDEX"); v != "" {
 		index = v // the index a server built from the same database (make bench)
 	}
-	es, err := NewElastic(ElasticConfig{URL: elasticURL(b), Index: index,
-		Facets: DefaultConfig(), Controls: NewControls(pool)})
+	es, err := elastic.New(elastic.Config{URL: searchtest.ElasticURL(b), Index: index,
+		Facets: search.DefaultConfig()})
 	if err != nil {
 		return nil, err
 	}
-	if err := es.do(ctx, "DELETE", "/bench_t_*?expand_wildcards=all", nil, nil); err != nil {
+	if err := es.Do(ctx, "DELETE", "/bench_t_*?expand_wildcards=all", nil, nil); err != nil {
 		return nil, err
 	}
-	ix := NewIndexer(es, pool, IndexerOptions{Log: quietLog, SwapGrace: 100 * time.Millisecond})
+	ix := New(es, pool, Options{Controls: relevance.NewControls(pool), Log: searchtest.QuietLog, SwapGrace: 100 * time.Millisecond})
 	if err := feed.New(pool, feed.Options{}).Register(ctx, DefaultConsumer); err != nil {
 		return nil, err
 	}
@@ -141,53 +143,13 @@ func BenchmarkElasticSearch(b *testing.B) {
 	for _, name := range []string{"two-words-all-facets", "misspelled", "category-browse-3-facets", "browse-all-facets"} {
 		q := queries[name]
 		b.Run(name, func(b *testing.B) {
-			lat := runClients(b, benchClients(), func() error {
+			lat := searchtest.RunClients(b, searchtest.BenchClients(), func() error {
 				_, err := env.es.Search(context.Background(), q)
 				return err
 			})
-			reportPercentiles(b, lat)
+			searchtest.ReportPercentiles(b, lat)
 		})
 	}
-}
-
-// benchClients is how many clients search at once: SEARCH_BENCH_CLIENTS, default 16.
-func benchClients() int {
-	if v, err := strconv.Atoi(os.Getenv("SEARCH_BENCH_CLIENTS")); err == nil && v > 0 {
-		return v
-	}
-	return 16
-}
-
-// runClients runs op b.N times in all from clients goroutines and returns the latencies.
-func runClients(b *testing.B, clients int, op func() error) []time.Duration {
-	var (
-		mu   sync.Mutex
-		lat  = make([]time.Duration, 0, b.N)
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	b.ResetTimer()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				began := time.Now()
-				if err := op(); err != nil {
-					b.Error(err)
-					return
-				}
-				d := time.Since(began)
-				mu.Lock()
-				lat = append(lat, d)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
-	return lat
 }
 
 // benchQueries are (a) a two-word query counting every facet, (b) a misspelled query,
@@ -211,19 +173,6 @@ SELECT p.category_id::text, p.brand_id::text FROM products p JOIN categories c O
 	}
 }
 
-func reportPercentiles(b *testing.B, lat []time.Duration) {
-	if len(lat) == 0 {
-		return
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	at := func(p float64) float64 {
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
-	}
-	b.ReportMetric(at(0.50), "p50-ms")
-	b.ReportMetric(at(0.95), "p95-ms")
-	b.ReportMetric(at(0.99), "p99-ms")
-}
-
 // BenchmarkElasticSyncLag updates one product per iteration through the store (a
 // transaction with its outbox row) while a relay feeds the indexer, and measures the time
 // from the commit until a search finds the new version.
@@ -231,8 +180,7 @@ func BenchmarkElasticSyncLag(b *testing.B) {
 	env := benchSetup(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st := store.New(env.pool)
-	runRelay(b, ctx, env.pool, env.ix.Handle, 500)
+	searchtest.RunRelay(b, ctx, env.pool, DefaultConsumer, env.ix.Handle, 500)
 
 	rows, err := env.pool.Query(ctx, `SELECT id::text FROM products WHERE status = 'ACTIVE' ORDER BY id LIMIT 1000`)
 	if err != nil {
@@ -249,27 +197,31 @@ func BenchmarkElasticSyncLag(b *testing.B) {
 	for i := range b.N {
 		id := ids[i%len(ids)]
 		price := model.Cents(1000 + i)
-		p, err := st.UpdateProduct(ctx, id, model.UpdateProductInput{Price: &price})
+		version, err := searchtest.UpdatePrice(ctx, env.pool, id, price)
 		if err != nil {
 			b.Fatal(err)
 		}
 		committed := time.Now()
-		if err := waitVersion(ctx, env.es, id, p.Version, 10*time.Second); err != nil {
+		if err := waitVersion(ctx, env.es, id, version, 10*time.Second); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, time.Since(committed))
 	}
-	reportPercentiles(b, lat)
+	searchtest.ReportPercentiles(b, lat)
 }
 
 // waitVersion polls searches until the document of id has at least version.
-func waitVersion(ctx context.Context, es *Elastic, id string, version int64, limit time.Duration) error {
+func waitVersion(ctx context.Context, es *elastic.Engine, id string, version int64, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	body := obj{"size": 1, "_source": false, "version": true,
-		"query": obj{"bool": obj{"filter": []any{obj{"ids": obj{"values": []string{id}}}, obj{"range": obj{"version": obj{"gte": version}}}}}}}
+	body := map[string]any{"size": 1, "_source": false, "version": true,
+		"query": map[string]any{"bool": map[string]any{"filter": []any{map[string]any{"ids": map[string]any{"values": []string{id}}}, map[string]any{"range": map[string]any{"version": map[string]any{"gte": version}}}}}}}
 	for time.Now().Before(deadline) {
-		var ans esSearchAnswer
-		if err := es.do(ctx, "POST", "/"+es.alias+"/_search", body, &ans); err != nil {
+		var ans struct {
+			Hits struct {
+				Hits []json.RawMessage `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := es.Do(ctx, "POST", "/"+es.Alias()+"/_search", body, &ans); err != nil {
 			return err
 		}
 		if len(ans.Hits.Hits) > 0 {
@@ -290,8 +242,7 @@ func BenchmarkElasticRepricingLag(b *testing.B) {
 	env := benchSetup(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	runRelay(b, ctx, env.pool, env.ix.Handle, 500)
-	st := store.New(env.pool)
+	searchtest.RunRelay(b, ctx, env.pool, DefaultConsumer, env.ix.Handle, 500)
 	rows, err := env.pool.Query(ctx, `SELECT id::text FROM products WHERE status = 'ACTIVE' ORDER BY id DESC LIMIT 30`)
 	if err != nil {
 		b.Fatal(err)
@@ -318,11 +269,11 @@ SELECT 'product', id::text, 'product.updated', version FROM changed`); err != ni
 		for j, id := range singles {
 			time.Sleep(time.Until(began.Add(time.Duration(j) * 100 * time.Millisecond)))
 			price := model.Cents(5000 + 100*i + j)
-			p, err := st.UpdateProduct(ctx, id, model.UpdateProductInput{Price: &price})
+			version, err := searchtest.UpdatePrice(ctx, env.pool, id, price)
 			if err != nil {
 				b.Fatal(err)
 			}
-			seen.expect(id, p.Version, time.Now())
+			seen.expect(id, version, time.Now())
 			if pendingFor(ctx, env.pool) > 1000 {
 				overlapped++
 			}
@@ -337,7 +288,7 @@ SELECT 'product', id::text, 'product.updated', version FROM changed`); err != ni
 	}
 	b.StopTimer()
 	lag := seen.lags()
-	reportPercentiles(b, lag)
+	searchtest.ReportPercentiles(b, lag)
 	slices.Sort(drain)
 	b.ReportMetric(float64(drain[len(drain)/2].Milliseconds()), "10k-drain-p50-ms")
 	b.ReportMetric(float64(overlapped)/float64(len(lag)), "share-behind-backlog")
@@ -365,7 +316,7 @@ func (v *visibility) expect(id string, version int64, committed time.Time) {
 	v.pending[id] = awaited{version, committed}
 }
 
-func (v *visibility) watch(ctx context.Context, es *Elastic) {
+func (v *visibility) watch(ctx context.Context, es *elastic.Engine) {
 	for ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 		v.mu.Lock()
@@ -382,8 +333,8 @@ func (v *visibility) watch(ctx context.Context, es *Elastic) {
 				} `json:"hits"`
 			} `json:"hits"`
 		}
-		body := obj{"size": len(ids), "_source": false, "version": true, "query": obj{"ids": obj{"values": ids}}}
-		if err := es.do(ctx, "POST", "/"+es.alias+"/_search", body, &ans); err != nil {
+		body := map[string]any{"size": len(ids), "_source": false, "version": true, "query": map[string]any{"ids": map[string]any{"values": ids}}}
+		if err := es.Do(ctx, "POST", "/"+es.Alias()+"/_search", body, &ans); err != nil {
 			continue
 		}
 		now := time.Now()

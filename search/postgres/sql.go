@@ -1,4 +1,4 @@
-package search
+package postgres
 
 import (
 	"fmt"
@@ -6,7 +6,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
 )
 
 // The search statement. One statement answers a search. The CTE "r" holds the result: the
@@ -181,7 +183,7 @@ func (s *pgStatement) fcol(format string, a ...any) string {
 }
 
 // searchSQL builds the statement for q with the text units (nil: browse) and the cursor.
-func (e *Postgres) searchSQL(q model.SearchQuery, units []tsUnit, after *Cursor) (string, []any) {
+func (e *Engine) searchSQL(q model.SearchQuery, units []tsUnit, after *search.Cursor) (string, []any) {
 	text := units != nil
 	s := &pgStatement{args: []any{pgQueryMode}, text: text, table: "search_facets"}
 	if text {
@@ -189,7 +191,7 @@ func (e *Postgres) searchSQL(q model.SearchQuery, units []tsUnit, after *Cursor)
 		s.base, s.table = textCond, "search_docs"
 	}
 	if len(q.ExcludeIDs) > 0 {
-		s.base += fmt.Sprintf(excludeCond, s.arg(uuidParams(q.ExcludeIDs)))
+		s.base += fmt.Sprintf(excludeCond, s.arg(db.UUIDs(q.ExcludeIDs)))
 	}
 	s.filters = s.conditions(q.Filter)
 	s.bucketArgs(e.cfg)
@@ -208,7 +210,7 @@ func (e *Postgres) searchSQL(q model.SearchQuery, units []tsUnit, after *Cursor)
 }
 
 // parts are the hits and the facet counts.
-func (s *pgStatement) parts(q model.SearchQuery, after *Cursor) []string {
+func (s *pgStatement) parts(q model.SearchQuery, after *search.Cursor) []string {
 	page := fmt.Sprintf(pageSelect, s.keyset(q.Sort, after), direction(q.Sort), s.arg(q.First+1))
 	hits := fmt.Sprintf(hitsSelect, page)
 	if s.text {
@@ -268,11 +270,11 @@ func (s *pgStatement) where(skip string) string {
 func (s *pgStatement) conditions(f model.SearchFilter) []pgFilter {
 	var out []pgFilter
 	if len(f.CategoryIDs) > 0 {
-		codes := s.fcol(categoryCodes, s.arg(uuidParams(f.CategoryIDs)))
+		codes := s.fcol(categoryCodes, s.arg(db.UUIDs(f.CategoryIDs)))
 		out = append(out, pgFilter{model.FacetCategory, fmt.Sprintf(termsCond, codes)})
 	}
 	if len(f.BrandIDs) > 0 {
-		codes := s.fcol(brandCodes, s.arg(uuidParams(f.BrandIDs)))
+		codes := s.fcol(brandCodes, s.arg(db.UUIDs(f.BrandIDs)))
 		out = append(out, pgFilter{model.FacetBrand, fmt.Sprintf(termsCond, codes)})
 	}
 	if p := f.Price; p != nil && (p.Min != nil || p.Max != nil) {
@@ -297,7 +299,7 @@ func (s *pgStatement) conditions(f model.SearchFilter) []pgFilter {
 }
 
 // bucketArgs adds the price bounds and the rating steps, descending, as arguments.
-func (s *pgStatement) bucketArgs(cfg Config) {
+func (s *pgStatement) bucketArgs(cfg search.Config) {
 	for _, b := range cfg.PriceBounds {
 		s.bounds = append(s.bounds, s.arg(int64(b)))
 	}
@@ -308,7 +310,7 @@ func (s *pgStatement) bucketArgs(cfg Config) {
 
 // ratingThresholds are the distinct rating steps, descending: rating bucket i holds the
 // ratings from step i up to (not including) step i-1.
-func ratingThresholds(cfg Config) []float64 {
+func ratingThresholds(cfg search.Config) []float64 {
 	steps := slices.Clone(cfg.RatingSteps)
 	slices.Sort(steps)
 	slices.Reverse(steps)
@@ -375,9 +377,9 @@ func (s *pgStatement) score(q model.SearchQuery) string {
 	b.WriteString(")")
 	for _, boost := range q.Boosts {
 		if boost.BrandID != "" {
-			b.WriteString(fmt.Sprintf(brandBoost, s.arg(uuidParam(boost.BrandID)), s.arg(boost.Factor)))
+			b.WriteString(fmt.Sprintf(brandBoost, s.arg(db.UUID(boost.BrandID)), s.arg(boost.Factor)))
 		} else {
-			ids := s.fcol(boostColumn, s.arg(uuidParam(boost.CategoryID)))
+			ids := s.fcol(boostColumn, s.arg(db.UUID(boost.CategoryID)))
 			b.WriteString(fmt.Sprintf(categoryBoost, ids, s.arg(boost.Factor)))
 		}
 	}
@@ -396,7 +398,7 @@ func direction(sort model.SearchSort) string {
 
 // keyset is the condition of the rows after the cursor: past its key in the sort's
 // direction, or on its key with a greater id.
-func (s *pgStatement) keyset(sort model.SearchSort, after *Cursor) string {
+func (s *pgStatement) keyset(sort model.SearchSort, after *search.Cursor) string {
 	if after == nil {
 		return ""
 	}
@@ -404,6 +406,6 @@ func (s *pgStatement) keyset(sort model.SearchSort, after *Cursor) string {
 	if descending(sort) {
 		op = "<"
 	}
-	k, id := s.arg(after.Key), s.arg(uuidParam(after.ID))
+	k, id := s.arg(after.Key), s.arg(db.UUID(after.ID))
 	return fmt.Sprintf(" AND (key %s %s::float8 OR (key = %s::float8 AND id > %s::uuid))", op, k, k, id)
 }

@@ -1,4 +1,8 @@
-package search
+// Package searchtest holds what the tests of the search engines share: the conformance
+// suite every search.Engine must pass, the seeded catalogs and the changes they search
+// (written the way the store writes them: a new row version and an outbox event), the
+// test search node, and the load helpers of the benchmarks.
+package searchtest
 
 import (
 	"context"
@@ -18,10 +22,12 @@ import (
 
 	"github.com/homegoods/storefront/db/dbtest"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/search/relevance"
 	"github.com/homegoods/storefront/seed"
 )
 
-// The conformance suite: every Engine runs the same cases over the same seeded catalog and
+// The conformance suite: every search.Engine runs the same cases over the same seeded catalog and
 // is compared with answers computed here by brute force, in plain SQL over products,
 // sharing no code with any engine.
 //
@@ -47,29 +53,21 @@ const (
 	conformanceProducts = 2000
 )
 
-// engineFactory builds the engine under test over the catalog in pool (for Elasticsearch:
+// EngineFactory builds the engine under test over the catalog in pool (for Elasticsearch:
 // a fresh index loaded from pool and refreshed). It is called once per suite run.
-type engineFactory func(t *testing.T, pool *pgxpool.Pool, cfg Config) Engine
+type EngineFactory func(t *testing.T, pool *pgxpool.Pool, cfg search.Config) search.Engine
 
-// conformanceHooks lets an engine react to what the suite changes in pool.
-type conformanceHooks struct {
+// Hooks let an engine react to what the suite changes in pool.
+type Hooks struct {
 	// ControlsChanged runs after the suite changed the relevance controls (synonyms) in
 	// pool and before it searches again; an engine that copies controls (Elasticsearch index
 	// settings) applies them here. Nil when the engine reads them itself.
 	ControlsChanged func(t *testing.T)
 }
 
-func TestPostgresConformance(t *testing.T) {
-	var controls *Controls
-	runConformance(t, func(t *testing.T, pool *pgxpool.Pool, cfg Config) Engine {
-		controls = NewControls(pool)
-		return NewPostgres(pool, cfg, controls)
-	}, conformanceHooks{ControlsChanged: func(*testing.T) { controls.invalidate() }})
-}
-
-// runConformance runs the suite against the engines newEngine builds.
-func runConformance(t *testing.T, newEngine engineFactory, hooks ...conformanceHooks) {
-	var h conformanceHooks
+// RunConformance runs the suite against the engine newEngine builds.
+func RunConformance(t *testing.T, newEngine EngineFactory, hooks ...Hooks) {
+	var h Hooks
 	if len(hooks) > 0 {
 		h = hooks[0]
 	}
@@ -78,7 +76,7 @@ func runConformance(t *testing.T, newEngine engineFactory, hooks ...conformanceH
 		t.Fatalf("seed catalog: %v", err)
 	}
 	t.Logf("catalog: %d products from seed %d; cases from seed %d", conformanceProducts, conformanceSeed, conformanceCaseSeed)
-	cfg := DefaultConfig()
+	cfg := search.DefaultConfig()
 	cfg.FacetValues = 8     // small enough that brands and values get cut
 	cfg.AttributeFacets = 4 // and attribute keys compete for places
 	s := &confSuite{engine: newEngine(t, pool, cfg), oracle: &confOracle{pool: pool, cfg: cfg}, hooks: h}
@@ -95,9 +93,9 @@ func runConformance(t *testing.T, newEngine engineFactory, hooks ...conformanceH
 }
 
 type confSuite struct {
-	engine     Engine
+	engine     search.Engine
 	oracle     *confOracle
-	hooks      conformanceHooks
+	hooks      Hooks
 	vocabulary confVocabulary
 }
 
@@ -304,7 +302,7 @@ func (s *confSuite) testBadInput(t *testing.T) {
 		{"first 1000", model.SearchQuery{First: 1000}},
 		{"negative first", model.SearchQuery{First: -1}},
 		{"malformed cursor", model.SearchQuery{Text: "sofa", After: "not-a-cursor"}},
-		{"cursor of garbage JSON", model.SearchQuery{Text: "sofa", After: Cursor{Sort: model.SearchSortRelevance, ID: "x"}.Encode()}},
+		{"cursor of garbage JSON", model.SearchQuery{Text: "sofa", After: search.Cursor{Sort: model.SearchSortRelevance, ID: "x"}.Encode()}},
 		{"cursor of another sort", model.SearchQuery{Text: "sofa", Sort: model.SearchSortPriceAsc, After: cursor}},
 		{"excluded id that is not an id", model.SearchQuery{ExcludeIDs: []string{"sofa"}}},
 		{"negative weight", model.SearchQuery{Text: "sofa", Weights: model.RelevanceWeights{Popularity: -1}}},
@@ -313,11 +311,11 @@ func (s *confSuite) testBadInput(t *testing.T) {
 		_, err := s.engine.Search(ctx, c.q)
 		checkBadInput(t, "Search: "+c.name, err)
 	}
-	_, err = s.engine.Suggest(ctx, strings.Repeat("s", MaxPrefixLength+1), 5)
+	_, err = s.engine.Suggest(ctx, strings.Repeat("s", search.MaxPrefixLength+1), 5)
 	checkBadInput(t, "Suggest: long prefix", err)
 	_, err = s.engine.Suggest(ctx, "sof", 0)
 	checkBadInput(t, "Suggest: limit 0", err)
-	_, err = s.engine.Suggest(ctx, "sof", MaxFirst+1)
+	_, err = s.engine.Suggest(ctx, "sof", search.MaxFirst+1)
 	checkBadInput(t, "Suggest: limit above the maximum", err)
 
 	// Query syntax is not syntax: these are words (or nothing), never an error.
@@ -339,7 +337,7 @@ func checkBadInput(t *testing.T, what string, err error) {
 // testSynonyms adds synonym rules and checks what they find.
 func (s *confSuite) testSynonyms(t *testing.T) {
 	ctx := context.Background()
-	controls := NewControls(s.oracle.pool)
+	controls := relevance.NewControls(s.oracle.pool)
 	sofas := s.textSet(t, "sofa")
 	loveseats := s.textSet(t, "loveseat")
 	put := func(rule model.SynonymRule) {
@@ -513,7 +511,7 @@ func (s *confSuite) walk(t *testing.T, q model.SearchQuery, size int) (*model.Se
 				t.Fatalf("page %d repeats product %s", page, h.ProductID)
 			}
 			seen[h.ProductID] = true
-			c, ok, err := DecodeCursor(model.SearchQuery{After: h.Cursor, Sort: q.Sort})
+			c, ok, err := search.DecodeCursor(model.SearchQuery{After: h.Cursor, Sort: q.Sort})
 			if err != nil || !ok || c.ID != h.ProductID {
 				t.Fatalf("hit %s has cursor %q (%+v, %v)", h.ProductID, h.Cursor, c, err)
 			}
@@ -534,13 +532,13 @@ func (s *confSuite) walk(t *testing.T, q model.SearchQuery, size int) (*model.Se
 
 // pageSize walks small results with small pages and large ones in about a dozen pages.
 func confPageSize(total int) int {
-	return min(MaxFirst, max(7, total/12+1))
+	return min(search.MaxFirst, max(7, total/12+1))
 }
 
 // textSet returns every product the engine finds for text, by walking all its pages.
 func (s *confSuite) textSet(t *testing.T, text string) []string {
 	t.Helper()
-	_, ids, _ := s.walk(t, model.SearchQuery{Text: text, Sort: model.SearchSortRelevance}, MaxFirst)
+	_, ids, _ := s.walk(t, model.SearchQuery{Text: text, Sort: model.SearchSortRelevance}, search.MaxFirst)
 	return ids
 }
 
@@ -557,7 +555,7 @@ func checkScoreOrder(t *testing.T, name string, ids []string, keys []float64) {
 
 func compareFacets(t *testing.T, name string, got, want []model.Facet) {
 	t.Helper()
-	if g, w := facetKeys(got), facetKeys(want); !slices.Equal(g, w) {
+	if g, w := FacetKeys(got), FacetKeys(want); !slices.Equal(g, w) {
 		t.Errorf("%s: facets %v; want %v", name, g, w)
 		return
 	}
@@ -573,7 +571,8 @@ func compareFacets(t *testing.T, name string, got, want []model.Facet) {
 	}
 }
 
-func facetKeys(fs []model.Facet) []string {
+// FacetKeys lists the facets of fs by key, in order.
+func FacetKeys(fs []model.Facet) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
 		out[i] = f.Key
@@ -663,7 +662,7 @@ func firstDiffAt(a, b []string) int {
 // confOracle computes answers by brute force: a straightforward query per facet over products.
 type confOracle struct {
 	pool *pgxpool.Pool
-	cfg  Config
+	cfg  search.Config
 }
 
 // confExpected is the brute-force answer to a search.
@@ -835,7 +834,7 @@ func (o *confOracle) priceFacet(t *testing.T, q model.SearchQuery, within []stri
 		var n int
 		o.queryRow(t, `SELECT count(*) FROM products p WHERE `+cond, a, &n)
 		sel := q.Filter.Price != nil && sameCents(q.Filter.Price.Min, r.Min) && sameCents(q.Filter.Price.Max, r.Max)
-		f.Values = append(f.Values, model.FacetValue{Value: PriceValue(r), Label: PriceLabel(r), Count: n, Selected: sel})
+		f.Values = append(f.Values, model.FacetValue{Value: search.PriceValue(r), Label: search.PriceLabel(r), Count: n, Selected: sel})
 	}
 	return f
 }
@@ -850,7 +849,7 @@ func (o *confOracle) ratingFacet(t *testing.T, q model.SearchQuery, within []str
 		o.queryRow(t, fmt.Sprintf(`SELECT count(*) FROM products p WHERE %s AND p.rating >= $%d::numeric`, where, len(args)+1),
 			append(append([]any{}, args...), step), &n)
 		sel := q.Filter.MinRating != nil && *q.Filter.MinRating == step
-		f.Values = append(f.Values, model.FacetValue{Value: RatingValue(step), Label: RatingLabel(step), Count: n, Selected: sel})
+		f.Values = append(f.Values, model.FacetValue{Value: search.RatingValue(step), Label: search.RatingLabel(step), Count: n, Selected: sel})
 	}
 	return f
 }

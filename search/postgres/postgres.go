@@ -1,4 +1,7 @@
-package search
+// Package postgres is the PostgreSQL full-text engine: searches and suggestions from
+// search_docs and search_facets in one statement each. It needs no other service, and is
+// the fallback while Elasticsearch is unreachable.
+package postgres
 
 import (
 	"context"
@@ -15,16 +18,18 @@ import (
 
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/search/relevance"
 )
 
-// Postgres answers searches with PostgreSQL full-text search over search_docs (0005): one
+// Engine answers searches with PostgreSQL full-text search over search_docs (0005): one
 // narrow row per active product with the stemmed English tsvector of 0001 (name A, brand
 // and category B, description C) on a GIN index and the facet values as integer codes;
 // browsing reads search_facets, the same rows without the tsvector, with the codes on a GIN
 // index. Triggers keep both in step with products in the writing transaction. pg_trgm
 // serves typo tolerance and suggestions; synonyms are expanded by the engine from the
-// controls (see postgres_text.go). Filters, the disjunctive facets, the total, the price
-// range and a keyset page of hits are one SQL statement (see postgres_sql.go). It is the
+// controls (see text.go). Filters, the disjunctive facets, the total, the price
+// range and a keyset page of hits are one SQL statement (see sql.go). It is the
 // engine without Elasticsearch, and the fallback while Elasticsearch is unreachable.
 //
 // Relevance (the RELEVANCE sort of a text search) is
@@ -35,11 +40,11 @@ import (
 //
 // with age counted from the start of the current day (UTC), so that a score is the same
 // on every page of a search.
-type Postgres struct {
+type Engine struct {
 	pool     *pgxpool.Pool
 	reads    *db.Reads // nil: searches run on pool
-	cfg      Config
-	controls *Controls // nil: no synonyms
+	cfg      search.Config
+	controls *relevance.Controls // nil: no synonyms
 	words    wordCache
 	sets     pgSets
 	// keysReady is set once search_facet_keys holds every attribute key of cfg.
@@ -48,38 +53,38 @@ type Postgres struct {
 }
 
 // pgQueryMode runs every search statement prepared, with the generic plan db.Open asks for
-// (see postgres_sql.go), and reads results in binary: sort keys come back as exact floats.
+// (see sql.go), and reads results in binary: sort keys come back as exact floats.
 const pgQueryMode = pgx.QueryExecModeCacheStatement
 
-// NewPostgres returns the engine on pool; controls (which may be nil) supply synonyms.
-func NewPostgres(pool *pgxpool.Pool, cfg Config, controls *Controls) *Postgres {
-	return &Postgres{pool: pool, cfg: cfg, controls: controls}
+// New returns the engine on pool; controls (which may be nil) supply synonyms.
+func New(pool *pgxpool.Pool, cfg search.Config, controls *relevance.Controls) *Engine {
+	return &Engine{pool: pool, cfg: cfg, controls: controls}
 }
 
 // ReadFrom sends the searches and suggestions to the read replicas of reads.
-func (e *Postgres) ReadFrom(reads *db.Reads) { e.reads = reads }
+func (e *Engine) ReadFrom(reads *db.Reads) { e.reads = reads }
 
 // read returns where a search runs.
-func (e *Postgres) read(ctx context.Context) db.Querier {
+func (e *Engine) read(ctx context.Context) db.Querier {
 	if e.reads == nil {
 		return e.pool
 	}
 	return e.reads.For(ctx)
 }
 
-// Name implements Engine.
-func (e *Postgres) Name() string { return "postgres" }
+// Name implements search.Engine.
+func (e *Engine) Name() string { return "postgres" }
 
-// Search implements Engine.
-func (e *Postgres) Search(ctx context.Context, q model.SearchQuery) (*model.SearchResult, error) {
+// Search implements search.Engine.
+func (e *Engine) Search(ctx context.Context, q model.SearchQuery) (*model.SearchResult, error) {
 	if err := e.cfg.Validate(&q); err != nil {
 		return nil, err
 	}
-	cursor, ok, err := DecodeCursor(q)
+	cursor, ok, err := search.DecodeCursor(q)
 	if err != nil {
 		return nil, err
 	}
-	var after *Cursor
+	var after *search.Cursor
 	if ok {
 		after = &cursor
 	}
@@ -108,7 +113,7 @@ func (e *Postgres) Search(ctx context.Context, q model.SearchQuery) (*model.Sear
 // once; the insert then rebuilds the codes of every product (seconds for 100k products),
 // which is not left half done when the search that started it gives up. Searches that
 // come meanwhile do not wait for it: until it commits they count the keys that have codes.
-func (e *Postgres) ensureFacetKeys(ctx context.Context) error {
+func (e *Engine) ensureFacetKeys(ctx context.Context) error {
 	if e.keysReady.Load() || !e.keysMu.TryLock() {
 		return nil
 	}
@@ -134,7 +139,7 @@ func (e *Postgres) ensureFacetKeys(ctx context.Context) error {
 	return nil
 }
 
-// pgRow is one row of the search statement (see postgres_sql.go for what each kind holds).
+// pgRow is one row of the search statement (see sql.go for what each kind holds).
 type pgRow struct {
 	kind                string
 	value, label, extra pgtype.Text
@@ -146,9 +151,9 @@ type pgRow struct {
 }
 
 // result reads the rows of the search statement into a result.
-func (e *Postgres) result(ctx context.Context, q model.SearchQuery, paged bool, rows pgx.Rows) (*model.SearchResult, error) {
+func (e *Engine) result(ctx context.Context, q model.SearchQuery, paged bool, rows pgx.Rows) (*model.SearchResult, error) {
 	res := &model.SearchResult{Backend: e.Name(), Hits: []model.SearchHit{}}
-	a := pgAssembly{filter: q.Filter, counts: newFacetCounts(), steps: ratingThresholds(e.cfg)}
+	a := pgAssembly{filter: q.Filter, counts: search.NewFacetCounts(), steps: ratingThresholds(e.cfg)}
 	if err := a.read(res, rows); err != nil {
 		return nil, err
 	}
@@ -158,14 +163,14 @@ func (e *Postgres) result(ctx context.Context, q model.SearchQuery, paged bool, 
 	}
 	a.addAttributes(sets)
 	res.Hits, res.PageInfo = pgHitsPage(q, paged, a.hits)
-	res.Facets = a.counts.facets(e.cfg, q.Filter)
+	res.Facets = a.counts.Facets(e.cfg, q.Filter)
 	return res, nil
 }
 
 // pgAssembly gathers the rows of a search statement.
 type pgAssembly struct {
 	filter model.SearchFilter
-	counts *facetCounts
+	counts *search.FacetCounts
 	steps  []float64 // ratingThresholds: the step of each rating bucket
 	hits   []pgHit
 	sets   []pgSetCount
@@ -195,9 +200,9 @@ func (a *pgAssembly) add(res *model.SearchResult, r *pgRow) error {
 		}
 		a.hits = append(a.hits, pgHit{id: r.value.String, key: r.key.Float64, name: r.label, describes: r.extra})
 	case model.FacetCategory, model.FacetBrand:
-		a.counts.addTerm(r.kind, r.value.String, r.label.String, int(r.n))
+		a.counts.AddTerm(r.kind, r.value.String, r.label.String, int(r.n))
 	case model.FacetPrice:
-		a.counts.addPrice(int(r.a.Int32), int(r.n))
+		a.counts.AddPrice(int(r.a.Int32), int(r.n))
 	case model.FacetRating:
 		a.addRating(r.b, r.n)
 	case "attr", "attr_own":
@@ -220,7 +225,7 @@ func (a *pgAssembly) addStats(res *model.SearchResult, r *pgRow) {
 		res.PriceRange.Max = max(res.PriceRange.Max, model.Cents(r.hi.Int64))
 	}
 	if f := a.filter.Price; f == nil || (f.Min == nil && f.Max == nil) {
-		a.counts.addPrice(int(r.a.Int32), int(r.n))
+		a.counts.AddPrice(int(r.a.Int32), int(r.n))
 	}
 	if a.filter.MinRating == nil {
 		a.addRating(r.b, r.n)
@@ -230,7 +235,7 @@ func (a *pgAssembly) addStats(res *model.SearchResult, r *pgRow) {
 // addRating counts a rating bucket as products rated its step: the facet adds steps up.
 func (a *pgAssembly) addRating(bucket pgtype.Int4, n int64) {
 	if bucket.Valid && int(bucket.Int32) < len(a.steps) {
-		a.counts.addRating(a.steps[bucket.Int32], int(n))
+		a.counts.AddRating(a.steps[bucket.Int32], int(n))
 	}
 }
 
@@ -247,12 +252,12 @@ func (a *pgAssembly) addAttributes(sets map[int32][]pgAttr) {
 			switch {
 			case c.own != "":
 				if attr.key == c.own {
-					a.counts.addAttribute(attr.key, attr.value, c.n, false)
+					a.counts.AddAttribute(attr.key, attr.value, c.n, false)
 				}
 			case filtered[attr.key]:
-				a.counts.addCoverage(attr.key, c.n)
+				a.counts.AddCoverage(attr.key, c.n)
 			default:
-				a.counts.addAttribute(attr.key, attr.value, c.n, true)
+				a.counts.AddAttribute(attr.key, attr.value, c.n, true)
 			}
 		}
 	}
@@ -284,7 +289,7 @@ func pgHitsPage(q model.SearchQuery, paged bool, hits []pgHit) ([]model.SearchHi
 	for i, h := range hits {
 		out[i] = model.SearchHit{
 			ProductID:  h.id,
-			Cursor:     Cursor{Sort: q.Sort, Key: h.key, ID: h.id}.Encode(),
+			Cursor:     search.Cursor{Sort: q.Sort, Key: h.key, ID: h.id}.Encode(),
 			Highlights: pgHighlights(h),
 		}
 	}

@@ -1,97 +1,30 @@
-package search
+package indexer
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/homegoods/storefront/graph/model"
-	"github.com/homegoods/storefront/store"
+	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/search/elastic"
+	"github.com/homegoods/storefront/search/searchtest"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
-
-// fakeServer answers GET / as a server of the given distribution ("" for none) and every
-// other request with an empty search answer, never with X-Elastic-Product unless withHeader.
-func fakeServer(t *testing.T, distribution string, withHeader bool) (*httptest.Server, *atomic.Int32) {
-	t.Helper()
-	var roots atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if withHeader {
-			w.Header().Set("X-Elastic-Product", "Elasticsearch")
-		}
-		if r.URL.Path == "/" {
-			roots.Add(1)
-			_, _ = w.Write([]byte(`{"version":{"distribution":"` + distribution + `","number":"2.19.6"}}`))
-			return
-		}
-		_, _ = w.Write([]byte(`{"hits":{"total":{"value":0},"hits":[]}}`))
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &roots
-}
-
-// TestProductHeaderTransport: go-elasticsearch refuses servers that do not say they are
-// Elasticsearch; the transport vouches for a server that says it is OpenSearch, asking it
-// once, and for no other.
-func TestProductHeaderTransport(t *testing.T) {
-	ctx := context.Background()
-	for _, tc := range []struct {
-		name         string
-		distribution string
-		header       bool
-		wantOK       bool
-		wantProbes   int32
-	}{
-		{"opensearch", "opensearch", false, true, 1},
-		{"elasticsearch", "", true, true, 0},
-		{"something else", "", false, false, 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv, roots := fakeServer(t, tc.distribution, tc.header)
-			es, err := NewElastic(ElasticConfig{URL: srv.URL, Index: "products", Facets: DefaultConfig()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for range 3 {
-				err = es.do(ctx, "POST", "/products/_search", obj{"size": 0}, nil)
-			}
-			if ok := err == nil; ok != tc.wantOK {
-				t.Fatalf("request through the client: err %v; want success %v", err, tc.wantOK)
-			}
-			if !tc.wantOK && !strings.Contains(err.Error(), "Elasticsearch") {
-				t.Errorf("refusal %q does not say why", err)
-			}
-			if got := roots.Load(); got != tc.wantProbes {
-				t.Errorf("GET / asked %d times; want %d", got, tc.wantProbes)
-			}
-		})
-	}
-}
 
 // TestElasticQuerySyntaxIsWords: what a shopper types is matched as words, never parsed:
 // query-string syntax finds the products that hold the words and nothing more, and text
 // that would break a parser is no error.
 func TestElasticQuerySyntaxIsWords(t *testing.T) {
-	pool := seededPool(t, 50)
+	pool := searchtest.SeededPool(t, 50)
 	var category string
 	ctx := context.Background()
 	if err := pool.QueryRow(ctx, `SELECT id::text FROM categories WHERE slug = 'armchairs'`).Scan(&category); err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(pool)
-	active := model.ProductStatusActive
-	foo, err := st.CreateProduct(ctx, model.CreateProductInput{Sku: "FOO-1", Slug: ptrTo("foo-name-chair"),
-		Name: "Foo Name Chair", CategoryID: category, Price: 1000, Status: &active})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, es := newTestIndexer(t, pool, DefaultConfig())
+	foo := searchtest.CreateProduct(t, pool, "FOO-1", "foo-name-chair", "Foo Name Chair", category, 1000)
+	_, es := newTestIndexer(t, pool, search.DefaultConfig())
 	ids := func(text string) []string {
 		t.Helper()
 		res, err := es.Search(ctx, model.SearchQuery{Text: text, First: 100})
@@ -104,8 +37,8 @@ func TestElasticQuerySyntaxIsWords(t *testing.T) {
 		}
 		return out
 	}
-	if got := ids("name:foo OR *"); strings.Join(got, ",") != foo.ID {
-		t.Errorf(`search "name:foo OR *" found %v; want only %s (the words "name" and "foo")`, got, foo.ID)
+	if got := ids("name:foo OR *"); strings.Join(got, ",") != foo {
+		t.Errorf(`search "name:foo OR *" found %v; want only %s (the words "name" and "foo")`, got, foo)
 	}
 	// Each text finds what its words find ("or", "and", "not" are stop words).
 	for _, tc := range []struct{ text, words string }{
@@ -122,11 +55,9 @@ func TestElasticQuerySyntaxIsWords(t *testing.T) {
 	}
 }
 
-func ptrTo[T any](v T) *T { return &v }
-
 // TestElasticRefusesBadInput: the engine validates queries itself as well.
 func TestElasticRefusesBadInput(t *testing.T) {
-	es, err := NewElastic(ElasticConfig{URL: "http://127.0.0.1:1", Index: "products", Facets: DefaultConfig()})
+	es, err := elastic.New(elastic.Config{URL: "http://127.0.0.1:1", Index: "products", Facets: search.DefaultConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,13 +84,13 @@ func TestElasticRefusesBadInput(t *testing.T) {
 // the way they do in production, as a controls event handled by the indexer, whose synonym
 // worker then rebuilds the index behind its alias.
 func TestElasticConformance(t *testing.T) {
-	elasticURL(t)
+	searchtest.ElasticURL(t)
 	var ix *Indexer
-	runConformance(t, func(t *testing.T, pool *pgxpool.Pool, cfg Config) Engine {
-		var es *Elastic
+	searchtest.RunConformance(t, func(t *testing.T, pool *pgxpool.Pool, cfg search.Config) search.Engine {
+		var es *elastic.Engine
 		ix, es = newTestIndexer(t, pool, cfg)
 		return es
-	}, conformanceHooks{ControlsChanged: func(t *testing.T) {
+	}, searchtest.Hooks{ControlsChanged: func(t *testing.T) {
 		controlsChanged := model.OutboxEvent{Aggregate: "search", AggregateID: "controls",
 			Kind: "search.controls.updated", CreatedAt: time.Now()}
 		if err := ix.Handle(context.Background(), []model.OutboxEvent{controlsChanged}); err != nil {

@@ -1,36 +1,39 @@
-package search
+package elastic
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/homegoods/storefront/search"
 )
 
-// Index layout. The alias (ElasticConfig.Index) names one concrete index at a time; a
+// Index layout. The alias (Config.Index) names one concrete index at a time; a
 // rebuild fills a new index, reachable meanwhile through the "next" alias so that the
 // indexer writes to both, then swaps the alias in one _aliases call.
 const (
 	// refreshInterval bounds how long an indexed change takes to become searchable: half
 	// of the 1 s sync target, leaving the rest to the relay.
 	refreshInterval = "500ms"
-	// maxBulkDocs and maxBulkBytes bound one bulk request, so that a large change is many
+	// MaxBulkDocs and maxBulkBytes bound one bulk request, so that a large change is many
 	// small requests that leave the cluster room for searches and other writes.
-	maxBulkDocs  = 1000
+	MaxBulkDocs  = 1000
 	maxBulkBytes = 5 << 20
 	// suggestPrefixes is the longest prefix indexed for suggestions.
 	suggestPrefixes = 12
 )
 
-// nextAlias names the index being rebuilt for alias while a rebuild runs.
-func nextAlias(alias string) string { return alias + "_next" }
+// NextAlias names the index being rebuilt for alias while a rebuild runs.
+func NextAlias(alias string) string { return alias + "_next" }
 
-// newIndexName names a new concrete index of alias, ordered by creation time.
-func newIndexName(alias string) string {
+// NewIndexName names a new concrete index of alias, ordered by creation time.
+func NewIndexName(alias string) string {
 	return alias + "_" + strings.ToLower(time.Now().UTC().Format("20060102t150405.000000"))
 }
 
@@ -51,7 +54,7 @@ just don should now`)
 // before stemming; edge n-grams of the name from each word for suggestions; keywords and
 // numbers for filters, facets and sorts. refresh is the refresh interval: "-1" while a
 // rebuild loads the index.
-func indexBody(cfg Config, synonyms []string, refresh string, replicas int) map[string]any {
+func indexBody(cfg search.Config, synonyms []string, refresh string, replicas int) map[string]any {
 	settings := map[string]any{
 		"number_of_shards":   1,
 		"number_of_replicas": replicas,
@@ -98,7 +101,7 @@ func synonymFilter(lines []string) map[string]any {
 	return map[string]any{"type": "synonym_graph", "synonyms": lines, "lenient": true}
 }
 
-func mappings(cfg Config) map[string]any {
+func mappings(cfg search.Config) map[string]any {
 	text := func() map[string]any {
 		return map[string]any{"type": "text", "analyzer": "sf_text", "search_analyzer": "sf_text_search"}
 	}
@@ -144,28 +147,28 @@ func mappings(cfg Config) map[string]any {
 	}
 }
 
-// createIndex creates index with the current synonyms; refresh is its refresh interval
+// CreateIndex creates index with the current synonyms; refresh is its refresh interval
 // ("-1" while bulk loading: then without replicas, which finishing the load adds, so that
 // the load is written once).
-func (e *Elastic) createIndex(ctx context.Context, index string, synonyms []string, refresh string) error {
+func (e *Engine) CreateIndex(ctx context.Context, index string, synonyms []string, refresh string) error {
 	replicas := e.replicas
 	if refresh == "-1" {
 		replicas = 0
 	}
-	if err := e.do(ctx, "PUT", "/"+index, indexBody(e.cfg, synonyms, refresh, replicas), nil); err != nil {
+	if err := e.Do(ctx, "PUT", "/"+index, indexBody(e.cfg, synonyms, refresh, replicas), nil); err != nil {
 		return fmt.Errorf("create index %s: %w", index, err)
 	}
 	return e.waitHealthy(ctx, index)
 }
 
 // waitHealthy waits until index's primary shard is active (yellow or green).
-func (e *Elastic) waitHealthy(ctx context.Context, index string) error {
+func (e *Engine) waitHealthy(ctx context.Context, index string) error {
 	path := "/_cluster/health/" + index + "?wait_for_status=yellow&timeout=30s"
 	var h struct {
 		Status   string `json:"status"`
 		TimedOut bool   `json:"timed_out"`
 	}
-	if err := e.do(ctx, "GET", path, nil, &h); err != nil {
+	if err := e.Do(ctx, "GET", path, nil, &h); err != nil {
 		return fmt.Errorf("wait for index %s: %w", index, err)
 	}
 	if h.TimedOut || h.Status == "red" {
@@ -174,10 +177,10 @@ func (e *Elastic) waitHealthy(ctx context.Context, index string) error {
 	return nil
 }
 
-// aliasIndices returns the indices alias names, sorted; none when it does not exist.
-func (e *Elastic) aliasIndices(ctx context.Context, alias string) ([]string, error) {
+// AliasIndices returns the indices alias names, sorted; none when it does not exist.
+func (e *Engine) AliasIndices(ctx context.Context, alias string) ([]string, error) {
 	var got map[string]json.RawMessage
-	err := e.do(ctx, "GET", "/_alias/"+alias, nil, &got)
+	err := e.Do(ctx, "GET", "/_alias/"+alias, nil, &got)
 	if isStatus(err, 404) {
 		return nil, nil
 	}
@@ -192,55 +195,55 @@ func (e *Elastic) aliasIndices(ctx context.Context, alias string) ([]string, err
 	return out, nil
 }
 
-// aliasAction is one action of an _aliases call.
-type aliasAction map[string]map[string]string
+// AliasAction is one action of an _aliases call.
+type AliasAction map[string]map[string]string
 
-func addAlias(index, alias string) aliasAction {
-	return aliasAction{"add": {"index": index, "alias": alias}}
+func AddAlias(index, alias string) AliasAction {
+	return AliasAction{"add": {"index": index, "alias": alias}}
 }
 
-func removeAlias(index, alias string) aliasAction {
-	return aliasAction{"remove": {"index": index, "alias": alias}}
+func RemoveAlias(index, alias string) AliasAction {
+	return AliasAction{"remove": {"index": index, "alias": alias}}
 }
 
-// updateAliases applies the actions atomically: a search sees the aliases before or after,
+// UpdateAliases applies the actions atomically: a search sees the aliases before or after,
 // never in between.
-func (e *Elastic) updateAliases(ctx context.Context, actions ...aliasAction) error {
-	if err := e.do(ctx, "POST", "/_aliases", map[string]any{"actions": actions}, nil); err != nil {
+func (e *Engine) UpdateAliases(ctx context.Context, actions ...AliasAction) error {
+	if err := e.Do(ctx, "POST", "/_aliases", map[string]any{"actions": actions}, nil); err != nil {
 		return fmt.Errorf("update aliases: %w", err)
 	}
 	return nil
 }
 
-func (e *Elastic) deleteIndex(ctx context.Context, index string) error {
-	err := e.do(ctx, "DELETE", "/"+index, nil, nil)
+func (e *Engine) DeleteIndex(ctx context.Context, index string) error {
+	err := e.Do(ctx, "DELETE", "/"+index, nil, nil)
 	if err != nil && !isStatus(err, 404) {
 		return fmt.Errorf("delete index %s: %w", index, err)
 	}
 	return nil
 }
 
-func (e *Elastic) refresh(ctx context.Context, target string) error {
-	if err := e.do(ctx, "POST", "/"+target+"/_refresh", nil, nil); err != nil {
+func (e *Engine) Refresh(ctx context.Context, target string) error {
+	if err := e.Do(ctx, "POST", "/"+target+"/_refresh", nil, nil); err != nil {
 		return fmt.Errorf("refresh %s: %w", target, err)
 	}
 	return nil
 }
 
-func (e *Elastic) putSettings(ctx context.Context, target string, settings map[string]any) error {
-	if err := e.do(ctx, "PUT", "/"+target+"/_settings", map[string]any{"index": settings}, nil); err != nil {
+func (e *Engine) putSettings(ctx context.Context, target string, settings map[string]any) error {
+	if err := e.Do(ctx, "PUT", "/"+target+"/_settings", map[string]any{"index": settings}, nil); err != nil {
 		return fmt.Errorf("update settings of %s: %w", target, err)
 	}
 	return nil
 }
 
-// indexSynonyms returns the synonym rules index was created with.
-func (e *Elastic) indexSynonyms(ctx context.Context, index string) ([]string, error) {
+// IndexSynonyms returns the synonym rules index was created with.
+func (e *Engine) IndexSynonyms(ctx context.Context, index string) ([]string, error) {
 	var got map[string]struct {
 		Settings map[string]json.RawMessage `json:"settings"`
 	}
 	path := "/" + index + "/_settings/index.analysis.filter.sf_synonyms.synonyms?flat_settings=true"
-	if err := e.do(ctx, "GET", path, nil, &got); err != nil {
+	if err := e.Do(ctx, "GET", path, nil, &got); err != nil {
 		return nil, fmt.Errorf("read synonyms of %s: %w", index, err)
 	}
 	var out []string
@@ -253,45 +256,46 @@ func (e *Elastic) indexSynonyms(ctx context.Context, index string) ([]string, er
 	return out, nil
 }
 
-// bulkItem is one write of a bulk request.
-type bulkItem struct {
-	doc *Document
-	// delete removes the document instead (used only to repair an index that is ahead
-	// of PostgreSQL); its id is doc.ProductID.
-	delete bool
+// BulkItem is one write of a bulk request.
+type BulkItem struct {
+	Doc *Document
+	// Delete removes the document instead (used only to repair an index that is ahead
+	// of PostgreSQL); its id is Doc.ProductID.
+	Delete bool
 }
 
-// bulkStats counts what one bulk call did.
-type bulkStats struct {
+// BulkStats counts what one bulk call did.
+type BulkStats struct {
 	Indexed   int // written
 	Conflicts int // refused: the index already had this version or a newer one
 	Missing   int // deletes of documents that were not there
-	// conflicted are the ids of the refused writes.
-	conflicted []string
+	// Conflicted are the ids of the refused writes.
+	Conflicted []string
 }
 
-func (s *bulkStats) add(o bulkStats) {
+// Add counts o in s.
+func (s *BulkStats) Add(o BulkStats) {
 	s.Indexed += o.Indexed
 	s.Conflicts += o.Conflicts
 	s.Missing += o.Missing
-	s.conflicted = append(s.conflicted, o.conflicted...)
+	s.Conflicted = append(s.Conflicted, o.Conflicted...)
 }
 
-// bulk writes items to target in requests of at most maxBulkDocs documents and
+// Bulk writes items to target in requests of at most MaxBulkDocs documents and
 // maxBulkBytes. Each document carries its row version as an external version: versionType
 // "external" refuses a version the index already has (a replay), "external_gte" rewrites
 // it (documents that changed without a new product version: a renamed brand). A refused
 // write counts as done, since the index has this data or newer. Writes to an alias require
 // the alias to exist, so that a write never creates an index.
-func (e *Elastic) bulk(ctx context.Context, target string, items []bulkItem, versionType string, requireAlias bool) (bulkStats, error) {
-	var total bulkStats
+func (e *Engine) Bulk(ctx context.Context, target string, items []BulkItem, versionType string, requireAlias bool) (BulkStats, error) {
+	var total BulkStats
 	for len(items) > 0 {
 		body, n, err := bulkBody(items, versionType)
 		if err != nil {
 			return total, err
 		}
 		st, err := e.sendBulk(ctx, target, body, requireAlias)
-		total.add(st)
+		total.Add(st)
 		if err != nil {
 			return total, err
 		}
@@ -301,27 +305,27 @@ func (e *Elastic) bulk(ctx context.Context, target string, items []bulkItem, ver
 }
 
 // bulkBody encodes the first items that fit in one request, and says how many.
-func bulkBody(items []bulkItem, versionType string) ([]byte, int, error) {
+func bulkBody(items []BulkItem, versionType string) ([]byte, int, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	n := 0
 	for _, it := range items {
-		if n == maxBulkDocs || (n > 0 && buf.Len() >= maxBulkBytes) {
+		if n == MaxBulkDocs || (n > 0 && buf.Len() >= maxBulkBytes) {
 			break
 		}
-		meta := map[string]any{"_id": it.doc.ProductID}
-		if it.delete {
+		meta := map[string]any{"_id": it.Doc.ProductID}
+		if it.Delete {
 			if err := enc.Encode(map[string]any{"delete": meta}); err != nil {
 				return nil, 0, fmt.Errorf("encode bulk: %w", err)
 			}
 			n++
 			continue
 		}
-		meta["version"], meta["version_type"] = it.doc.Version, versionType
+		meta["version"], meta["version_type"] = it.Doc.Version, versionType
 		if err := enc.Encode(map[string]any{"index": meta}); err != nil {
 			return nil, 0, fmt.Errorf("encode bulk: %w", err)
 		}
-		if err := enc.Encode(it.doc); err != nil {
+		if err := enc.Encode(it.Doc); err != nil {
 			return nil, 0, fmt.Errorf("encode bulk: %w", err)
 		}
 		n++
@@ -342,16 +346,16 @@ type bulkAnswer struct {
 	} `json:"items"`
 }
 
-func (e *Elastic) sendBulk(ctx context.Context, target string, body []byte, requireAlias bool) (bulkStats, error) {
+func (e *Engine) sendBulk(ctx context.Context, target string, body []byte, requireAlias bool) (BulkStats, error) {
 	path := "/" + target + "/_bulk"
 	if requireAlias {
 		path += "?" + url.Values{"require_alias": {"true"}}.Encode()
 	}
 	var ans bulkAnswer
 	if err := e.doWithin(ctx, bulkTimeoutFactor*e.timeout, "POST", path, body, &ans); err != nil {
-		return bulkStats{}, fmt.Errorf("bulk to %s: %w", target, err)
+		return BulkStats{}, fmt.Errorf("bulk to %s: %w", target, err)
 	}
-	var st bulkStats
+	var st BulkStats
 	var failed []string
 	missing := 0 // failures because the target does not exist
 	for _, item := range ans.Items {
@@ -359,7 +363,7 @@ func (e *Elastic) sendBulk(ctx context.Context, target string, body []byte, requ
 			switch {
 			case r.Status == 409:
 				st.Conflicts++
-				st.conflicted = append(st.conflicted, r.ID)
+				st.Conflicted = append(st.Conflicted, r.ID)
 			case op == "delete" && r.Status == 404:
 				st.Missing++
 			case r.Status < 300:
@@ -383,3 +387,32 @@ func (e *Elastic) sendBulk(ctx context.Context, target string, body []byte, requ
 	}
 	return st, nil
 }
+
+// IsMissingAlias tells whether a bulk failed because its alias does not exist.
+func IsMissingAlias(err error) bool {
+	var ee *esError
+	return errors.As(err, &ee) && (ee.Status == 404 || ee.Type == "index_not_found_exception")
+}
+
+// GoLive turns a loaded index into a live one: near-real-time refreshes, a durable
+// translog and its replicas again, and a refresh so that everything loaded is searchable.
+func (e *Engine) GoLive(ctx context.Context, index string) error {
+	err := e.putSettings(ctx, index, map[string]any{
+		"refresh_interval":   refreshInterval,
+		"translog":           map[string]any{"durability": "request"},
+		"number_of_replicas": e.replicas,
+	})
+	if err != nil {
+		return err
+	}
+	// Unlike a refresh of a few changes, this one writes the segments of every document
+	// loaded: tens of seconds for 100,000 products on a busy node, past the bound of one
+	// request, and a rebuild that gives up here starts over and never ends.
+	if err := e.doWithin(ctx, loadRefreshTimeout, "POST", "/"+index+"/_refresh", nil, nil); err != nil {
+		return fmt.Errorf("refresh %s: %w", index, err)
+	}
+	return nil
+}
+
+// loadRefreshTimeout bounds the refresh that makes a fully loaded index searchable.
+const loadRefreshTimeout = 5 * time.Minute

@@ -1,13 +1,13 @@
-package search
+package indexer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/homegoods/storefront/db"
+	"github.com/homegoods/storefront/search/elastic"
 )
 
 // ReconcileReport says what a reconciliation found and did.
@@ -37,7 +37,7 @@ const reconcileBatch = 10_000
 // repaired, so that a change committed during the comparison is not mistaken for drift.
 // It logs a line with the counts.
 func (ix *Indexer) Reconcile(ctx context.Context) (ReconcileReport, error) {
-	rep, err := ix.reconcileTarget(ctx, ix.es.alias, true)
+	rep, err := ix.reconcileTarget(ctx, ix.es.Alias(), true)
 	if err != nil {
 		return rep, err
 	}
@@ -58,7 +58,7 @@ func (ix *Indexer) reconcileTarget(ctx context.Context, target string, isAlias b
 	began := time.Now()
 	var rep ReconcileReport
 	want := map[string]int64{}
-	err := StreamVersions(ctx, ix.pool, reconcileBatch, func(page []IDVersion) error {
+	err := StreamVersions(ctx, ix.pool, reconcileBatch, func(page []elastic.IDVersion) error {
 		for _, p := range page {
 			want[p.ID] = p.Version
 		}
@@ -70,11 +70,11 @@ func (ix *Indexer) reconcileTarget(ctx context.Context, target string, isAlias b
 	rep.Products = len(want)
 	// Searches see what the last refresh made visible: refresh, so that the scan sees
 	// every write that was acknowledged before it.
-	if err := ix.es.refresh(ctx, target); err != nil {
+	if err := ix.es.Refresh(ctx, target); err != nil {
 		return rep, err
 	}
 	var suspects []string // stale, ahead or extra: to check again
-	err = ix.es.scanVersions(ctx, target, func(page []IDVersion) error {
+	err = ix.es.ScanVersions(ctx, target, func(page []elastic.IDVersion) error {
 		rep.Documents += len(page)
 		for _, d := range page {
 			v, ok := want[d.ID]
@@ -105,29 +105,29 @@ func (ix *Indexer) reconcileTarget(ctx context.Context, target string, isAlias b
 func (ix *Indexer) repair(ctx context.Context, target string, isAlias bool, missing, suspects []string, rep *ReconcileReport) error {
 	ids := append(missing, suspects...)
 	for len(ids) > 0 {
-		n := min(len(ids), maxBulkDocs)
+		n := min(len(ids), elastic.MaxBulkDocs)
 		items, err := ix.loadItems(ctx, ids[:n])
 		if err != nil {
 			return err
 		}
-		have, err := ix.es.versionsOf(ctx, target, ids[:n])
+		have, err := ix.es.VersionsOf(ctx, target, ids[:n])
 		if err != nil {
 			return err
 		}
-		var writes, absent []bulkItem
+		var writes, absent []elastic.BulkItem
 		for _, it := range items {
-			v, indexed := have[it.doc.ProductID]
+			v, indexed := have[it.Doc.ProductID]
 			switch {
-			case it.delete && indexed:
+			case it.Delete && indexed:
 				rep.Extra++
 				writes = append(writes, it)
-			case it.delete: // gone from both
+			case it.Delete: // gone from both
 			case !indexed:
 				absent = append(absent, it)
-			case v < it.doc.Version:
+			case v < it.Doc.Version:
 				rep.Stale++
 				writes = append(writes, it)
-			case v > it.doc.Version:
+			case v > it.Doc.Version:
 				rep.Ahead++
 			}
 		}
@@ -143,52 +143,30 @@ func (ix *Indexer) repair(ctx context.Context, target string, isAlias bool, miss
 
 // writeRepairs writes the repairs and the documents found absent. A document deleted
 // behind the indexer's back leaves a delete tombstone that refuses its version until a
-// refresh prunes it (gc_deletes is 0, but the engine's clock for tombstones ticks every
+// Refresh prunes it (gc_deletes is 0, but the engine's clock for tombstones ticks every
 // 200ms): such writes are retried after a pause and a refresh, a few times.
-func (ix *Indexer) writeRepairs(ctx context.Context, target string, isAlias bool, writes, absent []bulkItem) (int, error) {
-	st, err := ix.es.bulk(ctx, target, append(writes, absent...), "external", isAlias)
+func (ix *Indexer) writeRepairs(ctx context.Context, target string, isAlias bool, writes, absent []elastic.BulkItem) (int, error) {
+	st, err := ix.es.Bulk(ctx, target, append(writes, absent...), "external", isAlias)
 	if err != nil {
 		return 0, err
 	}
 	written := st.Indexed
 	retry := absent
 	for attempt := 0; attempt < 5; attempt++ {
-		retry = slices.DeleteFunc(retry, func(it bulkItem) bool { return !slices.Contains(st.conflicted, it.doc.ProductID) })
+		retry = slices.DeleteFunc(retry, func(it elastic.BulkItem) bool { return !slices.Contains(st.Conflicted, it.Doc.ProductID) })
 		if len(retry) == 0 {
 			return written, nil
 		}
 		time.Sleep(150 * time.Millisecond)
-		if err := ix.es.refresh(ctx, target); err != nil {
+		if err := ix.es.Refresh(ctx, target); err != nil {
 			return written, err
 		}
-		if st, err = ix.es.bulk(ctx, target, retry, "external", isAlias); err != nil {
+		if st, err = ix.es.Bulk(ctx, target, retry, "external", isAlias); err != nil {
 			return written, err
 		}
 		written += st.Indexed
 	}
 	return written, nil
-}
-
-// versionsOf returns the versions target holds for ids (absent: no document).
-func (e *Elastic) versionsOf(ctx context.Context, target string, ids []string) (map[string]int64, error) {
-	var ans struct {
-		Docs []struct {
-			ID      string `json:"_id"`
-			Found   bool   `json:"found"`
-			Version int64  `json:"_version"`
-		} `json:"docs"`
-	}
-	body := obj{"ids": ids}
-	if err := e.do(ctx, "POST", "/"+target+"/_mget?_source=false", body, &ans); err != nil {
-		return nil, fmt.Errorf("versions in %s: %w", target, err)
-	}
-	out := make(map[string]int64, len(ids))
-	for _, d := range ans.Docs {
-		if d.Found {
-			out[d.ID] = d.Version
-		}
-	}
-	return out, nil
 }
 
 // RunReconciler reconciles every interval until ctx ends. Only one instance reconciles at
@@ -203,7 +181,7 @@ func (ix *Indexer) RunReconciler(ctx context.Context, every time.Duration) error
 			return ctx.Err()
 		case <-t.C:
 		}
-		ran, err := db.TryHold(ctx, ix.pool, db.SearchReconcileLock(ix.es.alias), func(ctx context.Context) error {
+		ran, err := db.TryHold(ctx, ix.pool, db.SearchReconcileLock(ix.es.Alias()), func(ctx context.Context) error {
 			_, err := ix.Reconcile(ctx)
 			return err
 		})

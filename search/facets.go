@@ -8,11 +8,11 @@ import (
 	"github.com/homegoods/storefront/graph/model"
 )
 
-// facetCounts turns raw disjunctive counts into the facets of the package's semantics:
+// FacetCounts turns raw disjunctive counts into the facets of the package's semantics:
 // which values and keys are shown, in which order, and which are selected. It knows
-// nothing of where the counts come from (the PostgreSQL statement here; aggregations would
-// do as well), so that every engine can present facets the same way.
-type facetCounts struct {
+// nothing of where the counts come from (a PostgreSQL statement or Elasticsearch
+// aggregations), so that every engine presents facets the same way.
+type FacetCounts struct {
 	terms    map[string][]model.FacetValue // "category" and "brand" values with their counts
 	price    map[int]int                   // by index of Config.PriceRanges()
 	ratings  []ratingCount                 // products by exact rating
@@ -25,28 +25,28 @@ type ratingCount struct {
 	n      int
 }
 
-func newFacetCounts() *facetCounts {
-	return &facetCounts{terms: map[string][]model.FacetValue{}, price: map[int]int{},
+func NewFacetCounts() *FacetCounts {
+	return &FacetCounts{terms: map[string][]model.FacetValue{}, price: map[int]int{},
 		attrs: map[string]map[string]int{}, coverage: map[string]int{}}
 }
 
-// addTerm counts a value of the category or brand facet (each filter but the facet's own).
-func (c *facetCounts) addTerm(facet, value, label string, n int) {
+// AddTerm counts a value of the category or brand facet (each filter but the facet's own).
+func (c *FacetCounts) AddTerm(facet, value, label string, n int) {
 	c.terms[facet] = append(c.terms[facet], model.FacetValue{Value: value, Label: label, Count: n})
 }
 
-// addPrice counts products in price range i (each filter but the price's).
-func (c *facetCounts) addPrice(i, n int) { c.price[i] += n }
+// AddPrice counts products in price range i (each filter but the price's).
+func (c *FacetCounts) AddPrice(i, n int) { c.price[i] += n }
 
-// addRating counts products rated exactly rating (each filter but the rating's).
-func (c *facetCounts) addRating(rating float64, n int) {
+// AddRating counts products rated exactly rating (each filter but the rating's).
+func (c *FacetCounts) AddRating(rating float64, n int) {
 	c.ratings = append(c.ratings, ratingCount{rating, n})
 }
 
-// addAttribute counts products with an attribute value. inResult: the products pass every
+// AddAttribute counts products with an attribute value. inResult: the products pass every
 // filter, so they also make the key's coverage; otherwise they fail only this key's own
 // filter.
-func (c *facetCounts) addAttribute(key, value string, n int, inResult bool) {
+func (c *FacetCounts) AddAttribute(key, value string, n int, inResult bool) {
 	if c.attrs[key] == nil {
 		c.attrs[key] = map[string]int{}
 	}
@@ -56,8 +56,8 @@ func (c *facetCounts) addAttribute(key, value string, n int, inResult bool) {
 	}
 }
 
-// facets returns category, brand, price and rating, then the attribute facets.
-func (c *facetCounts) facets(cfg Config, f model.SearchFilter) []model.Facet {
+// Facets returns category, brand, price and rating, then the attribute facets.
+func (c *FacetCounts) Facets(cfg Config, f model.SearchFilter) []model.Facet {
 	out := []model.Facet{
 		termsFacet(cfg, model.FacetCategory, "Category", c.terms[model.FacetCategory], f.CategoryIDs),
 		termsFacet(cfg, model.FacetBrand, "Brand", c.terms[model.FacetBrand], f.BrandIDs),
@@ -97,7 +97,7 @@ func topValues(values []model.FacetValue, max int) []model.FacetValue {
 
 // priceFacet lists every configured range, zero counts included; the selected one is the
 // filter's range exactly.
-func (c *facetCounts) priceFacet(cfg Config, sel *model.PriceRange) model.Facet {
+func (c *FacetCounts) priceFacet(cfg Config, sel *model.PriceRange) model.Facet {
 	ranges := cfg.PriceRanges()
 	values := make([]model.FacetValue, len(ranges))
 	for i, r := range ranges {
@@ -109,7 +109,7 @@ func (c *facetCounts) priceFacet(cfg Config, sel *model.PriceRange) model.Facet 
 
 // ratingFacet counts "at least r" for each step, zero counts included; the selected step is
 // the filter's minimum.
-func (c *facetCounts) ratingFacet(cfg Config, sel *float64) model.Facet {
+func (c *FacetCounts) ratingFacet(cfg Config, sel *float64) model.Facet {
 	values := make([]model.FacetValue, len(cfg.RatingSteps))
 	for i, step := range cfg.RatingSteps {
 		n := 0
@@ -127,7 +127,7 @@ func (c *facetCounts) ratingFacet(cfg Config, sel *float64) model.Facet {
 // attributeFacets shows the filtered keys and, up to AttributeFacets keys in all, the keys
 // of highest coverage; a key no product of the result has is shown only when filtered.
 // They are ordered by coverage desc, then key.
-func (c *facetCounts) attributeFacets(cfg Config, filters []model.AttributeFilter) []model.Facet {
+func (c *FacetCounts) attributeFacets(cfg Config, filters []model.AttributeFilter) []model.Facet {
 	selected := map[string][]string{}
 	for _, a := range filters {
 		selected[a.Key] = a.Values
@@ -159,7 +159,7 @@ func (c *facetCounts) attributeFacets(cfg Config, filters []model.AttributeFilte
 	return out
 }
 
-func (c *facetCounts) attributeFacet(cfg Config, key string, selected []string) model.Facet {
+func (c *FacetCounts) attributeFacet(cfg Config, key string, selected []string) model.Facet {
 	values := make([]model.FacetValue, 0, len(c.attrs[key]))
 	for v, n := range c.attrs[key] {
 		values = append(values, model.FacetValue{Value: v, Label: v, Count: n})
@@ -172,6 +172,6 @@ func (c *facetCounts) attributeFacet(cfg Config, key string, selected []string) 
 	return model.Facet{Key: model.AttributeFacetPrefix + key, Label: label, Kind: model.FacetKindTerms, Values: values}
 }
 
-// addCoverage counts products of the result that have an attribute key, when its values
+// AddCoverage counts products of the result that have an attribute key, when its values
 // are counted apart (a filtered key: its values count every filter but its own).
-func (c *facetCounts) addCoverage(key string, n int) { c.coverage[key] += n }
+func (c *FacetCounts) AddCoverage(key string, n int) { c.coverage[key] += n }

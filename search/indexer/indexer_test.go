@@ -1,4 +1,4 @@
-package search
+package indexer
 
 import (
 	"context"
@@ -17,8 +17,10 @@ import (
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
-	"github.com/homegoods/storefront/store"
-	"github.com/homegoods/storefront/supervisor"
+	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/search/elastic"
+	"github.com/homegoods/storefront/search/relevance"
+	"github.com/homegoods/storefront/search/searchtest"
 )
 
 // docState is what a test reads of a document.
@@ -31,10 +33,10 @@ type docState struct {
 }
 
 // indexState returns every document of target by id (test indices are small).
-func indexState(t *testing.T, es *Elastic, target string) map[string]docState {
+func indexState(t *testing.T, es *elastic.Engine, target string) map[string]docState {
 	t.Helper()
 	ctx := context.Background()
-	if err := es.refresh(ctx, target); err != nil {
+	if err := es.Refresh(ctx, target); err != nil {
 		t.Fatal(err)
 	}
 	var ans struct {
@@ -51,9 +53,9 @@ func indexState(t *testing.T, es *Elastic, target string) map[string]docState {
 			} `json:"hits"`
 		} `json:"hits"`
 	}
-	body := obj{"size": 10000, "version": true, "_source": []string{"status", "price_cents", "name", "category"},
-		"query": obj{"match_all": obj{}}}
-	if err := es.do(ctx, "POST", "/"+target+"/_search", body, &ans); err != nil {
+	body := map[string]any{"size": 10000, "version": true, "_source": []string{"status", "price_cents", "name", "category"},
+		"query": map[string]any{"match_all": map[string]any{}}}
+	if err := es.Do(ctx, "POST", "/"+target+"/_search", body, &ans); err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]docState{}
@@ -68,7 +70,7 @@ func indexState(t *testing.T, es *Elastic, target string) map[string]docState {
 func pgVersions(t *testing.T, pool *pgxpool.Pool) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
-	err := StreamVersions(context.Background(), pool, 1000, func(page []IDVersion) error {
+	err := StreamVersions(context.Background(), pool, 1000, func(page []elastic.IDVersion) error {
 		for _, p := range page {
 			out[p.ID] = p.Version
 		}
@@ -85,7 +87,7 @@ func pgVersions(t *testing.T, pool *pgxpool.Pool) map[string]int64 {
 func assertInSync(t *testing.T, ix *Indexer) {
 	t.Helper()
 	want := pgVersions(t, ix.pool)
-	got := indexState(t, ix.es, ix.es.alias)
+	got := indexState(t, ix.es, ix.es.Alias())
 	if len(got) != len(want) {
 		t.Errorf("index holds %d documents; want %d", len(got), len(want))
 	}
@@ -140,21 +142,6 @@ func activeProducts(t *testing.T, pool *pgxpool.Pool, n int) []string {
 	return ids
 }
 
-// reprice gives each product a new price through the store (a new version and an outbox
-// event each) and returns the prices by id.
-func reprice(t *testing.T, st *store.Store, ids []string, base int) map[string]int64 {
-	t.Helper()
-	out := map[string]int64{}
-	for i, id := range ids {
-		price := model.Cents(base + i)
-		if _, err := st.UpdateProduct(context.Background(), id, model.UpdateProductInput{Price: &price}); err != nil {
-			t.Fatal(err)
-		}
-		out[id] = int64(price)
-	}
-	return out
-}
-
 func mustHandle(t *testing.T, ix *Indexer, events []model.OutboxEvent) {
 	t.Helper()
 	if err := ix.Handle(context.Background(), events); err != nil {
@@ -165,20 +152,17 @@ func mustHandle(t *testing.T, ix *Indexer, events []model.OutboxEvent) {
 // TestIndexerReplayedBatch: the relay redoes a batch whose deletion from the queue did not
 // commit; applying the same batch twice leaves the index exactly as once.
 func TestIndexerReplayedBatch(t *testing.T) {
-	pool := seededPool(t, 300)
-	ix, es := newTestIndexer(t, pool, DefaultConfig())
-	st := store.New(pool)
+	pool := searchtest.SeededPool(t, 300)
+	ix, es := newTestIndexer(t, pool, search.DefaultConfig())
 	mark := lastOutboxID(t, pool)
 	ids := activeProducts(t, pool, 20)
-	reprice(t, st, ids, 1000)
-	if _, err := st.ArchiveProduct(context.Background(), ids[0]); err != nil {
-		t.Fatal(err)
-	}
+	searchtest.Reprice(t, pool, ids, 1000)
+	searchtest.Archive(t, pool, ids[0])
 	events := outboxAfter(t, pool, mark)
 	mustHandle(t, ix, events)
-	once := indexState(t, es, es.alias)
+	once := indexState(t, es, es.Alias())
 	mustHandle(t, ix, events)
-	twice := indexState(t, es, es.alias)
+	twice := indexState(t, es, es.Alias())
 	if len(once) != len(twice) {
 		t.Fatalf("replay changed the document count from %d to %d", len(once), len(twice))
 	}
@@ -193,28 +177,27 @@ func TestIndexerReplayedBatch(t *testing.T) {
 // TestIndexerOutOfOrder: a write that read the product before a newer change and arrives
 // after it (a slow relay, a late retry) is refused: the newer document stays.
 func TestIndexerOutOfOrder(t *testing.T) {
-	pool := seededPool(t, 100)
-	ix, es := newTestIndexer(t, pool, DefaultConfig())
-	st := store.New(pool)
+	pool := searchtest.SeededPool(t, 100)
+	ix, es := newTestIndexer(t, pool, search.DefaultConfig())
 	id := activeProducts(t, pool, 1)[0]
 	ctx := context.Background()
 
-	reprice(t, st, []string{id}, 1111)
+	searchtest.Reprice(t, pool, []string{id}, 1111)
 	stale, err := LoadDocuments(ctx, pool, []string{id}) // read at this version...
 	if err != nil {
 		t.Fatal(err)
 	}
 	mark := lastOutboxID(t, pool)
-	reprice(t, st, []string{id}, 2222) // ...overtaken by a newer change, applied first
+	searchtest.Reprice(t, pool, []string{id}, 2222) // ...overtaken by a newer change, applied first
 	mustHandle(t, ix, outboxAfter(t, pool, mark))
-	got, err := es.bulk(ctx, es.alias, []bulkItem{{doc: stale[0]}}, "external", true)
+	got, err := es.Bulk(ctx, es.Alias(), []elastic.BulkItem{{Doc: stale[0]}}, "external", true)
 	if err != nil {
 		t.Fatalf("late write: %v", err)
 	}
 	if got.Conflicts != 1 || got.Indexed != 0 {
 		t.Errorf("late write of version %d: %+v; want one conflict", stale[0].Version, got)
 	}
-	d := indexState(t, es, es.alias)[id]
+	d := indexState(t, es, es.Alias())[id]
 	if d.PriceCents != 2222 || d.Version != stale[0].Version+1 {
 		t.Errorf("document after the late write: %+v; want price 2222 at version %d", d, stale[0].Version+1)
 	}
@@ -224,9 +207,8 @@ func TestIndexerOutOfOrder(t *testing.T) {
 // its version: searches no longer find it, and a late write of its older active state
 // cannot bring it back.
 func TestIndexerArchiveIsSoftDelete(t *testing.T) {
-	pool := seededPool(t, 100)
-	ix, es := newTestIndexer(t, pool, DefaultConfig())
-	st := store.New(pool)
+	pool := searchtest.SeededPool(t, 100)
+	ix, es := newTestIndexer(t, pool, search.DefaultConfig())
 	ctx := context.Background()
 	id := activeProducts(t, pool, 1)[0]
 	before, err := LoadDocuments(ctx, pool, []string{id})
@@ -234,11 +216,9 @@ func TestIndexerArchiveIsSoftDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	mark := lastOutboxID(t, pool)
-	if _, err := st.ArchiveProduct(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	searchtest.Archive(t, pool, id)
 	mustHandle(t, ix, outboxAfter(t, pool, mark))
-	d := indexState(t, es, es.alias)[id]
+	d := indexState(t, es, es.Alias())[id]
 	if d.Status != "ARCHIVED" || d.Version != before[0].Version+1 {
 		t.Fatalf("archived document: %+v; want ARCHIVED at version %d", d, before[0].Version+1)
 	}
@@ -246,10 +226,10 @@ func TestIndexerArchiveIsSoftDelete(t *testing.T) {
 		t.Errorf("a search still finds archived product %s", id)
 	}
 	// The active document of before the archive arrives late: refused.
-	if _, err := es.bulk(ctx, es.alias, []bulkItem{{doc: before[0]}}, "external", true); err != nil {
+	if _, err := es.Bulk(ctx, es.Alias(), []elastic.BulkItem{{Doc: before[0]}}, "external", true); err != nil {
 		t.Fatal(err)
 	}
-	if d := indexState(t, es, es.alias)[id]; d.Status != "ARCHIVED" {
+	if d := indexState(t, es, es.Alias())[id]; d.Status != "ARCHIVED" {
 		t.Errorf("a late write resurrected archived product %s: %+v", id, d)
 	}
 	if found := searchFinds(t, es, before[0].Name, id); found {
@@ -259,15 +239,15 @@ func TestIndexerArchiveIsSoftDelete(t *testing.T) {
 
 // refreshAlias makes every acknowledged write searchable now, rather than at the next
 // periodic refresh.
-func refreshAlias(t *testing.T, es *Elastic) {
+func refreshAlias(t *testing.T, es *elastic.Engine) {
 	t.Helper()
-	if err := es.refresh(context.Background(), es.alias); err != nil {
+	if err := es.Refresh(context.Background(), es.Alias()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // searchFinds tells whether searching text finds product id (within the first 100).
-func searchFinds(t *testing.T, es *Elastic, text, id string) bool {
+func searchFinds(t *testing.T, es *elastic.Engine, text, id string) bool {
 	t.Helper()
 	res, err := es.Search(context.Background(), model.SearchQuery{Text: text, First: 100})
 	if err != nil {
@@ -279,20 +259,6 @@ func searchFinds(t *testing.T, es *Elastic, text, id string) bool {
 		}
 	}
 	return false
-}
-
-// runRelay runs the feed's relay of the indexer's consumer with handler, under a supervisor
-// that restarts it after a failed batch, until ctx ends or the returned stop is called (or
-// the test ends); stop waits for it to return.
-func runRelay(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, handler feed.Handler, batch int) (stop func()) {
-	tb.Helper()
-	f := feed.New(pool, feed.Options{BatchSize: batch, Poll: 100 * time.Millisecond, Log: quietLog})
-	ctx, cancel := context.WithCancel(ctx)
-	g := supervisor.New(ctx, supervisor.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Log: quietLog})
-	g.Go("relay", f.Relay(feed.Consumer{Name: DefaultConsumer, Handle: handler}))
-	stop = sync.OnceFunc(func() { cancel(); g.Wait() })
-	tb.Cleanup(stop)
-	return stop
 }
 
 // waitQueueEmpty waits until the relay has handled every event of the consumer.
@@ -338,37 +304,37 @@ func (d *dyingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // cluster but before the batch left the queue; the standby becomes leader, redoes the whole
 // batch (the written part is refused as current), and the index ends in step.
 func TestIndexerRelayKilledMidBatch(t *testing.T) {
-	pool := seededPool(t, 300)
-	ix, es := newTestIndexer(t, pool, DefaultConfig())
+	pool := searchtest.SeededPool(t, 300)
+	ix, es := newTestIndexer(t, pool, search.DefaultConfig())
 
 	// The leader's indexer talks to the cluster through a transport that kills it.
 	leaderCtx, kill := context.WithCancel(context.Background())
 	dying := &dyingTransport{base: http.DefaultTransport, die: kill}
-	leaderES, err := NewElastic(ElasticConfig{URL: elasticURL(t), Index: es.alias, Facets: DefaultConfig(),
+	leaderES, err := elastic.New(elastic.Config{URL: searchtest.ElasticURL(t), Index: es.Alias(), Facets: search.DefaultConfig(),
 		HTTPClient: &http.Client{Transport: dying}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaderIx := NewIndexer(leaderES, pool, IndexerOptions{Log: testLog(t)})
+	leaderIx := New(leaderES, pool, Options{Log: searchtest.TestLog(t)})
 	var leaderCalls atomic.Int32
-	stopLeader := runRelay(t, leaderCtx, pool, func(ctx context.Context, evs []model.OutboxEvent) error {
+	stopLeader := searchtest.RunRelay(t, leaderCtx, pool, DefaultConsumer, func(ctx context.Context, evs []model.OutboxEvent) error {
 		leaderCalls.Add(1)
 		return leaderIx.Handle(ctx, evs)
 	}, 500)
 	waitLeading(t, pool)
 
 	dying.armed.Store(true)
-	prices := reprice(t, store.New(pool), activeProducts(t, pool, 50), 3000)
+	prices := searchtest.Reprice(t, pool, activeProducts(t, pool, 50), 3000)
 	waitFor(t, 10*time.Second, "the leader to die", func() bool { return !dying.armed.Load() })
 	stopLeader()
 	if n := pendingCount(t, pool); n == 0 {
 		t.Fatal("the dead leader's batch left the queue")
 	}
 
-	runRelay(t, context.Background(), pool, ix.Handle, 500) // the standby takes over
+	searchtest.RunRelay(t, context.Background(), pool, DefaultConsumer, ix.Handle, 500) // the standby takes over
 	waitQueueEmpty(t, pool, 20*time.Second)
 	assertInSync(t, ix)
-	state := indexState(t, es, es.alias)
+	state := indexState(t, es, es.Alias())
 	for id, p := range prices {
 		if state[id].PriceCents != p {
 			t.Errorf("product %s at price %d in the index; want %d", id, state[id].PriceCents, p)
@@ -414,9 +380,8 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 // TestIndexerStandbyTakesOver: two relays of the consumer run; the first leads, and when
 // its context ends the standby takes over and indexes what follows.
 func TestIndexerStandbyTakesOver(t *testing.T) {
-	pool := seededPool(t, 300)
-	ix, es := newTestIndexer(t, pool, DefaultConfig())
-	st := store.New(pool)
+	pool := searchtest.SeededPool(t, 300)
+	ix, es := newTestIndexer(t, pool, search.DefaultConfig())
 	var calls [2]atomic.Int32
 	handler := func(i int) feed.Handler {
 		return func(ctx context.Context, evs []model.OutboxEvent) error {
@@ -424,23 +389,23 @@ func TestIndexerStandbyTakesOver(t *testing.T) {
 			return ix.Handle(ctx, evs)
 		}
 	}
-	stopFirst := runRelay(t, context.Background(), pool, handler(0), 100)
+	stopFirst := searchtest.RunRelay(t, context.Background(), pool, DefaultConsumer, handler(0), 100)
 	waitLeading(t, pool)
-	runRelay(t, context.Background(), pool, handler(1), 100)
+	searchtest.RunRelay(t, context.Background(), pool, DefaultConsumer, handler(1), 100)
 
 	ids := activeProducts(t, pool, 40)
-	reprice(t, st, ids[:20], 5000)
+	searchtest.Reprice(t, pool, ids[:20], 5000)
 	waitQueueEmpty(t, pool, 20*time.Second)
 	if calls[0].Load() == 0 || calls[1].Load() != 0 {
 		t.Fatalf("before the leader stopped: leader handled %d batches, standby %d; want the leader alone", calls[0].Load(), calls[1].Load())
 	}
 	stopFirst()
-	prices := reprice(t, st, ids[20:], 6000)
+	prices := searchtest.Reprice(t, pool, ids[20:], 6000)
 	waitQueueEmpty(t, pool, 30*time.Second)
 	if calls[1].Load() == 0 {
 		t.Fatal("the standby handled nothing after the leader stopped")
 	}
-	state := indexState(t, es, es.alias)
+	state := indexState(t, es, es.Alias())
 	for id, p := range prices {
 		if state[id].PriceCents != p {
 			t.Errorf("product %s at price %d; want %d", id, state[id].PriceCents, p)
@@ -453,10 +418,10 @@ func TestIndexerStandbyTakesOver(t *testing.T) {
 // a running relay), a rebuild swaps the index: no search fails, and every change is in the
 // new index.
 func TestReindexUnderLoad(t *testing.T) {
-	pool := seededPool(t, 3000)
-	ix, es := newTestIndexer(t, pool, DefaultConfig())
-	runRelay(t, context.Background(), pool, ix.Handle, 100)
-	before, err := es.aliasIndices(context.Background(), es.alias)
+	pool := searchtest.SeededPool(t, 3000)
+	ix, es := newTestIndexer(t, pool, search.DefaultConfig())
+	searchtest.RunRelay(t, context.Background(), pool, DefaultConsumer, ix.Handle, 100)
+	before, err := es.AliasIndices(context.Background(), es.Alias())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,12 +446,11 @@ func TestReindexUnderLoad(t *testing.T) {
 	}
 	changed := make(chan map[string]int64, 1)
 	go func() {
-		st := store.New(pool)
 		ids := activeProducts(t, pool, 200)
 		out := map[string]int64{}
 		for i := 0; ctx.Err() == nil && i < len(ids); i++ {
 			price := model.Cents(7000 + i)
-			if _, err := st.UpdateProduct(context.Background(), ids[i], model.UpdateProductInput{Price: &price}); err == nil {
+			if _, err := searchtest.UpdatePrice(context.Background(), pool, ids[i], price); err == nil {
 				out[ids[i]] = int64(price)
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -508,7 +472,7 @@ func TestReindexUnderLoad(t *testing.T) {
 	if searches.Load() < 10 {
 		t.Errorf("only %d searches ran during the reindex", searches.Load())
 	}
-	after, err := es.aliasIndices(context.Background(), es.alias)
+	after, err := es.AliasIndices(context.Background(), es.Alias())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +480,7 @@ func TestReindexUnderLoad(t *testing.T) {
 		t.Errorf("alias names %v after the reindex; want [%s] (it named %v)", after, stats.Index, before)
 	}
 	waitQueueEmpty(t, pool, 20*time.Second)
-	state := indexState(t, es, es.alias)
+	state := indexState(t, es, es.Alias())
 	for id, p := range prices {
 		if state[id].PriceCents != p {
 			t.Errorf("product %s at price %d after the reindex; want %d", id, state[id].PriceCents, p)
@@ -528,17 +492,17 @@ func TestReindexUnderLoad(t *testing.T) {
 // TestReconcileRepairsDrift: drift injected behind the indexer's back (a deleted document,
 // a change the relay never saw, a document of no product) is found, repaired and reported.
 func TestReconcileRepairsDrift(t *testing.T) {
-	pool := seededPool(t, 300)
-	ix, es := newTestIndexer(t, pool, DefaultConfig())
+	pool := searchtest.SeededPool(t, 300)
+	ix, es := newTestIndexer(t, pool, search.DefaultConfig())
 	ctx := context.Background()
 	ids := activeProducts(t, pool, 2)
 
-	if err := es.do(ctx, "DELETE", "/"+es.alias+"/_doc/"+ids[0], nil, nil); err != nil { // missing
+	if err := es.Do(ctx, "DELETE", "/"+es.Alias()+"/_doc/"+ids[0], nil, nil); err != nil { // missing
 		t.Fatal(err)
 	}
-	reprice(t, store.New(pool), ids[1:2], 4242) // stale: no relay runs
-	extra := &Document{ProductID: "00000000-0000-4000-8000-000000000001", Name: "Ghost Lamp", Status: "ACTIVE", Version: 1}
-	if _, err := es.bulk(ctx, es.alias, []bulkItem{{doc: extra}}, "external", true); err != nil {
+	searchtest.Reprice(t, pool, ids[1:2], 4242) // stale: no relay runs
+	extra := &elastic.Document{ProductID: "00000000-0000-4000-8000-000000000001", Name: "Ghost Lamp", Status: "ACTIVE", Version: 1}
+	if _, err := es.Bulk(ctx, es.Alias(), []elastic.BulkItem{{Doc: extra}}, "external", true); err != nil {
 		t.Fatal(err)
 	}
 
@@ -552,7 +516,7 @@ func TestReconcileRepairsDrift(t *testing.T) {
 		t.Errorf("reconcile report: %+v; want %+v", rep, want)
 	}
 	assertInSync(t, ix)
-	if p := indexState(t, es, es.alias)[ids[1]].PriceCents; p != 4242 {
+	if p := indexState(t, es, es.Alias())[ids[1]].PriceCents; p != 4242 {
 		t.Errorf("stale product repaired at price %d; want 4242", p)
 	}
 	again, err := ix.Reconcile(ctx)
@@ -569,8 +533,8 @@ func TestReconcileRepairsDrift(t *testing.T) {
 // analysis behind its alias while the live one answers every search, and searches use the
 // synonym once the alias has swapped.
 func TestIndexerControlsApplySynonyms(t *testing.T) {
-	pool := seededPool(t, 500)
-	ix, es := newTestIndexer(t, pool, DefaultConfig())
+	pool := searchtest.SeededPool(t, 500)
+	ix, es := newTestIndexer(t, pool, search.DefaultConfig())
 	ctx := context.Background()
 	sofas, err := es.Search(ctx, model.SearchQuery{Text: "sofa"})
 	if err != nil {
@@ -588,7 +552,7 @@ func TestIndexerControlsApplySynonyms(t *testing.T) {
 	}
 
 	mark := lastOutboxID(t, pool)
-	controls := NewControls(pool)
+	controls := relevance.NewControls(pool)
 	if _, err := controls.PutSynonym(ctx, model.SynonymRule{Kind: model.SynonymEquivalent, Terms: []string{"couch", "sofa"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -642,18 +606,18 @@ func TestIndexerControlsApplySynonyms(t *testing.T) {
 }
 
 // aliasIndex returns the one index es's alias names.
-func aliasIndex(t *testing.T, es *Elastic) string {
+func aliasIndex(t *testing.T, es *elastic.Engine) string {
 	t.Helper()
-	indices, err := es.aliasIndices(context.Background(), es.alias)
+	indices, err := es.AliasIndices(context.Background(), es.Alias())
 	if err != nil || len(indices) != 1 {
-		t.Fatalf("alias %s names %v, %v; want one index", es.alias, indices, err)
+		t.Fatalf("alias %s names %v, %v; want one index", es.Alias(), indices, err)
 	}
 	return indices[0]
 }
 
 // searchAllAlong searches for text on es until the returned function is called, failing the
 // test on any error or empty result, and returns how many searches ran.
-func searchAllAlong(t *testing.T, es *Elastic, text string) func() int {
+func searchAllAlong(t *testing.T, es *elastic.Engine, text string) func() int {
 	t.Helper()
 	stop := make(chan struct{})
 	done := make(chan int)
@@ -683,8 +647,8 @@ func searchAllAlong(t *testing.T, es *Elastic, text string) func() int {
 // TestIndexerCategoryRename: renaming a category rewrites the documents of its products
 // (and of its descendants' products), whose versions did not change.
 func TestIndexerCategoryRename(t *testing.T) {
-	pool := seededPool(t, 300)
-	ix, es := newTestIndexer(t, pool, DefaultConfig())
+	pool := searchtest.SeededPool(t, 300)
+	ix, es := newTestIndexer(t, pool, search.DefaultConfig())
 	ctx := context.Background()
 	var catID string
 	if err := pool.QueryRow(ctx, `SELECT id::text FROM categories WHERE slug = 'loveseats'`).Scan(&catID); err != nil {
@@ -692,9 +656,7 @@ func TestIndexerCategoryRename(t *testing.T) {
 	}
 	mark := lastOutboxID(t, pool)
 	name := "Chesterfields"
-	if _, err := store.New(pool).UpdateCategory(ctx, catID, model.UpdateCategoryInput{Name: &name}); err != nil {
-		t.Fatal(err)
-	}
+	searchtest.RenameCategory(t, pool, catID, name)
 	mustHandle(t, ix, outboxAfter(t, pool, mark))
 	refreshAlias(t, es)
 	res, err := es.Search(ctx, model.SearchQuery{Filter: model.SearchFilter{CategoryIDs: []string{catID}}})
@@ -726,8 +688,8 @@ func TestIndexerCategoryRename(t *testing.T) {
 
 // TestIndexerLag: the lag hook hears of every event applied.
 func TestIndexerLag(t *testing.T) {
-	pool := seededPool(t, 50)
-	ix, _ := newTestIndexer(t, pool, DefaultConfig())
+	pool := searchtest.SeededPool(t, 50)
+	ix, _ := newTestIndexer(t, pool, search.DefaultConfig())
 	var mu sync.Mutex
 	var lags []time.Duration
 	ix.opts.ObserveLag = func(kind string, lag time.Duration) {
@@ -736,7 +698,7 @@ func TestIndexerLag(t *testing.T) {
 		mu.Unlock()
 	}
 	mark := lastOutboxID(t, pool)
-	reprice(t, store.New(pool), activeProducts(t, pool, 3), 100)
+	searchtest.Reprice(t, pool, activeProducts(t, pool, 3), 100)
 	mustHandle(t, ix, outboxAfter(t, pool, mark))
 	if len(lags) != 3 {
 		t.Fatalf("lag observed %d times; want 3", len(lags))

@@ -1,13 +1,13 @@
-package search
+package indexer
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/homegoods/storefront/db"
+	"github.com/homegoods/storefront/search/elastic"
 )
 
 // ReindexStats says what a rebuild did.
@@ -38,7 +38,7 @@ type ReindexStats struct {
 // One rebuild runs at a time per alias (an advisory lock in PostgreSQL).
 func (ix *Indexer) Reindex(ctx context.Context) (ReindexStats, error) {
 	var st ReindexStats
-	err := db.Hold(ctx, ix.pool, db.SearchRebuildLock(ix.es.alias), func(ctx context.Context) error {
+	err := db.Hold(ctx, ix.pool, db.SearchRebuildLock(ix.es.Alias()), func(ctx context.Context) error {
 		var err error
 		st, err = ix.rebuild(ctx)
 		return err
@@ -49,7 +49,7 @@ func (ix *Indexer) Reindex(ctx context.Context) (ReindexStats, error) {
 // rebuild does the work of Reindex; the caller holds the rebuild lock.
 func (ix *Indexer) rebuild(ctx context.Context) (st ReindexStats, err error) {
 	began := time.Now()
-	alias, next := ix.es.alias, nextAlias(ix.es.alias)
+	alias, next := ix.es.Alias(), elastic.NextAlias(ix.es.Alias())
 	if err := ix.dropAbandoned(ctx); err != nil {
 		return st, err
 	}
@@ -57,18 +57,18 @@ func (ix *Indexer) rebuild(ctx context.Context) (st ReindexStats, err error) {
 	if err != nil {
 		return st, err
 	}
-	st.Index = newIndexName(alias)
-	if err := ix.es.createIndex(ctx, st.Index, lines, "-1"); err != nil {
+	st.Index = elastic.NewIndexName(alias)
+	if err := ix.es.CreateIndex(ctx, st.Index, lines, "-1"); err != nil {
 		return st, err
 	}
 	defer func() {
 		if err != nil { // the index is incomplete: nobody must read or write it
 			cleanup := context.WithoutCancel(ctx)
-			_ = ix.es.updateAliases(cleanup, removeAlias(st.Index, next))
-			_ = ix.es.deleteIndex(cleanup, st.Index)
+			_ = ix.es.UpdateAliases(cleanup, elastic.RemoveAlias(st.Index, next))
+			_ = ix.es.DeleteIndex(cleanup, st.Index)
 		}
 	}()
-	if err := ix.es.updateAliases(ctx, addAlias(st.Index, next)); err != nil {
+	if err := ix.es.UpdateAliases(ctx, elastic.AddAlias(st.Index, next)); err != nil {
 		return st, err
 	}
 	loadBegan := time.Now()
@@ -87,7 +87,7 @@ func (ix *Indexer) rebuild(ctx context.Context) (st ReindexStats, err error) {
 	if st.Replaced, err = ix.swap(ctx, st.Index); err != nil {
 		return st, err
 	}
-	ix.es.words.reset() // the new index may know words through its synonyms
+	ix.es.ForgetWords() // the new index may know words through its synonyms
 	if ix.opts.OnVisible != nil {
 		ix.opts.OnVisible()
 	}
@@ -103,21 +103,21 @@ func (ix *Indexer) rebuild(ctx context.Context) (st ReindexStats, err error) {
 // dropAbandoned deletes what an interrupted rebuild left: indices under the next alias
 // that the alias itself does not name.
 func (ix *Indexer) dropAbandoned(ctx context.Context) error {
-	next, err := ix.es.aliasIndices(ctx, nextAlias(ix.es.alias))
+	next, err := ix.es.AliasIndices(ctx, elastic.NextAlias(ix.es.Alias()))
 	if err != nil {
 		return err
 	}
-	live, err := ix.es.aliasIndices(ctx, ix.es.alias)
+	live, err := ix.es.AliasIndices(ctx, ix.es.Alias())
 	if err != nil {
 		return err
 	}
 	for _, index := range next {
-		if err := ix.es.updateAliases(ctx, removeAlias(index, nextAlias(ix.es.alias))); err != nil {
+		if err := ix.es.UpdateAliases(ctx, elastic.RemoveAlias(index, elastic.NextAlias(ix.es.Alias()))); err != nil {
 			return err
 		}
 		if !slices.Contains(live, index) {
 			ix.log.Warn("search: deleting the index of an interrupted rebuild", "abandoned_index", index)
-			if err := ix.es.deleteIndex(ctx, index); err != nil {
+			if err := ix.es.DeleteIndex(ctx, index); err != nil {
 				return err
 			}
 		}
@@ -126,14 +126,14 @@ func (ix *Indexer) dropAbandoned(ctx context.Context) error {
 }
 
 // loadPage is how many documents one keyset query reads and one bulk request writes.
-const loadPage = maxBulkDocs
+const loadPage = elastic.MaxBulkDocs
 
 // load writes every product into index: one goroutine reads keyset pages from PostgreSQL
 // while LoadWorkers goroutines send them as bulk requests.
 func (ix *Indexer) load(ctx context.Context, index string) (int, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	pages := make(chan []*Document, ix.opts.LoadWorkers)
+	pages := make(chan []*elastic.Document, ix.opts.LoadWorkers)
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -144,11 +144,11 @@ func (ix *Indexer) load(ctx context.Context, index string) (int, error) {
 		go func() {
 			defer wg.Done()
 			for docs := range pages {
-				items := make([]bulkItem, len(docs))
+				items := make([]elastic.BulkItem, len(docs))
 				for i, d := range docs {
-					items[i] = bulkItem{doc: d}
+					items[i] = elastic.BulkItem{Doc: d}
 				}
-				st, err := ix.es.bulk(ctx, index, items, "external", false)
+				st, err := ix.es.Bulk(ctx, index, items, "external", false)
 				if err != nil {
 					cancel(err)
 					continue // drain, so that the reader never blocks
@@ -169,7 +169,7 @@ func (ix *Indexer) load(ctx context.Context, index string) (int, error) {
 }
 
 // readAll sends every document, a keyset page at a time, until done or ctx ends.
-func (ix *Indexer) readAll(ctx context.Context, pages chan<- []*Document) error {
+func (ix *Indexer) readAll(ctx context.Context, pages chan<- []*elastic.Document) error {
 	after := ""
 	for {
 		docs, err := loadDocumentsAfter(ctx, ix.pool, after, loadPage)
@@ -191,42 +191,24 @@ func (ix *Indexer) readAll(ctx context.Context, pages chan<- []*Document) error 
 	}
 }
 
-// finishLoad turns the loaded index into a live one: near-real-time refreshes, a durable
-// translog and its replicas again, and a refresh so that everything loaded is searchable.
+// finishLoad turns the loaded index into a live one.
 func (ix *Indexer) finishLoad(ctx context.Context, index string) error {
-	err := ix.es.putSettings(ctx, index, map[string]any{
-		"refresh_interval":   refreshInterval,
-		"translog":           map[string]any{"durability": "request"},
-		"number_of_replicas": ix.es.replicas,
-	})
-	if err != nil {
-		return err
-	}
-	// Unlike a refresh of a few changes, this one writes the segments of every document
-	// loaded: tens of seconds for 100,000 products on a busy node, past the bound of one
-	// request, and a rebuild that gives up here starts over and never ends.
-	if err := ix.es.doWithin(ctx, loadRefreshTimeout, "POST", "/"+index+"/_refresh", nil, nil); err != nil {
-		return fmt.Errorf("refresh %s: %w", index, err)
-	}
-	return nil
+	return ix.es.GoLive(ctx, index)
 }
-
-// loadRefreshTimeout bounds the refresh that makes a fully loaded index searchable.
-const loadRefreshTimeout = 5 * time.Minute
 
 // swap points the alias at index instead of what it named, and takes the next alias off
 // index, in one atomic call. It returns the indices the alias named before.
 func (ix *Indexer) swap(ctx context.Context, index string) ([]string, error) {
-	alias := ix.es.alias
-	old, err := ix.es.aliasIndices(ctx, alias)
+	alias := ix.es.Alias()
+	old, err := ix.es.AliasIndices(ctx, alias)
 	if err != nil {
 		return nil, err
 	}
-	actions := []aliasAction{addAlias(index, alias), removeAlias(index, nextAlias(alias))}
+	actions := []elastic.AliasAction{elastic.AddAlias(index, alias), elastic.RemoveAlias(index, elastic.NextAlias(alias))}
 	for _, o := range old {
-		actions = append(actions, removeAlias(o, alias))
+		actions = append(actions, elastic.RemoveAlias(o, alias))
 	}
-	if err := ix.es.updateAliases(ctx, actions...); err != nil {
+	if err := ix.es.UpdateAliases(ctx, actions...); err != nil {
 		return nil, err
 	}
 	return old, nil
@@ -245,75 +227,14 @@ func (ix *Indexer) retire(ctx context.Context, indices []string) {
 		}
 		ctx := context.WithoutCancel(ctx)
 		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
-			busy, err := ix.es.searchesRunning(ctx, index)
+			busy, err := ix.es.SearchesRunning(ctx, index)
 			if err != nil || busy == 0 {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if err := ix.es.deleteIndex(ctx, index); err != nil {
+		if err := ix.es.DeleteIndex(ctx, index); err != nil {
 			ix.log.Warn("search: could not delete the replaced index", "old_index", index, "err", err)
 		}
 	}
-}
-
-// searchesRunning returns how many search phases run on index now.
-func (e *Elastic) searchesRunning(ctx context.Context, index string) (int, error) {
-	var st struct {
-		All struct {
-			Total struct {
-				Search struct {
-					QueryCurrent  int `json:"query_current"`
-					FetchCurrent  int `json:"fetch_current"`
-					ScrollCurrent int `json:"scroll_current"`
-				} `json:"search"`
-			} `json:"total"`
-		} `json:"_all"`
-	}
-	if err := e.do(ctx, "GET", "/"+index+"/_stats/search", nil, &st); err != nil {
-		return 0, err
-	}
-	s := st.All.Total.Search
-	return s.QueryCurrent + s.FetchCurrent, nil
-}
-
-// scanVersions calls fn with the ids and versions of every document of target, a scroll
-// page at a time, in no particular order.
-func (e *Elastic) scanVersions(ctx context.Context, target string, fn func([]IDVersion) error) error {
-	body := obj{"size": 5000, "_source": false, "version": true, "sort": []any{"_doc"}, "query": obj{"match_all": obj{}}}
-	var page scrollPage
-	if err := e.do(ctx, "POST", "/"+target+"/_search?scroll=2m", body, &page); err != nil {
-		return fmt.Errorf("scan %s: %w", target, err)
-	}
-	defer func() {
-		if page.ScrollID != "" {
-			_ = e.do(context.WithoutCancel(ctx), "DELETE", "/_search/scroll", obj{"scroll_id": []string{page.ScrollID}}, nil)
-		}
-	}()
-	for len(page.Hits.Hits) > 0 {
-		batch := make([]IDVersion, len(page.Hits.Hits))
-		for i, h := range page.Hits.Hits {
-			batch[i] = IDVersion{ID: h.ID, Version: h.Version}
-		}
-		if err := fn(batch); err != nil {
-			return err
-		}
-		id := page.ScrollID
-		page = scrollPage{}
-		if err := e.do(ctx, "POST", "/_search/scroll", obj{"scroll": "2m", "scroll_id": id}, &page); err != nil {
-			page.ScrollID = id
-			return fmt.Errorf("scan %s: %w", target, err)
-		}
-	}
-	return nil
-}
-
-type scrollPage struct {
-	ScrollID string `json:"_scroll_id"`
-	Hits     struct {
-		Hits []struct {
-			ID      string `json:"_id"`
-			Version int64  `json:"_version"`
-		} `json:"hits"`
-	} `json:"hits"`
 }

@@ -1,4 +1,4 @@
-package search
+package postgres
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/search/relevance"
+	"github.com/homegoods/storefront/search/searchtest"
 )
 
 // BenchmarkPostgresSearch runs the issue's kinds of query against the PostgreSQL engine
@@ -41,7 +44,7 @@ func BenchmarkPostgresSearch(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	e := NewPostgres(pool, DefaultConfig(), NewControls(pool))
+	e := New(pool, search.DefaultConfig(), relevance.NewControls(pool))
 	kinds := pgBenchQueries(b, pool)
 	for _, name := range []string{"a-two-words-all-facets", "b-misspelled", "c-browse-3-facets", "d-browse-all-facets"} {
 		b.Run(name, func(b *testing.B) { pgBenchRun(b, e, kinds[name]) })
@@ -49,7 +52,7 @@ func BenchmarkPostgresSearch(b *testing.B) {
 }
 
 // pgBenchRun issues the queries, cycling through them, from benchClients goroutines.
-func pgBenchRun(b *testing.B, e *Postgres, queries []model.SearchQuery) {
+func pgBenchRun(b *testing.B, e *Engine, queries []model.SearchQuery) {
 	ctx := context.Background()
 	for _, q := range queries { // warm the caches and the prepared statements
 		res, err := e.Search(ctx, q)
@@ -61,11 +64,11 @@ func pgBenchRun(b *testing.B, e *Postgres, queries []model.SearchQuery) {
 		}
 	}
 	var next atomic.Int64
-	lat := runClients(b, benchClients(), func() error {
+	lat := searchtest.RunClients(b, searchtest.BenchClients(), func() error {
 		_, err := e.Search(ctx, queries[(next.Add(1)-1)%int64(len(queries))])
 		return err
 	})
-	reportPercentiles(b, lat)
+	searchtest.ReportPercentiles(b, lat)
 }
 
 // pgBenchQueries returns five variants of each kind: (a) two catalog words, every facet

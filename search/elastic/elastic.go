@@ -1,4 +1,7 @@
-package search
+// Package elastic is the Elasticsearch (or OpenSearch) engine: it answers searches and
+// suggestions from an index behind an alias, and administers that index (create, alias
+// swaps, bulk writes, version scans) for the indexer, which decides what to write.
+package elastic
 
 import (
 	"bytes"
@@ -13,10 +16,11 @@ import (
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/homegoods/storefront/search"
 )
 
-// ElasticConfig says where the Elasticsearch (or OpenSearch) index lives and how to search it.
-type ElasticConfig struct {
+// Config says where the Elasticsearch (or OpenSearch) index lives and how to search it.
+type Config struct {
 	// URL of the cluster, such as http://127.0.0.1:9200, or the URLs of several of its nodes
 	// separated by commas: a request a node cannot answer goes to the next.
 	URL string
@@ -31,9 +35,7 @@ type ElasticConfig struct {
 	// the indices behind it are named after it ("products_20261126t120000.123456").
 	Index string
 	// Facets are the facets searches count; Reindex maps the configured attribute keys.
-	Facets Config
-	// Controls supply the synonyms an index is created with; nil means no synonyms.
-	Controls *Controls
+	Facets search.Config
 	// HTTPClient's transport carries the requests (default http.DefaultTransport); its
 	// timeout, when set, bounds each request.
 	HTTPClient *http.Client
@@ -41,22 +43,21 @@ type ElasticConfig struct {
 	Timeout time.Duration
 }
 
-// Elastic answers searches from an Elasticsearch 8 or OpenSearch 2 index through
+// Engine answers searches from an Elasticsearch 8 or OpenSearch 2 index through
 // go-elasticsearch. The index holds every product (see Document); searches find the
-// ACTIVE ones. See elastic_query.go for how a search becomes a request.
-type Elastic struct {
+// ACTIVE ones. See query.go for how a search becomes a request.
+type Engine struct {
 	es       *elasticsearch.Client
 	alias    string
-	cfg      Config
-	controls *Controls
+	cfg      search.Config
 	timeout  time.Duration
 	replicas int
 	words    knownWords
 }
 
-// NewElastic returns the engine of cfg. It makes no request: an unreachable cluster shows
+// New returns the engine of cfg. It makes no request: an unreachable cluster shows
 // in the first search.
-func NewElastic(cfg ElasticConfig) (*Elastic, error) {
+func New(cfg Config) (*Engine, error) {
 	var addrs []string
 	for _, u := range strings.Split(cfg.URL, ",") {
 		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
@@ -94,14 +95,14 @@ func NewElastic(cfg ElasticConfig) (*Elastic, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch client: %w", err)
 	}
-	return &Elastic{es: es, alias: cfg.Index, cfg: cfg.Facets, controls: cfg.Controls, timeout: timeout, replicas: cfg.Replicas}, nil
+	return &Engine{es: es, alias: cfg.Index, cfg: cfg.Facets, timeout: timeout, replicas: cfg.Replicas}, nil
 }
 
-// Name implements Engine.
-func (e *Elastic) Name() string { return "elasticsearch" }
+// Name implements search.Engine.
+func (e *Engine) Name() string { return "elasticsearch" }
 
 // Alias returns the alias the engine reads.
-func (e *Elastic) Alias() string { return e.alias }
+func (e *Engine) Alias() string { return e.alias }
 
 // validIndexName accepts the lowercase names Elasticsearch allows, without the characters
 // that would need escaping in a path.
@@ -134,9 +135,9 @@ func isStatus(err error, status int) bool {
 	return errors.As(err, &ee) && ee.Status == status
 }
 
-// do sends one request with a JSON body (nil for none) and decodes a 2xx answer into out
+// Do sends one request with a JSON body (nil for none) and decodes a 2xx answer into out
 // (nil to discard it), within the configured timeout. Other answers become *esError.
-func (e *Elastic) do(ctx context.Context, method, path string, body, out any) error {
+func (e *Engine) Do(ctx context.Context, method, path string, body, out any) error {
 	return e.doWithin(ctx, e.timeout, method, path, body, out)
 }
 
@@ -145,8 +146,8 @@ func (e *Elastic) do(ctx context.Context, method, path string, body, out any) er
 // of CPU) takes longer than a search's timeout over them; a reindex must not fail for it.
 const bulkTimeoutFactor = 6
 
-// doWithin is do within timeout.
-func (e *Elastic) doWithin(ctx context.Context, timeout time.Duration, method, path string, body, out any) error {
+// doWithin is Do within timeout.
+func (e *Engine) doWithin(ctx context.Context, timeout time.Duration, method, path string, body, out any) error {
 	ctx, cancel := withTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader

@@ -1,4 +1,4 @@
-package search
+package indexer
 
 import (
 	"context"
@@ -6,50 +6,11 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/homegoods/storefront/db"
+	"github.com/homegoods/storefront/search/elastic"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
-
-// Document is a product as the Elasticsearch index holds it: what searches match, filter,
-// facet and sort on, denormalized from the product, its brand and its category path.
-// Every product has one, whatever its status: a product that is not ACTIVE stays in the
-// index with its version (a soft delete), so that a late write of an older version is
-// refused instead of bringing it back.
-type Document struct {
-	ProductID   string `json:"product_id"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	// Suggest holds the lowercase name from the start of each of its words, for
-	// autocompletion of a prefix of any word ("din" finds "Oak Dining Table").
-	Suggest    []string `json:"suggest"`
-	Brand      string   `json:"brand,omitempty"`
-	BrandID    string   `json:"brand_id,omitempty"`
-	BrandFacet string   `json:"brand_facet,omitempty"` // "id|name": the facet's value and label
-	Category   string   `json:"category"`
-	CategoryID string   `json:"category_id"`
-	// CategoryPath holds the ids from the root down to the product's category: a filter on
-	// a category matches its descendants, and the facet counts every ancestor.
-	CategoryPath  []string `json:"category_path"`
-	CategoryFacet []string `json:"category_facet"` // "id|name" of each category of the path
-	PriceCents    int64    `json:"price_cents"`
-	CostCents     int64    `json:"cost_cents"`
-	// Margin is (price - cost) / price, at least 0: the margin boost of relevance.
-	Margin     float64 `json:"margin"`
-	Rating     float64 `json:"rating"`
-	Popularity int64   `json:"popularity"`
-	// CreatedUS is created_at in Unix microseconds, PostgreSQL's precision, so that the
-	// NEWEST sort and its cursors order exactly as in PostgreSQL.
-	CreatedUS int64  `json:"created_us"`
-	Status    string `json:"status"`
-	Version   int64  `json:"version"`
-	// Attrs are the scalar attributes as text (numbers and booleans as their JSON text),
-	// AttrKeys their keys: what attribute filters, facets and their coverage read.
-	Attrs    map[string]string `json:"attrs"`
-	AttrKeys []string          `json:"attr_keys"`
-}
-
-// Active says whether searches find the document.
-func (d *Document) Active() bool { return d.Status == "ACTIVE" }
 
 // documentSelect reads documents. Attribute values are the text jsonb ->> gives (the way
 // the PostgreSQL engine compares them), arrays and objects left out; the category facet
@@ -106,8 +67,8 @@ type docRow struct {
 	Attrs         map[string]string `db:"attrs"`
 }
 
-func (r docRow) document() *Document {
-	d := &Document{
+func (r docRow) document() *elastic.Document {
+	d := &elastic.Document{
 		ProductID: r.ProductID, Name: r.Name, Description: r.Description, Suggest: suggestInputs(r.Name),
 		Brand: r.Brand, BrandID: r.BrandID, Category: r.Category, CategoryID: r.CategoryID,
 		CategoryPath: r.CategoryPath, CategoryFacet: r.CategoryFacet,
@@ -146,20 +107,20 @@ func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // LoadDocuments returns the documents of the products with these ids, whatever their
 // status, in no particular order; ids of products that do not exist are left out.
-func LoadDocuments(ctx context.Context, pool *pgxpool.Pool, ids []string) ([]*Document, error) {
+func LoadDocuments(ctx context.Context, pool *pgxpool.Pool, ids []string) ([]*elastic.Document, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	return queryDocuments(ctx, pool, documentsByIDsSQL, uuidParams(ids))
+	return queryDocuments(ctx, pool, documentsByIDsSQL, db.UUIDs(ids))
 }
 
 // loadDocumentsAfter returns up to limit documents with ids above after, by id: a keyset
 // page of the whole catalog.
-func loadDocumentsAfter(ctx context.Context, pool *pgxpool.Pool, after string, limit int) ([]*Document, error) {
-	return queryDocuments(ctx, pool, documentsAfterSQL, uuidParam(orMinUUID(after)), limit)
+func loadDocumentsAfter(ctx context.Context, pool *pgxpool.Pool, after string, limit int) ([]*elastic.Document, error) {
+	return queryDocuments(ctx, pool, documentsAfterSQL, db.UUID(orMinUUID(after)), limit)
 }
 
-func queryDocuments(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) ([]*Document, error) {
+func queryDocuments(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) ([]*elastic.Document, error) {
 	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load search documents: %w", err)
@@ -168,29 +129,23 @@ func queryDocuments(ctx context.Context, pool *pgxpool.Pool, sql string, args ..
 	if err != nil {
 		return nil, fmt.Errorf("load search documents: %w", err)
 	}
-	out := make([]*Document, len(got))
+	out := make([]*elastic.Document, len(got))
 	for i, r := range got {
 		out[i] = r.document()
 	}
 	return out, nil
 }
 
-// IDVersion is a product id with its row version.
-type IDVersion struct {
-	ID      string
-	Version int64
-}
-
 // StreamVersions calls fn with every product's id and version, by id, in keyset pages of
 // batch rows; it stops at the first error fn returns.
-func StreamVersions(ctx context.Context, pool *pgxpool.Pool, batch int, fn func([]IDVersion) error) error {
+func StreamVersions(ctx context.Context, pool *pgxpool.Pool, batch int, fn func([]elastic.IDVersion) error) error {
 	after := ""
 	for {
-		rows, err := pool.Query(ctx, versionsAfterSQL, uuidParam(orMinUUID(after)), batch)
+		rows, err := pool.Query(ctx, versionsAfterSQL, db.UUID(orMinUUID(after)), batch)
 		if err != nil {
 			return fmt.Errorf("stream product versions: %w", err)
 		}
-		page, err := pgx.CollectRows(rows, pgx.RowToStructByPos[IDVersion])
+		page, err := pgx.CollectRows(rows, pgx.RowToStructByPos[elastic.IDVersion])
 		if err != nil {
 			return fmt.Errorf("stream product versions: %w", err)
 		}
@@ -218,7 +173,7 @@ func productsOf(ctx context.Context, pool *pgxpool.Pool, categoryIDs, brandIDs [
 		if len(q.ids) == 0 {
 			continue
 		}
-		rows, err := pool.Query(ctx, q.sql, uuidParams(q.ids))
+		rows, err := pool.Query(ctx, q.sql, db.UUIDs(q.ids))
 		if err != nil {
 			return nil, fmt.Errorf("products to refresh: %w", err)
 		}

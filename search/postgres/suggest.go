@@ -1,4 +1,4 @@
-package search
+package postgres
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
 )
 
 // Suggestions are active products with a word of their name starting with the prefix: LIKE
@@ -51,15 +52,15 @@ type suggestion struct {
 	window     int // products in the window
 }
 
-// Suggest implements Engine.
-func (e *Postgres) Suggest(ctx context.Context, prefix string, limit int) ([]model.Suggestion, error) {
-	if n := utf8.RuneCountInString(prefix); n > MaxPrefixLength {
-		return nil, badInput("prefix", "the prefix is %d characters long: at most %d", n, MaxPrefixLength)
+// Suggest implements search.Engine.
+func (e *Engine) Suggest(ctx context.Context, prefix string, limit int) ([]model.Suggestion, error) {
+	if n := utf8.RuneCountInString(prefix); n > search.MaxPrefixLength {
+		return nil, search.BadInput("prefix", "the prefix is %d characters long: at most %d", n, search.MaxPrefixLength)
 	}
-	if limit < 1 || limit > MaxFirst {
-		return nil, badInput("first", "first must be between 1 and %d", MaxFirst)
+	if limit < 1 || limit > search.MaxFirst {
+		return nil, search.BadInput("first", "first must be between 1 and %d", search.MaxFirst)
 	}
-	prefix = Normalize(prefix)
+	prefix = search.Normalize(prefix)
 	if prefix == "" {
 		return []model.Suggestion{}, nil
 	}
@@ -86,7 +87,7 @@ func (e *Postgres) Suggest(ctx context.Context, prefix string, limit int) ([]mod
 }
 
 // suggestions runs a suggestion query. Simple protocol: the plan depends on the pattern.
-func (e *Postgres) suggestions(ctx context.Context, sql, like, word string, n int) ([]suggestion, error) {
+func (e *Engine) suggestions(ctx context.Context, sql, like, word string, n int) ([]suggestion, error) {
 	rows, err := e.read(ctx).Query(ctx, sql, pgx.QueryExecModeSimpleProtocol, like, word, n)
 	if err != nil {
 		return nil, fmt.Errorf("postgres suggest: %w", err)

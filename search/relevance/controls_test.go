@@ -1,4 +1,4 @@
-package search
+package relevance
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/homegoods/storefront/db/dbtest"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
 )
 
 // controlsEvent is an outbox row written for a change of the relevance controls.
@@ -259,7 +260,7 @@ func TestQueryRulesRefuseBadInput(t *testing.T) {
 		argument string
 	}{
 		{"empty query", model.QueryRule{Query: "   ", PinnedProductIDs: []string{id}}, "input.query"},
-		{"long query", model.QueryRule{Query: strings.Repeat("a", MaxTextLength+1)}, "input.query"},
+		{"long query", model.QueryRule{Query: strings.Repeat("a", search.MaxTextLength+1)}, "input.query"},
 		{"too many pins", model.QueryRule{Query: "sofa", PinnedProductIDs: manyPins}, "input.pinnedProductIds"},
 		{"pin that is not an id", model.QueryRule{Query: "sofa", PinnedProductIDs: []string{"sofa"}}, "input.pinnedProductIds"},
 		{"pinned twice", model.QueryRule{Query: "sofa", PinnedProductIDs: []string{id, id}}, "input.pinnedProductIds"},
@@ -333,7 +334,7 @@ func TestInsights(t *testing.T) {
 		wantBadInput(t, fmt.Sprintf("Insights(%d)", limit), err, "first")
 	}
 	wantBadInput(t, "RecordSearch of a negative total", c.RecordSearch(ctx, "sofa", -1), "total")
-	wantBadInput(t, "RecordSearch of a long query", c.RecordSearch(ctx, strings.Repeat("a", MaxTextLength+1), 1), "query")
+	wantBadInput(t, "RecordSearch of a long query", c.RecordSearch(ctx, strings.Repeat("a", search.MaxTextLength+1), 1), "query")
 
 	// Recording is one HOT update: no index of search_log covers what it changes.
 	var indexes []string
@@ -349,7 +350,7 @@ func TestNormalize(t *testing.T) {
 	for in, want := range map[string]string{
 		"  Oak   TABLE ": "oak table", "": "", "Sofa\tBed\n": "sofa bed", "ÉTAGÈRE": "étagère",
 	} {
-		if got := Normalize(in); got != want {
+		if got := search.Normalize(in); got != want {
 			t.Errorf("Normalize(%q) = %q; want %q", in, got, want)
 		}
 	}

@@ -1,4 +1,4 @@
-package search
+package elastic
 
 import (
 	"context"
@@ -12,10 +12,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
 )
 
 // How the Elasticsearch engine reads the words of a query, mirroring the PostgreSQL engine
-// (postgres_text.go) so that both find the same products:
+// (search/postgres, text.go) so that both find the same products:
 //
 //  1. The text is split into words: runs of letters and digits, lowercase, at most
 //     esMaxQueryWords distinct ones; PostgreSQL's English stop words are dropped. A text
@@ -91,8 +92,8 @@ var stopWordSet = func() map[string]bool {
 
 // planText reads text into a plan, asking the index which words it knows and how it
 // would correct the others.
-func (e *Elastic) planText(ctx context.Context, text string) (textPlan, error) {
-	words := esDistinctWords(queryWords(text), esMaxQueryWords)
+func (e *Engine) planText(ctx context.Context, text string) (textPlan, error) {
+	words := esDistinctWords(search.Words(text), esMaxQueryWords)
 	if len(words) == 0 {
 		return textPlan{browse: true}, nil
 	}
@@ -185,7 +186,7 @@ const suggestSize = 50
 // edits fuzziness AUTO allows (1 up to 5 letters, 2 from 6; transpositions count one).
 // Searches then match corrections as terms: a misspelled query costs what a spelled one
 // does, once its corrections are remembered.
-func (e *Elastic) askWords(ctx context.Context, words []string) (map[string]wordAnswer, error) {
+func (e *Engine) askWords(ctx context.Context, words []string) (map[string]wordAnswer, error) {
 	filters := make(map[string]any, len(words))
 	suggest := obj{}
 	for i, w := range words {
@@ -216,7 +217,7 @@ func (e *Elastic) askWords(ctx context.Context, words []string) (map[string]word
 			} `json:"options"`
 		} `json:"suggest"`
 	}
-	if err := e.do(ctx, "POST", "/"+e.alias+"/_search", body, &ans); err != nil {
+	if err := e.Do(ctx, "POST", "/"+e.alias+"/_search", body, &ans); err != nil {
 		return nil, fmt.Errorf("elasticsearch: look up query words: %w", err)
 	}
 	out := make(map[string]wordAnswer, len(words))
@@ -357,7 +358,7 @@ func lowerAll(ids []string) []string {
 // selections (disjunctive facets). Each request reads only the documents its filters
 // let through, through the index: far cheaper than aggregating a post_filter's or a
 // global aggregation's documents one by one.
-func (e *Elastic) searchBodies(q model.SearchQuery, plan textPlan, after *Cursor, now time.Time) []obj {
+func (e *Engine) searchBodies(q model.SearchQuery, plan textPlan, after *search.Cursor, now time.Time) []obj {
 	filters := facetFilters(q.Filter)
 	body := obj{
 		"size":             q.First + 1, // one more tells whether there is a next page
@@ -407,7 +408,7 @@ func baseQuery(q model.SearchQuery, plan textPlan, conds []any) obj {
 
 // mainQuery selects the results: the base query under every filter; for the relevance
 // sort of a text search the words are scored instead of filtered.
-func (e *Elastic) mainQuery(q model.SearchQuery, plan textPlan, filters []facetFilter, now time.Time) any {
+func (e *Engine) mainQuery(q model.SearchQuery, plan textPlan, filters []facetFilter, now time.Time) any {
 	scored := !plan.browse && !plan.none && q.Sort == model.SearchSortRelevance
 	if !scored {
 		return obj{"bool": baseQuery(q, plan, allBut(filters, ""))}
@@ -482,7 +483,7 @@ func sortFor(sort model.SearchSort, plan textPlan) []any {
 
 // searchAfter is the cursor as sort values: the key (an integer for the integer fields)
 // and the id.
-func searchAfter(sort model.SearchSort, plan textPlan, c Cursor) []any {
+func searchAfter(sort model.SearchSort, plan textPlan, c search.Cursor) []any {
 	if sortField(sort, plan) == "" {
 		return []any{c.Key, c.ID}
 	}
@@ -496,7 +497,7 @@ const (
 	aggAttrKeys   = "attr_keys"
 )
 
-func (e *Elastic) resultAggs(filters []facetFilter) obj {
+func (e *Engine) resultAggs(filters []facetFilter) obj {
 	keys := make([]string, len(e.cfg.AttributeKeys))
 	for i, k := range e.cfg.AttributeKeys {
 		keys[i] = k.Key
@@ -531,7 +532,7 @@ func ratingBands(steps []float64) []any {
 }
 
 // facetKeys lists every facet: category, brand, price, rating, then the attribute keys.
-func (e *Elastic) facetKeys() []string {
+func (e *Engine) facetKeys() []string {
 	out := []string{model.FacetCategory, model.FacetBrand, model.FacetPrice, model.FacetRating}
 	for _, k := range e.cfg.AttributeKeys {
 		out = append(out, model.AttributeFacetPrefix+k.Key)
@@ -541,7 +542,7 @@ func (e *Elastic) facetKeys() []string {
 
 // facetAggName names a facet's aggregation: attribute keys become their position, since
 // aggregation names may not hold every character a key may.
-func (e *Elastic) facetAggName(facet string) string {
+func (e *Engine) facetAggName(facet string) string {
 	if key, ok := strings.CutPrefix(facet, model.AttributeFacetPrefix); ok {
 		for i, k := range e.cfg.AttributeKeys {
 			if k.Key == key {
@@ -554,7 +555,7 @@ func (e *Elastic) facetAggName(facet string) string {
 
 // facetAgg counts one facet's values: terms by count then value (one shard: exact), price
 // ranges in order, ratings in bands between the steps (added up into "at least" counts).
-func (e *Elastic) facetAgg(facet string) obj {
+func (e *Engine) facetAgg(facet string) obj {
 	terms := func(field string, size int) obj {
 		return obj{"terms": obj{"field": field, "size": size,
 			"order": []any{obj{"_count": "desc"}, obj{"_key": "asc"}}}}
@@ -584,11 +585,11 @@ func (e *Elastic) facetAgg(facet string) obj {
 	return terms("attrs."+key, e.cfg.FacetValues)
 }
 
-// reset forgets every word, after a change that can make unknown words known.
 // ForgetWords drops what the engine remembers of which words the index holds, so that the
 // next search asks again: after a change that may have made new words known.
-func (e *Elastic) ForgetWords() { e.words.reset() }
+func (e *Engine) ForgetWords() { e.words.reset() }
 
+// reset forgets every word, after a change that can make unknown words known.
 func (k *knownWords) reset() {
 	k.mu.Lock()
 	k.words = nil

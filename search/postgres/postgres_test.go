@@ -1,4 +1,4 @@
-package search
+package postgres
 
 import (
 	"context"
@@ -11,17 +11,20 @@ import (
 
 	"github.com/homegoods/storefront/db/dbtest"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/search/relevance"
+	"github.com/homegoods/storefront/search/searchtest"
 	"github.com/homegoods/storefront/seed"
 )
 
 // newSeededPostgres returns the engine over a fresh catalog of n products (seed 3).
-func newSeededPostgres(t *testing.T, n int) (*Postgres, *pgxpool.Pool) {
+func newSeededPostgres(t *testing.T, n int) (*Engine, *pgxpool.Pool) {
 	t.Helper()
 	pool := dbtest.New(t)
 	if _, err := seed.Catalog(context.Background(), pool, seed.Options{Products: n, Seed: 3}); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
-	return NewPostgres(pool, DefaultConfig(), NewControls(pool)), pool
+	return New(pool, search.DefaultConfig(), relevance.NewControls(pool)), pool
 }
 
 func pgExec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
@@ -32,9 +35,9 @@ func pgExec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
 }
 
 // pgFoundIDs searches text and returns the ids found (first page of 100).
-func pgFoundIDs(t *testing.T, e Engine, q model.SearchQuery) []string {
+func pgFoundIDs(t *testing.T, e search.Engine, q model.SearchQuery) []string {
 	t.Helper()
-	q.First = MaxFirst
+	q.First = search.MaxFirst
 	res, err := e.Search(context.Background(), q)
 	if err != nil {
 		t.Fatalf("search %+v: %v", q, err)
@@ -224,37 +227,6 @@ func TestCorrections(t *testing.T) {
 	}
 }
 
-func TestSynonymSpans(t *testing.T) {
-	set := newSynonymSet([]*model.SynonymRule{
-		{Kind: model.SynonymEquivalent, Terms: []string{"couch", "sofa", "settee"}},
-		{Kind: model.SynonymOneWay, Terms: []string{"loveseat"}, Synonyms: []string{"sofa", "small sofa"}},
-		{Kind: model.SynonymEquivalent, Terms: []string{"area rug", "carpet"}},
-		{Kind: model.SynonymEquivalent, Terms: []string{"rug", "mat"}},
-	})
-	for _, c := range []struct {
-		text string
-		want map[int]synonymSpan
-	}{
-		{"grey couch", map[int]synonymSpan{1: {1, []string{"sofa", "settee"}}}},
-		{"loveseat", map[int]synonymSpan{0: {1, []string{"sofa", "small sofa"}}}},
-		{"sofa", map[int]synonymSpan{0: {1, []string{"couch", "settee"}}}}, // ONE_WAY synonyms do not reverse
-		{"wool area rug", map[int]synonymSpan{1: {2, []string{"carpet"}}}}, // the longest term wins
-		{"rug area", map[int]synonymSpan{0: {1, []string{"mat"}}}},
-		{"table", map[int]synonymSpan{}},
-	} {
-		got := set.spans(queryWords(c.text))
-		if len(got) != len(c.want) {
-			t.Errorf("spans(%q) = %v; want %v", c.text, got, c.want)
-			continue
-		}
-		for i, w := range c.want {
-			if g := got[i]; g.n != w.n || !slices.Equal(g.alts, w.alts) {
-				t.Errorf("spans(%q)[%d] = %v; want %v", c.text, i, g, w)
-			}
-		}
-	}
-}
-
 // A configuration may facet on an attribute key that the migration does not list: the
 // engine adds it to search_facet_keys, which gives every product codes for its values.
 func TestPostgresFacetKeysFollowConfig(t *testing.T) {
@@ -263,17 +235,17 @@ func TestPostgresFacetKeysFollowConfig(t *testing.T) {
 	if _, err := seed.Catalog(ctx, pool, seed.Options{Products: 300, Seed: 5}); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
-	cfg := DefaultConfig()
-	cfg.AttributeKeys = append(cfg.AttributeKeys, AttributeKey{Key: "weight_kg", Label: "Weight (kg)"})
+	cfg := search.DefaultConfig()
+	cfg.AttributeKeys = append(cfg.AttributeKeys, search.AttributeKey{Key: "weight_kg", Label: "Weight (kg)"})
 	cfg.AttributeFacets = len(cfg.AttributeKeys)
-	e := NewPostgres(pool, cfg, nil)
+	e := New(pool, cfg, nil)
 	res, err := e.Search(ctx, model.SearchQuery{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	i := slices.IndexFunc(res.Facets, func(f model.Facet) bool { return f.Key == "attr.weight_kg" })
 	if i < 0 {
-		t.Fatalf("facets %v: no attr.weight_kg", facetKeys(res.Facets))
+		t.Fatalf("facets %v: no attr.weight_kg", searchtest.FacetKeys(res.Facets))
 	}
 	want := pgTopValues(t, pool, "weight_kg", cfg.FacetValues)
 	if got := res.Facets[i].Values; len(want) == 0 || !slices.Equal(got, want) {
@@ -306,4 +278,12 @@ func pgTopValues(t *testing.T, pool *pgxpool.Pool, key string, limit int) []mode
 		t.Fatal(err)
 	}
 	return values
+}
+
+func TestPostgresConformance(t *testing.T) {
+	var controls *relevance.Controls
+	searchtest.RunConformance(t, func(t *testing.T, pool *pgxpool.Pool, cfg search.Config) search.Engine {
+		controls = relevance.NewControls(pool)
+		return New(pool, cfg, controls)
+	}, searchtest.Hooks{ControlsChanged: func(*testing.T) { controls.Invalidate() }})
 }

@@ -1,4 +1,4 @@
-package search
+package postgres
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/homegoods/storefront/search"
+	"github.com/homegoods/storefront/search/relevance"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/homegoods/storefront/graph/model"
 )
 
 // How the PostgreSQL engine reads the words of a query:
@@ -62,19 +62,19 @@ type wordInfo struct {
 }
 
 // textUnits reads the words of text into tsquery units; nil when text has no words.
-func (e *Postgres) textUnits(ctx context.Context, text string) ([]tsUnit, error) {
-	words := distinctPrefix(queryWords(text), maxQueryWords)
+func (e *Engine) textUnits(ctx context.Context, text string) ([]tsUnit, error) {
+	words := distinctPrefix(search.Words(text), maxQueryWords)
 	if len(words) == 0 {
 		return nil, nil
 	}
-	syn := emptySynonyms
+	syn := relevance.NoSynonyms
 	if e.controls != nil {
 		var err error
-		if syn, err = e.controls.synonymSet(ctx); err != nil {
+		if syn, err = e.controls.SynonymSet(ctx); err != nil {
 			return nil, err
 		}
 	}
-	spans := syn.spans(words)
+	spans := syn.Spans(words)
 	info, err := e.words.lookup(ctx, e.pool, unspannedWords(words, spans))
 	if err != nil {
 		return nil, err
@@ -82,8 +82,8 @@ func (e *Postgres) textUnits(ctx context.Context, text string) ([]tsUnit, error)
 	units := make([]tsUnit, 0, len(words))
 	for i := 0; i < len(words); {
 		if sp, ok := spans[i]; ok {
-			units = append(units, spanUnit(words[i:i+sp.n], sp.alts))
-			i += sp.n
+			units = append(units, spanUnit(words[i:i+sp.N], sp.Alts))
+			i += sp.N
 			continue
 		}
 		if u := wordUnit(words[i], info[words[i]], syn); u != nil {
@@ -110,11 +110,11 @@ func distinctPrefix(words []string, max int) []string {
 }
 
 // unspannedWords returns the words that no synonym span covers.
-func unspannedWords(words []string, spans map[int]synonymSpan) []string {
+func unspannedWords(words []string, spans map[int]relevance.SynonymSpan) []string {
 	var out []string
 	for i := 0; i < len(words); i++ {
 		if sp, ok := spans[i]; ok {
-			i += sp.n - 1
+			i += sp.N - 1
 			continue
 		}
 		out = append(out, words[i])
@@ -132,21 +132,21 @@ func spanUnit(words []string, alts []string) tsUnit {
 }
 
 // wordUnit is the unit of a word outside synonym spans; nil for a stop word.
-func wordUnit(word string, info wordInfo, syn *synonymSet) tsUnit {
+func wordUnit(word string, info wordInfo, syn *relevance.SynonymSet) tsUnit {
 	if info.stop {
 		return nil
 	}
 	if info.known || !hasLettersOnly(word) {
 		return tsUnit{{T: word}} // numbers and codes ("3x5") are never corrected
 	}
-	fixes := corrections(word, info.nearest, syn.singleWordTerms())
+	fixes := corrections(word, info.nearest, syn.SingleWordTerms())
 	if len(fixes) == 0 {
 		return tsUnit{{T: word}} // matches nothing: an AND query then finds nothing, as it should
 	}
 	var u tsUnit
 	for _, f := range fixes {
 		u = append(u, tsAlt{T: f})
-		for _, a := range syn.alternativesOf(f) {
+		for _, a := range syn.AlternativesOf(f) {
 			u = append(u, tsAlt{T: a, Phrase: true})
 		}
 	}
@@ -311,90 +311,3 @@ func unitsJSON(units []tsUnit) string {
 	b, _ := json.Marshal(units) // strings and booleans always marshal
 	return string(b)
 }
-
-// synonymSet finds synonym terms in the words of queries.
-type synonymSet struct {
-	byFirst map[string][]synonymEntry // by the first word of the term
-	single  []string                  // one-word terms, candidates for typo correction
-}
-
-// synonymEntry is one term of a rule and what it also finds.
-type synonymEntry struct {
-	words []string
-	alts  []string
-}
-
-var emptySynonyms = newSynonymSet(nil)
-
-func newSynonymSet(rules []*model.SynonymRule) *synonymSet {
-	s := &synonymSet{byFirst: map[string][]synonymEntry{}}
-	add := func(term string, alts []string) {
-		words := queryWords(term)
-		if len(words) == 0 {
-			return
-		}
-		s.byFirst[words[0]] = append(s.byFirst[words[0]], synonymEntry{words: words, alts: alts})
-		if len(words) == 1 && !slices.Contains(s.single, words[0]) {
-			s.single = append(s.single, words[0])
-		}
-	}
-	for _, r := range rules {
-		for _, t := range r.Terms {
-			if r.Kind == model.SynonymEquivalent {
-				add(t, slices.DeleteFunc(slices.Clone(r.Terms), func(o string) bool { return o == t }))
-			} else {
-				add(t, r.Synonyms)
-			}
-		}
-	}
-	return s
-}
-
-// synonymSpan is a run of n query words that is a synonym term, and what it also finds.
-type synonymSpan struct {
-	n    int
-	alts []string
-}
-
-// spans finds, left to right, the longest synonym term at each position, by the index of
-// its first word. Rules sharing that term all contribute their alternatives.
-func (s *synonymSet) spans(words []string) map[int]synonymSpan {
-	out := map[int]synonymSpan{}
-	for i := 0; i < len(words); {
-		var best synonymSpan
-		for _, e := range s.byFirst[words[i]] {
-			n := len(e.words)
-			if i+n > len(words) || !slices.Equal(words[i:i+n], e.words) || n < best.n {
-				continue
-			}
-			if n > best.n {
-				best = synonymSpan{n: n}
-			}
-			for _, a := range e.alts {
-				if !slices.Contains(best.alts, a) {
-					best.alts = append(best.alts, a)
-				}
-			}
-		}
-		if best.n == 0 {
-			i++
-			continue
-		}
-		out[i] = best
-		i += best.n
-	}
-	return out
-}
-
-// alternativesOf returns what a one-word term also finds.
-func (s *synonymSet) alternativesOf(word string) []string {
-	var out []string
-	for _, e := range s.byFirst[word] {
-		if len(e.words) == 1 {
-			out = append(out, e.alts...)
-		}
-	}
-	return out
-}
-
-func (s *synonymSet) singleWordTerms() []string { return s.single }

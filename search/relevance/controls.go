@@ -1,4 +1,7 @@
-package search
+// Package relevance stores the merchandisers' relevance controls in PostgreSQL (synonyms,
+// weights, query rules, and the search log behind insights) and reads them for the
+// engines and the search service.
+package relevance
 
 import (
 	"context"
@@ -10,14 +13,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
+	"github.com/homegoods/storefront/search"
 )
 
 // Limits on relevance controls: beyond them a change is refused as BAD_USER_INPUT.
@@ -25,9 +28,6 @@ const (
 	MaxSynonymTerms = 20  // terms (and synonyms) of one rule
 	MaxTermLength   = 100 // characters of one term
 	MaxPins         = 20  // pinned products of one query
-	MaxBoosts       = 20  // boosts of one query
-	MaxWeight       = 10  // of each relevance weight
-	MaxBoostFactor  = 100 // of a boost
 	MaxInsights     = 100 // queries listed by Insights
 )
 
@@ -55,7 +55,7 @@ type Controls struct {
 // controlsSnapshot is what searches read of the controls at one moment.
 type controlsSnapshot struct {
 	at       time.Time
-	synonyms *synonymSet
+	synonyms *SynonymSet
 	weights  model.RelevanceWeights
 	rules    map[string]*model.QueryRule
 }
@@ -65,24 +65,11 @@ func NewControls(pool *pgxpool.Pool) *Controls {
 	return &Controls{pool: pool, ttl: controlsTTL}
 }
 
-// Normalize is the key of a query in rules and insights: lowercase, words separated by
-// single spaces.
-func Normalize(text string) string {
-	return strings.Join(strings.Fields(strings.ToLower(text)), " ")
-}
-
 // normalizeTerm is a synonym term as the engines match it: its words (runs of letters and
 // digits), lowercase, separated by single spaces. Punctuation goes, which also keeps terms
 // safe in the Solr synonym format that Elasticsearch reads.
 func normalizeTerm(term string) string {
-	return strings.Join(queryWords(term), " ")
-}
-
-// queryWords splits text into lowercase words: maximal runs of letters and digits.
-func queryWords(text string) []string {
-	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
-	})
+	return strings.Join(search.Words(term), " ")
 }
 
 // current returns a fresh snapshot, loading one when the last is older than the TTL. When
@@ -115,9 +102,10 @@ func (c *Controls) current(ctx context.Context) (*controlsSnapshot, error) {
 // search results at once. Set it before the controls are used.
 func (c *Controls) OnChange(fn func()) { c.onChange = fn }
 
-// invalidate drops the snapshot after a change through this instance, so that it reads its
-// own writes.
-func (c *Controls) invalidate() {
+// Invalidate drops the snapshot, so that the next read loads the controls again: after a
+// change through this instance, so that it reads its own writes, or after one made
+// behind its back (as tests do).
+func (c *Controls) Invalidate() {
 	c.gen.Add(1)
 	c.snap.Store(nil)
 	if c.onChange != nil {
@@ -151,7 +139,7 @@ func (c *Controls) load(ctx context.Context) (*controlsSnapshot, error) {
 	if err := c.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load search controls: %w", err)
 	}
-	s.synonyms = newSynonymSet(synonyms)
+	s.synonyms = NewSynonymSet(synonyms)
 	s.rules = make(map[string]*model.QueryRule, len(rules))
 	for _, r := range rules {
 		s.rules[r.Query] = r
@@ -184,8 +172,8 @@ func scanRule(row pgx.CollectableRow) (*model.QueryRule, error) {
 	return &r, nil
 }
 
-// synonymSet returns the synonyms searches expand with.
-func (c *Controls) synonymSet(ctx context.Context) (*synonymSet, error) {
+// SynonymSet returns the synonyms searches expand with.
+func (c *Controls) SynonymSet(ctx context.Context) (*SynonymSet, error) {
 	s, err := c.current(ctx)
 	if err != nil {
 		return nil, err
@@ -226,7 +214,7 @@ func (c *Controls) PutSynonym(ctx context.Context, rule model.SynonymRule) (*mod
 	if rule.ID == "" {
 		rows, err = c.pool.Query(ctx, insertSynonymSQL, string(rule.Kind), rule.Terms, rule.Synonyms)
 	} else {
-		rows, err = c.pool.Query(ctx, updateSynonymSQL, uuidParam(rule.ID), string(rule.Kind), rule.Terms, rule.Synonyms)
+		rows, err = c.pool.Query(ctx, updateSynonymSQL, db.UUID(rule.ID), string(rule.Kind), rule.Terms, rule.Synonyms)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("put synonym: %w", err)
@@ -238,14 +226,14 @@ func (c *Controls) PutSynonym(ctx context.Context, rule model.SynonymRule) (*mod
 	if err != nil {
 		return nil, fmt.Errorf("put synonym: %w", err)
 	}
-	c.invalidate()
+	c.Invalidate()
 	return saved, nil
 }
 
 // normalizeSynonym checks a rule and normalizes its terms.
 func normalizeSynonym(r *model.SynonymRule) error {
 	if r.ID != "" && !model.IsUUID(r.ID) {
-		return badInput("input.id", "%q is not a synonym rule id", r.ID)
+		return search.BadInput("input.id", "%q is not a synonym rule id", r.ID)
 	}
 	var err error
 	if r.Terms, err = normalizeTerms("input.terms", r.Terms); err != nil {
@@ -257,17 +245,17 @@ func normalizeSynonym(r *model.SynonymRule) error {
 	switch r.Kind {
 	case model.SynonymEquivalent:
 		if len(r.Synonyms) > 0 {
-			return badInput("input.synonyms", "an EQUIVALENT rule lists all its terms in terms, and no synonyms")
+			return search.BadInput("input.synonyms", "an EQUIVALENT rule lists all its terms in terms, and no synonyms")
 		}
 		if len(r.Terms) < 2 {
-			return badInput("input.terms", "an EQUIVALENT rule needs at least two different terms")
+			return search.BadInput("input.terms", "an EQUIVALENT rule needs at least two different terms")
 		}
 	case model.SynonymOneWay:
 		if len(r.Terms) == 0 || len(r.Synonyms) == 0 {
-			return badInput("input.synonyms", "a ONE_WAY rule needs terms and synonyms")
+			return search.BadInput("input.synonyms", "a ONE_WAY rule needs terms and synonyms")
 		}
 	default:
-		return badInput("input.kind", "kind must be EQUIVALENT or ONE_WAY")
+		return search.BadInput("input.kind", "kind must be EQUIVALENT or ONE_WAY")
 	}
 	return nil
 }
@@ -275,16 +263,16 @@ func normalizeSynonym(r *model.SynonymRule) error {
 // normalizeTerms normalizes and deduplicates terms, refusing empty and overlong ones.
 func normalizeTerms(arg string, terms []string) ([]string, error) {
 	if len(terms) > MaxSynonymTerms {
-		return nil, badInput(arg, "at most %d terms", MaxSynonymTerms)
+		return nil, search.BadInput(arg, "at most %d terms", MaxSynonymTerms)
 	}
 	out := make([]string, 0, len(terms))
 	for _, t := range terms {
 		if n := utf8.RuneCountInString(t); n > MaxTermLength {
-			return nil, badInput(arg, "a term has %d characters: at most %d", n, MaxTermLength)
+			return nil, search.BadInput(arg, "a term has %d characters: at most %d", n, MaxTermLength)
 		}
 		norm := normalizeTerm(t)
 		if norm == "" {
-			return nil, badInput(arg, "term %q has no letters or digits", t)
+			return nil, search.BadInput(arg, "term %q has no letters or digits", t)
 		}
 		if !slices.Contains(out, norm) {
 			out = append(out, norm)
@@ -298,13 +286,13 @@ const deleteSynonymSQL = `DELETE FROM search_synonyms WHERE id = $1`
 // DeleteSynonym deletes a rule and says whether there was one.
 func (c *Controls) DeleteSynonym(ctx context.Context, id string) (bool, error) {
 	if !model.IsUUID(id) {
-		return false, badInput("id", "%q is not a synonym rule id", id)
+		return false, search.BadInput("id", "%q is not a synonym rule id", id)
 	}
-	tag, err := c.pool.Exec(ctx, deleteSynonymSQL, uuidParam(id))
+	tag, err := c.pool.Exec(ctx, deleteSynonymSQL, db.UUID(id))
 	if err != nil {
 		return false, fmt.Errorf("delete synonym: %w", err)
 	}
-	c.invalidate()
+	c.Invalidate()
 	return tag.RowsAffected() > 0, nil
 }
 
@@ -323,7 +311,7 @@ RETURNING popularity, recency, margin`
 
 // SetWeights replaces the relevance weights; each is between 0 (off) and MaxWeight.
 func (c *Controls) SetWeights(ctx context.Context, w model.RelevanceWeights) (model.RelevanceWeights, error) {
-	if err := checkWeights("input", w); err != nil {
+	if err := search.CheckWeights("input", w); err != nil {
 		return model.RelevanceWeights{}, err
 	}
 	var out model.RelevanceWeights
@@ -331,21 +319,8 @@ func (c *Controls) SetWeights(ctx context.Context, w model.RelevanceWeights) (mo
 	if err != nil {
 		return out, fmt.Errorf("set weights: %w", err)
 	}
-	c.invalidate()
+	c.Invalidate()
 	return out, nil
-}
-
-// checkWeights refuses weights outside [0, MaxWeight] (NaN included).
-func checkWeights(arg string, w model.RelevanceWeights) error {
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{{"popularity", w.Popularity}, {"recency", w.Recency}, {"margin", w.Margin}} {
-		if !(f.v >= 0 && f.v <= MaxWeight) {
-			return badInput(arg+"."+f.name, "weights are between 0 and %d", MaxWeight)
-		}
-	}
-	return nil
 }
 
 // Rule returns the rule of a normalized query, or nil when it has none.
@@ -354,7 +329,7 @@ func (c *Controls) Rule(ctx context.Context, query string) (*model.QueryRule, er
 	if err != nil {
 		return nil, err
 	}
-	return s.rules[Normalize(query)], nil
+	return s.rules[search.Normalize(query)], nil
 }
 
 // Rules lists the query rules by query.
@@ -388,7 +363,7 @@ func (c *Controls) PutRule(ctx context.Context, rule model.QueryRule) (*model.Qu
 	if err != nil {
 		return nil, fmt.Errorf("encode boosts: %w", err)
 	}
-	rows, err := c.pool.Query(ctx, putRuleSQL, rule.Query, uuidParams(rule.PinnedProductIDs), string(doc))
+	rows, err := c.pool.Query(ctx, putRuleSQL, rule.Query, db.UUIDs(rule.PinnedProductIDs), string(doc))
 	if err != nil {
 		return nil, fmt.Errorf("put query rule: %w", err)
 	}
@@ -396,62 +371,42 @@ func (c *Controls) PutRule(ctx context.Context, rule model.QueryRule) (*model.Qu
 	if err != nil {
 		return nil, fmt.Errorf("put query rule: %w", err)
 	}
-	c.invalidate()
+	c.Invalidate()
 	return saved, nil
 }
 
 // normalizeRule checks a rule and normalizes its query.
 func normalizeRule(r *model.QueryRule) error {
-	r.Query = Normalize(r.Query)
+	r.Query = search.Normalize(r.Query)
 	if r.Query == "" {
-		return badInput("input.query", "the query is empty")
+		return search.BadInput("input.query", "the query is empty")
 	}
-	if n := utf8.RuneCountInString(r.Query); n > MaxTextLength {
-		return badInput("input.query", "the query has %d characters: at most %d", n, MaxTextLength)
+	if n := utf8.RuneCountInString(r.Query); n > search.MaxTextLength {
+		return search.BadInput("input.query", "the query has %d characters: at most %d", n, search.MaxTextLength)
 	}
 	if len(r.PinnedProductIDs) > MaxPins {
-		return badInput("input.pinnedProductIds", "at most %d products can be pinned", MaxPins)
+		return search.BadInput("input.pinnedProductIds", "at most %d products can be pinned", MaxPins)
 	}
 	for i, id := range r.PinnedProductIDs {
 		if !model.IsUUID(id) {
-			return badInput("input.pinnedProductIds", "%q is not a product id", id)
+			return search.BadInput("input.pinnedProductIds", "%q is not a product id", id)
 		}
 		if slices.Contains(r.PinnedProductIDs[:i], id) {
-			return badInput("input.pinnedProductIds", "product %s is pinned twice", id)
+			return search.BadInput("input.pinnedProductIds", "product %s is pinned twice", id)
 		}
 	}
-	return checkBoosts("input.boosts", r.Boosts)
-}
-
-// checkBoosts refuses more than MaxBoosts boosts, a boost that does not name exactly one
-// brand or category id, and factors outside (0, MaxBoostFactor].
-func checkBoosts(arg string, boosts []model.SearchBoost) error {
-	if len(boosts) > MaxBoosts {
-		return badInput(arg, "at most %d boosts", MaxBoosts)
-	}
-	for _, b := range boosts {
-		if (b.BrandID == "") == (b.CategoryID == "") {
-			return badInput(arg, "a boost names exactly one of a brand and a category")
-		}
-		if id := b.BrandID + b.CategoryID; !model.IsUUID(id) {
-			return badInput(arg, "%q is not an id", id)
-		}
-		if !(b.Factor > 0 && b.Factor <= MaxBoostFactor) {
-			return badInput(arg, "a boost factor is above 0 and at most %d", MaxBoostFactor)
-		}
-	}
-	return nil
+	return search.CheckBoosts("input.boosts", r.Boosts)
 }
 
 const deleteRuleSQL = `DELETE FROM search_query_rules WHERE query = $1`
 
 // DeleteRule deletes the rule of a query and says whether there was one.
 func (c *Controls) DeleteRule(ctx context.Context, query string) (bool, error) {
-	tag, err := c.pool.Exec(ctx, deleteRuleSQL, Normalize(query))
+	tag, err := c.pool.Exec(ctx, deleteRuleSQL, search.Normalize(query))
 	if err != nil {
 		return false, fmt.Errorf("delete query rule: %w", err)
 	}
-	c.invalidate()
+	c.Invalidate()
 	return tag.RowsAffected() > 0, nil
 }
 
@@ -469,15 +424,15 @@ ON CONFLICT (query) DO UPDATE SET
 // RecordSearch counts a search of text that found total products, for the insights.
 // Browsing (no words) is not a query and is not recorded.
 func (c *Controls) RecordSearch(ctx context.Context, text string, total int) error {
-	query := Normalize(text)
+	query := search.Normalize(text)
 	if query == "" {
 		return nil
 	}
-	if n := utf8.RuneCountInString(query); n > MaxTextLength {
-		return badInput("query", "the query has %d characters: at most %d", n, MaxTextLength)
+	if n := utf8.RuneCountInString(query); n > search.MaxTextLength {
+		return search.BadInput("query", "the query has %d characters: at most %d", n, search.MaxTextLength)
 	}
 	if total < 0 {
-		return badInput("total", "a search finds at least 0 products")
+		return search.BadInput("total", "a search finds at least 0 products")
 	}
 	zero := 0
 	if total == 0 {
@@ -489,7 +444,7 @@ func (c *Controls) RecordSearch(ctx context.Context, text string, total int) err
 // RecordSearches counts searches of text at once, zeroResults of which found nothing: the
 // search service counts in memory and writes a query's count once per flush.
 func (c *Controls) RecordSearches(ctx context.Context, text string, searches, zeroResults int) error {
-	query := Normalize(text)
+	query := search.Normalize(text)
 	if query == "" || searches <= 0 {
 		return nil
 	}
@@ -513,7 +468,7 @@ UNION ALL
 // found nothing, with their counts (searches, and searches that found nothing).
 func (c *Controls) Insights(ctx context.Context, limit int) (*model.SearchInsights, error) {
 	if limit < 1 || limit > MaxInsights {
-		return nil, badInput("first", "first must be between 1 and %d", MaxInsights)
+		return nil, search.BadInput("first", "first must be between 1 and %d", MaxInsights)
 	}
 	rows, err := c.pool.Query(ctx, insightsSQL, limit)
 	if err != nil {
@@ -553,20 +508,4 @@ func SynonymLines(rules []*model.SynonymRule) []string {
 		}
 	}
 	return lines
-}
-
-// uuidParam encodes an id for a uuid parameter; a string that is not one becomes NULL.
-func uuidParam(id string) pgtype.UUID {
-	var u pgtype.UUID
-	_ = u.Scan(id)
-	return u
-}
-
-// uuidParams encodes ids for a uuid[] parameter without pgx's reflection fallback.
-func uuidParams(ids []string) []pgtype.UUID {
-	out := make([]pgtype.UUID, len(ids))
-	for i, id := range ids {
-		out[i] = uuidParam(id)
-	}
-	return out
 }
