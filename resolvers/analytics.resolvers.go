@@ -60,15 +60,15 @@ func (r *salesReportResolver) Series(ctx context.Context, obj *model.SalesReport
 }
 
 func (r *salesSeriesResolver) Category(ctx context.Context, obj *model.GroupedSeries) (*model.Category, error) {
-	return optionalLoad(ctx, loaders(ctx).Category, seriesGroup(obj, model.SalesGroupByCategory))
+	return optionalLoad(ctx, &loaders(ctx).Category, seriesGroup(obj, model.SalesGroupByCategory))
 }
 
 func (r *salesSeriesResolver) Brand(ctx context.Context, obj *model.GroupedSeries) (*model.Brand, error) {
-	return optionalLoad(ctx, loaders(ctx).Brand, seriesGroup(obj, model.SalesGroupByBrand))
+	return optionalLoad(ctx, &loaders(ctx).Brand, seriesGroup(obj, model.SalesGroupByBrand))
 }
 
 func (r *salesSeriesResolver) Product(ctx context.Context, obj *model.GroupedSeries) (*model.Product, error) {
-	return optionalLoad(ctx, loaders(ctx).Product, seriesGroup(obj, model.SalesGroupByProduct))
+	return optionalLoad(ctx, &loaders(ctx).Product, seriesGroup(obj, model.SalesGroupByProduct))
 }
 
 func (r *subscriptionResolver) SalesTicker(ctx context.Context) (<-chan *model.SalesTick, error) {

@@ -93,7 +93,7 @@ func NewHandler(cfg Config) http.Handler {
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, cfg.Introspection))
 	srv.SetRecoverFunc(recoverFunc(cfg.Log))
 	srv.AroundResponses(tokenEnded)
-	srv.Use(loaderScope{batches: cfg.Batches, catalog: cfg.Catalog, options: loaderOptions{wait: cfg.LoaderWait, tracer: cfg.Tracer}})
+	srv.Use(loaderScope{kinds: newLoaderKinds(cfg.Batches, cfg.Catalog, loaderOptions{wait: cfg.LoaderWait, tracer: cfg.Tracer})})
 	if cfg.Tracer != nil {
 		srv.Use(operationTracing{tracer: cfg.Tracer})
 	}

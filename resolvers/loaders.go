@@ -14,18 +14,19 @@ import (
 )
 
 // Loaders batch the loads of one response: every edge of the graph is one SQL statement per
-// batch, whatever the number of parents.
+// batch, whatever the number of parents. They are one allocation per response (see
+// loaderKinds); a loader makes its dataloader on first use.
 type Loaders struct {
-	Product       *loader[*model.Product]
-	ProductBySKU  *loader[*model.Product]
-	ProductBySlug *loader[*model.Product]
-	Category      *loader[*model.Category]
-	Brand         *loader[*model.Brand]
-	Warehouse     *loader[*model.Warehouse]
-	Children      *loader[[]*model.Category]
-	ProductCount  *loader[int]
-	Availability  *loader[*model.Availability]
-	Inventory     *loader[[]*model.InventoryLevel]
+	Product       loader[*model.Product]
+	ProductBySKU  loader[*model.Product]
+	ProductBySlug loader[*model.Product]
+	Category      loader[*model.Category]
+	Brand         loader[*model.Brand]
+	Warehouse     loader[*model.Warehouse]
+	Children      loader[[]*model.Category]
+	ProductCount  loader[int]
+	Availability  loader[*model.Availability]
+	Inventory     loader[[]*model.InventoryLevel]
 }
 
 // Peeker is implemented by batches that hold values in process memory (the cache's
@@ -46,41 +47,73 @@ type loaderOptions struct {
 	tracer trace.Tracer  // spans of batches; nil when tracing is off
 }
 
-// newLoaders builds the loaders of one response: the hot edges through b (the cache, when
-// there is one), the others straight from the catalog.
-func newLoaders(b Batches, c Catalog, o loaderOptions) *Loaders {
-	l := &Loaders{
-		Product:       newLoader(o, "product", byID(b.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product")),
-		ProductBySKU:  newLoader(o, "productBySku", byID(b.ProductsBySKUs, func(p *model.Product) string { return p.SKU }, "product")),
-		ProductBySlug: newLoader(o, "productBySlug", byID(b.ProductsBySlugs, func(p *model.Product) string { return p.Slug }, "product")),
-		Category:      newLoader(o, "category", byID(b.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category")),
-		Brand:         newLoader(o, "brand", byID(b.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand")),
-		Warehouse:     newLoader(o, "warehouse", byID(c.WarehousesByIDs, func(w *model.Warehouse) string { return w.ID }, "warehouse")),
-		Children:      newLoader(o, "children", grouped(c.ChildrenOf, func() []*model.Category { return []*model.Category{} })),
-		ProductCount:  newLoader(o, "productCount", grouped(c.ProductCounts, func() int { return 0 })),
-		Availability:  newLoader(o, "availability", grouped(b.Availability, func() *model.Availability { return &model.Availability{} })),
-		Inventory:     newLoader(o, "inventory", grouped(c.Inventory, func() []*model.InventoryLevel { return []*model.InventoryLevel{} })),
+// loaderKinds are what the loaders of every response share, made once per server: their
+// batch functions, peeks and settings. Made per response, they were a twentieth of the
+// allocations of a cached product page.
+type loaderKinds struct {
+	product, productBySKU, productBySlug kind[*model.Product]
+	category                             kind[*model.Category]
+	brand                                kind[*model.Brand]
+	warehouse                            kind[*model.Warehouse]
+	children                             kind[[]*model.Category]
+	productCount                         kind[int]
+	availability                         kind[*model.Availability]
+	inventory                            kind[[]*model.InventoryLevel]
+}
+
+// kind is what the loaders of one edge share.
+type kind[V any] struct {
+	name    string
+	fn      dataloader.BatchFunc[string, V]
+	peek    func(string) (V, bool) // nil: every load goes through the batch
+	options loaderOptions
+}
+
+// newLoaderKinds makes the loaders' kinds: the hot edges through b (the cache, when there
+// is one), the others straight from the catalog.
+func newLoaderKinds(b Batches, c Catalog, o loaderOptions) *loaderKinds {
+	k := &loaderKinds{
+		product:       kind[*model.Product]{"product", byID(b.ProductsByIDs, func(p *model.Product) string { return p.ID }, "product"), nil, o},
+		productBySKU:  kind[*model.Product]{"productBySku", byID(b.ProductsBySKUs, func(p *model.Product) string { return p.SKU }, "product"), nil, o},
+		productBySlug: kind[*model.Product]{"productBySlug", byID(b.ProductsBySlugs, func(p *model.Product) string { return p.Slug }, "product"), nil, o},
+		category:      kind[*model.Category]{"category", byID(b.CategoriesByIDs, func(c *model.Category) string { return c.ID }, "category"), nil, o},
+		brand:         kind[*model.Brand]{"brand", byID(b.BrandsByIDs, func(b *model.Brand) string { return b.ID }, "brand"), nil, o},
+		warehouse:     kind[*model.Warehouse]{"warehouse", byID(c.WarehousesByIDs, func(w *model.Warehouse) string { return w.ID }, "warehouse"), nil, o},
+		children:      kind[[]*model.Category]{"children", grouped(c.ChildrenOf, func() []*model.Category { return []*model.Category{} }), nil, o},
+		productCount:  kind[int]{"productCount", grouped(c.ProductCounts, func() int { return 0 }), nil, o},
+		availability:  kind[*model.Availability]{"availability", grouped(b.Availability, func() *model.Availability { return &model.Availability{} }), nil, o},
+		inventory:     kind[[]*model.InventoryLevel]{"inventory", grouped(c.Inventory, func() []*model.InventoryLevel { return []*model.InventoryLevel{} }), nil, o},
 	}
 	if p, ok := b.(Peeker); ok {
-		l.Product.peek, l.Category.peek, l.Brand.peek, l.Availability.peek = p.PeekProduct, p.PeekCategory, p.PeekBrand, p.PeekAvailability
-		l.ProductBySKU.peek, l.ProductBySlug.peek = p.PeekProductBySKU, p.PeekProductBySlug
+		k.product.peek, k.category.peek, k.brand.peek, k.availability.peek = p.PeekProduct, p.PeekCategory, p.PeekBrand, p.PeekAvailability
+		k.productBySKU.peek, k.productBySlug.peek = p.PeekProductBySKU, p.PeekProductBySlug
 	}
-	return l
+	return k
+}
+
+// newLoaders makes the loaders of one response.
+func newLoaders(k *loaderKinds) *Loaders {
+	return &Loaders{
+		Product: loader[*model.Product]{kind: &k.product}, ProductBySKU: loader[*model.Product]{kind: &k.productBySKU},
+		ProductBySlug: loader[*model.Product]{kind: &k.productBySlug}, Category: loader[*model.Category]{kind: &k.category},
+		Brand: loader[*model.Brand]{kind: &k.brand}, Warehouse: loader[*model.Warehouse]{kind: &k.warehouse},
+		Children: loader[[]*model.Category]{kind: &k.children}, ProductCount: loader[int]{kind: &k.productCount},
+		Availability: loader[*model.Availability]{kind: &k.availability}, Inventory: loader[[]*model.InventoryLevel]{kind: &k.inventory},
+	}
 }
 
 // loader is a dataloader, made on first use (a response that is answered from memory, or
 // that never reaches an edge, makes none), that may first look a key up in memory.
 type loader[V any] struct {
+	kind *kind[V]
 	once sync.Once
-	make func() *dataloader.Loader[string, V]
 	dl   *dataloader.Loader[string, V]
-	peek func(string) (V, bool)
 }
 
 // Get returns the value of key: from memory when the peek has it, else through the batch.
 func (l *loader[V]) Get(ctx context.Context, key string) (V, error) {
-	if l.peek != nil {
-		if v, ok := l.peek(key); ok {
+	if l.kind.peek != nil {
+		if v, ok := l.kind.peek(key); ok {
 			return v, nil
 		}
 	}
@@ -94,8 +127,8 @@ func (l *loader[V]) GetMany(ctx context.Context, keys []string) ([]V, []error) {
 	var missing []int
 	for i, k := range keys {
 		var ok bool
-		if l.peek != nil {
-			vals[i], ok = l.peek(k)
+		if l.kind.peek != nil {
+			vals[i], ok = l.kind.peek(k)
 		}
 		if !ok {
 			missing = append(missing, i)
@@ -122,23 +155,20 @@ func (l *loader[V]) GetMany(ctx context.Context, keys []string) ([]V, []error) {
 	return vals, out
 }
 
+// batch returns the loader's dataloader, whose batches hold at most a page's worth of
+// keys. The input channel is sized for one page too: the library's default of 1,000 slots
+// is allocated for every batch, a cost that shows in profiles of a page of products.
 func (l *loader[V]) batch() *dataloader.Loader[string, V] {
-	l.once.Do(func() { l.dl = l.make() })
-	return l.dl
-}
-
-// newLoader makes a loader whose batches hold at most a page's worth of keys. The input
-// channel is sized for one page too: the library's default of 1,000 slots is allocated for
-// every batch, a cost that shows in profiles of a page of products.
-func newLoader[V any](o loaderOptions, name string, fn dataloader.BatchFunc[string, V]) *loader[V] {
-	return &loader[V]{make: func() *dataloader.Loader[string, V] {
-		opts := []dataloader.Option[string, V]{dataloader.WithWait[string, V](o.wait),
+	l.once.Do(func() {
+		k := l.kind
+		opts := []dataloader.Option[string, V]{dataloader.WithWait[string, V](k.options.wait),
 			dataloader.WithBatchCapacity[string, V](500), dataloader.WithInputCapacity[string, V](model.MaxPageSize)}
-		if o.tracer != nil {
-			opts = append(opts, dataloader.WithTracer[string, V](batchTracer[V]{tracer: o.tracer, name: "dataloader " + name}))
+		if k.options.tracer != nil {
+			opts = append(opts, dataloader.WithTracer[string, V](batchTracer[V]{tracer: k.options.tracer, name: "dataloader " + k.name}))
 		}
-		return dataloader.NewBatchedLoader(fn, opts...)
-	}}
+		l.dl = dataloader.NewBatchedLoader(k.fn, opts...)
+	})
+	return l.dl
 }
 
 // batchTracer gives each batch a span; single loads get none (a span per field would cost
@@ -201,17 +231,13 @@ func grouped[V any](fetch func(context.Context, []string) (map[string]V, error),
 // loaderScope gives every response fresh loaders: the one response of a query or mutation,
 // and each event of a subscription, which lives too long for values loaded at its start to
 // stay current. gqlgen resolves an event's fields with the context of its response.
-type loaderScope struct {
-	batches Batches
-	catalog Catalog
-	options loaderOptions
-}
+type loaderScope struct{ kinds *loaderKinds }
 
 func (loaderScope) ExtensionName() string                   { return "Loaders" }
 func (loaderScope) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (s loaderScope) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-	return next(withLoaders(ctx, newLoaders(s.batches, s.catalog, s.options)))
+	return next(withLoaders(ctx, newLoaders(s.kinds)))
 }
 
 type loadersKey struct{}

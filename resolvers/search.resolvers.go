@@ -106,11 +106,11 @@ func (r *queryRuleResolver) PinnedProducts(ctx context.Context, obj *model.Query
 }
 
 func (r *searchBoostResolver) Brand(ctx context.Context, obj *model.SearchBoost) (*model.Brand, error) {
-	return optionalLoad(ctx, loaders(ctx).Brand, obj.BrandID)
+	return optionalLoad(ctx, &loaders(ctx).Brand, obj.BrandID)
 }
 
 func (r *searchBoostResolver) Category(ctx context.Context, obj *model.SearchBoost) (*model.Category, error) {
-	return optionalLoad(ctx, loaders(ctx).Category, obj.CategoryID)
+	return optionalLoad(ctx, &loaders(ctx).Category, obj.CategoryID)
 }
 
 func (r *searchEdgeResolver) Node(ctx context.Context, obj *model.SearchHit) (*model.Product, error) {
