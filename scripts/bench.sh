@@ -36,8 +36,10 @@
 # Then the mixed workload (mix_bench, BENCH_PARTS=mix): the storefront's open-loop mix of the
 # case study's peak (tools/loadgen -mix: product pages by slug, category browses, searches,
 # cart operations, inventory checks and orders, each class against the seed's p95), stepped
-# through BENCH_MIX_RATES until a class misses, over the 3,000-product catalog of make run and
-# over 100,000 products, with each search engine.
+# through BENCH_MIX_RATES until a class misses, then halving the gap to the last rate that
+# held (loadgen -refine), over the 3,000-product catalog of make run and over 100,000
+# products, with each search engine, after the { __typename } ceiling of the same server;
+# every step's row gives the load average at its end.
 # Then abuse (abuse_bench), with rate limits on (5,000 units a second, burst 25,000, per
 # client named by X-Forwarded-For): an ordinary shopper (one client, a page of 20 products
 # every 250 ms) alone, then beside two abusive clients that spend their whole budget (4
@@ -733,6 +735,8 @@ mix_bench() {
 			note "running: mixed workload, $engine @ $size (load average $(load_average))"
 			{
 				echo "### $engine @ $size products (load average $(load_average) at the start)"
+				echo
+				echo "Ceiling of the same server: $(bin/loadgen -url "http://$ADDR/graphql" -query "$Q_TYPENAME" -c "$CONCURRENCY" -d 5s -warmup 1s -name '{ __typename }') (load average $(load_average))."
 				echo
 				(sleep 5 && curl -sf --max-time 120 -o "$PROFILES/mix-$engine-$size.cpu.pprof" "http://$DEBUG/debug/pprof/profile?seconds=60") &
 				profilers+=($!)

@@ -22,6 +22,7 @@ import (
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/store"
+	"github.com/homegoods/storefront/tools/internal/sysload"
 )
 
 // scenario is one dashboard question, asked both ways.
@@ -105,7 +106,7 @@ func run(ctx context.Context, url string, runs, rawRuns int) error {
 		return err
 	}
 	fmt.Printf("### Sales analytics: %d facts, %s mode\n\nCatch-up refresh before measuring: %s. Load average: %s.\n\n",
-		facts, mode, time.Since(began).Round(time.Millisecond), loadAverage())
+		facts, mode, time.Since(began).Round(time.Millisecond), sysload.Average())
 	fmt.Println("| query | rollup read | rollups p50 | rollups p95 | raw GROUP BY p50 | raw GROUP BY p95 | p95 ratio |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
 	for _, s := range scenarios(time.Now().UTC()) {
@@ -122,17 +123,8 @@ func run(ctx context.Context, url string, runs, rawRuns int) error {
 	if err := compression(ctx, pool, mode); err != nil {
 		return err
 	}
-	fmt.Printf("\nLoad average at the end: %s.\n", loadAverage())
+	fmt.Printf("\nLoad average at the end: %s.\n", sysload.Average())
 	return nil
-}
-
-// loadAverage returns the machine's load averages over 1, 5 and 15 minutes (Linux).
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
-		return strings.Join(f[:3], " ")
-	}
-	return "unknown"
 }
 
 const scheduleRefreshJobSQL = `SELECT alter_job(job_id, scheduled => $1) FROM timescaledb_information.jobs

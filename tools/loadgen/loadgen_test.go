@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -337,5 +338,31 @@ func TestQueryAndVariablesFromFiles(t *testing.T) {
 	cfg := testConfig(t, "http://127.0.0.1:1", "-query-file", query, "-variables-file", vars)
 	if want := `{"query":"query($n: Int) { n(n: $n) }","variables":{"n":7}}`; string(cfg.body) != want {
 		t.Errorf("body: got %s; want %s", cfg.body, want)
+	}
+}
+
+func TestHighestHeldRefinesTheLastStep(t *testing.T) {
+	cases := []struct {
+		limit        float64 // the highest rate that holds
+		refine       int
+		held, missed float64
+		tried        string
+	}{
+		{1000, 2, 1000, 1100, "200 400 800 1200 1000 1100"},
+		{900, 2, 900, 1000, "200 400 800 1200 1000 900"},
+		{900, 0, 800, 1200, "200 400 800 1200"},
+		{5000, 2, 1200, 0, "200 400 800 1200"},
+		{100, 2, 100, 150, "200 100 150"},
+	}
+	for _, c := range cases {
+		var tried []string
+		held, missed := highestHeld([]float64{200, 400, 800, 1200}, c.refine, func(rate float64) bool {
+			tried = append(tried, fmt.Sprint(rate))
+			return rate <= c.limit
+		})
+		if held != c.held || missed != c.missed || strings.Join(tried, " ") != c.tried {
+			t.Errorf("limit %.0f, refine %d: got held %.0f, missed %.0f after %v; want %.0f, %.0f after %s",
+				c.limit, c.refine, held, missed, tried, c.held, c.missed, c.tried)
+		}
 	}
 }

@@ -34,6 +34,9 @@ type config struct {
 	mix    bool
 	rates  []float64
 	sample int
+	// refine is how many rates the mix tries between the last that held and the first that
+	// did not, halving the gap each time.
+	refine int
 	// followRetryAfter makes workers wait out RATE_LIMITED answers, as a well-behaved
 	// client would, instead of counting them as failures.
 	followRetryAfter bool
@@ -107,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.mix, "mix", false, "run the storefront's open-loop mixed workload instead of -query")
 	rates := fs.String("rates", "100,200,400,800", "with -mix: operations per second of each step, in order")
 	fs.IntVar(&cfg.sample, "sample", 5000, "with -mix: products sampled from the catalog")
+	fs.IntVar(&cfg.refine, "refine", 2, "with -mix: rates tried by halving the gap between the last rate that held and the first that did not")
 	fs.BoolVar(&cfg.followRetryAfter, "follow-retry-after", false, "wait out RATE_LIMITED answers (Retry-After) instead of failing on them")
 	fs.DurationVar(&cfg.pace, "pace", 0, "least time between the starts of one worker's requests (0: none)")
 	fs.BoolVar(&cfg.expectErrors, "expect-errors", false, "count error answers as requests, not failures")
