@@ -419,7 +419,8 @@ two_line_cart() {
 # go_benchmarks runs the Go benchmarks that need the services: the stale-read window with
 # three instances, checkout and add-to-cart (2,000 carts of 1 to 5 lines, concurrency 32),
 # the latency of inventory alerts from commit to a websocket subscriber and to the
-# dashboard's list in Chromium, and the cache's hit path.
+# dashboard's list in Chromium, the cache's hit path, and what checking a bearer token and a
+# customer's session adds to a { __typename } request.
 go_benchmarks() {
 	note "running: Go benchmarks"
 	TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) TEST_REDIS_URL=$BENCH_REDIS_URL \
@@ -428,6 +429,8 @@ go_benchmarks() {
 		grep '^Benchmark' | tee "$OUT_DIR/go.txt"
 	TEST_REDIS_URL=$BENCH_REDIS_URL go test -run '^$' -bench 'ReadThroughHit' -benchmem ./cache/ |
 		grep '^Benchmark' | tee -a "$OUT_DIR/go.txt"
+	TEST_DATABASE_URL=$(scripts/pg.sh url "$PG_PORT" postgres) TEST_REDIS_URL=$BENCH_REDIS_URL \
+		go test -run '^$' -bench 'BearerCheck' -count 5 ./resolvers/ | grep '^Benchmark' | tee -a "$OUT_DIR/go.txt"
 }
 
 # search_engine ENGINE SIZE [VAR=value...] measures the three searches of the issue on one
