@@ -1,3 +1,5 @@
+-- Replaced in 0007: outbox_fan_out (lanes).
+--
 -- Every consumer of the outbox (cache invalidation now; search indexing and alerts later) has
 -- its own queue of committed events: a trigger copies each new outbox row into the queue of
 -- every registered consumer, and a consumer deletes what it has handled in the same

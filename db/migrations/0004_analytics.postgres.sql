@@ -1,3 +1,8 @@
+-- Replaced in 0006: analytics_refresh, analytics_views, sales_hourly, sales_daily.
+-- Replaced in 0009: analytics_create_partitions (it no longer moves rows under live inserts).
+-- The definitions below are those of databases migrated to 0005 only; read the later ones
+-- for what runs.
+--
 -- Sales analytics on plain PostgreSQL (the server offers no TimescaleDB): the same relations,
 -- columns and semantics as 0004_analytics.timescaledb.sql, built by hand.
 --

@@ -1,3 +1,8 @@
+-- Replaced in 0006: analytics_refresh, analytics_policies.
+-- Replaced in 0010: analytics_policies.
+-- The definitions below are those of databases migrated to 0005 only; read the later ones
+-- for what runs.
+--
 -- Sales analytics on TimescaleDB: the facts in a hypertable of one-day chunks, hourly and
 -- daily continuous aggregates with real-time aggregation, refresh, compression and retention
 -- policies. 0004_analytics.postgres.sql builds the same relations, columns and semantics on

@@ -1,3 +1,7 @@
+-- Replaces 0004: analytics_refresh, analytics_views, sales_hourly, sales_daily
+-- (the refresh now fills every level; the views add live aggregation to the new levels too).
+-- Replaced in 0010: analytics_rollup_hours, analytics_live_views (quarter hours first).
+--
 -- Coarser sales rollups on plain PostgreSQL, the counterpart of 0006_analytics_rollups.timescaledb.sql.
 --
 -- sales_hourly and sales_daily (0004) keep every dimension: a row per (bucket, product,

@@ -1,3 +1,5 @@
+-- Replaces 0004: analytics_refresh, analytics_policies (they cover the new levels too).
+--
 -- Coarser sales rollups on TimescaleDB; 0006_analytics_rollups.postgres.sql builds the same
 -- relations and columns on plain PostgreSQL (see there for what each level keeps and why).
 --

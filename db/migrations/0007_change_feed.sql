@@ -1,3 +1,6 @@
+-- Replaces 0002: outbox_fan_out (its trigger dropped and created again: the function fills
+-- the lanes).
+--
 -- The change feed (db/feed): lanes, consumer liveness, pruning.
 --
 -- Lanes. The first 100 outbox rows a transaction writes go to the fast lane of every

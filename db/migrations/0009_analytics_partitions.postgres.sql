@@ -1,3 +1,6 @@
+-- Replaces 0004: analytics_create_partitions (dropped and created again below, attaching
+-- only the partitions of days nobody writes yet).
+--
 -- Daily partitions without a race with checkouts (plain PostgreSQL).
 --
 -- A fact routed to the default partition while a partition of its day is being attached fails

@@ -1,3 +1,6 @@
+-- Replaces 0006: analytics_rollup_hours, analytics_live_views (renamed
+-- analytics_hourly_live_views).
+--
 -- Quarter-hour sales rollups on plain PostgreSQL, the counterpart of
 -- 0010_analytics_quarter_hours.timescaledb.sql (see there for why), built like 0006's levels:
 -- a table of partial sums below the watermark (NAME_mat) and a view NAME that adds live

@@ -1,3 +1,5 @@
+-- Replaces 0004: analytics_policies (as replaced in 0006, plus the quarter-hour levels).
+--
 -- Quarter-hour sales rollups on TimescaleDB; 0010_analytics_quarter_hours.postgres.sql builds
 -- the same relations and columns on plain PostgreSQL.
 --
