@@ -16,8 +16,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/cache/cachetest"
+	"github.com/homegoods/storefront/resolvers"
 )
 
 // withRedis points env at Redis url under a key prefix of the test's own.
@@ -405,7 +405,7 @@ func TestPersistedQueriesCannotFillRedis(t *testing.T) {
 	for i := range 100 {
 		register("203.0.113.2", fmt.Sprintf("query Q%d { __typename }", i))
 	}
-	if n := stored(); n < 40 || n > 2000/cache.StoreCostPerKiB {
+	if n := stored(); n < 40 || n > 2000/resolvers.StoreCostPerKiB {
 		t.Fatalf("100 registrations on a 2,000-unit budget: %d stored; want what the budget pays for, 40 to 50", n)
 	}
 }

@@ -30,7 +30,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/db/feed"
 	"github.com/homegoods/storefront/graph/model"
@@ -678,12 +677,12 @@ func routes(cfg config, reg *prometheus.Registry, dbs *pools, draining *atomic.B
 		extensions = append(extensions, caches.allowlist)
 	}
 	if caches.limiter != nil {
-		extensions = append(extensions, cache.NewComplexityRateLimit(caches.limiter, resolvers.ClientKey, resolvers.OperationCost, log).
+		extensions = append(extensions, resolvers.NewComplexityRateLimit(caches.limiter, resolvers.ClientKey, resolvers.OperationCost, log).
 			ChargeBeforeParsing(resolvers.ParsingCost))
 	}
 	if caches.apq != nil { // after the rate limit: what is stored has been charged
-		extensions = append(extensions, cache.NewPersistedQueries(caches.apq,
-			cache.PersistedQueryOptions{Limiter: caches.limiter, Key: resolvers.ClientKey}))
+		extensions = append(extensions, resolvers.NewPersistedQueries(caches.apq,
+			resolvers.PersistedQueryOptions{Limiter: caches.limiter, Key: resolvers.ClientKey}))
 	}
 	crossOrigin := newCORS(cfg.CORSOrigins, cfg.CORSMaxAge)
 	api := resolvers.NewHandler(resolvers.Config{

@@ -50,7 +50,7 @@ type caching struct {
 	rankings rankingStore
 	apq      graphql.Cache[string] // nil unless PERSISTED_QUERIES=automatic
 	// allowlist runs registered operations only, when PERSISTED_QUERIES=allowlist.
-	allowlist *cache.Allowlist
+	allowlist *resolvers.Allowlist
 	// operationNames are the names of the operations registered from OPERATIONS_DIR.
 	operationNames []string
 	limiter        cache.RateLimiter // nil when rate limits are off
@@ -113,7 +113,7 @@ func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error)
 		c.bus = cache.NewBus(cache.NewMemoryBackend(cfg.CacheMemoryEntries), log)
 		c.sessions = cache.NewMemorySessions(cache.SessionConfig{})
 		c.rankings = cache.NewMemoryRankings(cache.RankingConfig{})
-		c.apq = cache.NewMemoryAPQCache(1000)
+		c.apq = resolvers.NewMemoryAPQCache(1000)
 		c.revocations = cache.NewMemoryRevocations()
 		if limit.PerSecond > 0 {
 			c.limiter, err = cache.NewMemoryRateLimiter(limit)
@@ -137,11 +137,11 @@ func newCaching(cfg config, st *store.Store, log *slog.Logger) (*caching, error)
 		c.apq = nil
 	case "allowlist":
 		c.apq = nil
-		opts := cache.AllowlistOptions{AllowAny: isMerchandiser, Log: log}
+		opts := resolvers.AllowlistOptions{AllowAny: isMerchandiser, Log: log}
 		if c.redis != nil {
-			c.allowlist = cache.NewRedisAllowlist(c.redis, cfg.RedisPrefix, opts)
+			c.allowlist = resolvers.NewSharedAllowlist(cache.NewRedisOperations(c.redis, cfg.RedisPrefix), opts)
 		} else {
-			c.allowlist = cache.NewMemoryAllowlist(opts)
+			c.allowlist = resolvers.NewMemoryAllowlist(opts)
 		}
 	}
 	return c, nil

@@ -8,13 +8,15 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/homegoods/storefront/breaker"
 )
 
-// RedisAPQCache is the query store of PersistedQueries shared by every server instance: a client that registered a query's hash with one instance can send
-// the hash alone to any other. Each hash is one key, so it works on a Redis Cluster.
+// RedisAPQCache is the query store of the persisted queries extension (a gqlgen
+// graphql.Cache) shared by every server instance: a client that registered a query's hash
+// with one instance can send the hash alone to any other. Each hash is one key, so it works
+// on a Redis Cluster.
 //
 // graphql.Cache cannot return errors: when Redis fails, Get misses, and APQ clients resend
 // the full query, which still runs. Failures are logged at most once a minute, and after
@@ -23,11 +25,9 @@ type RedisAPQCache struct {
 	rdb      redis.UniversalClient
 	prefix   string
 	ttl      time.Duration
-	failures *ratelimitLog
-	pause    ratelimitPause
+	failures *breaker.Log
+	breaker  *breaker.Breaker
 }
-
-var _ graphql.Cache[string] = (*RedisAPQCache)(nil)
 
 // DefaultAPQTTL keeps a query that nobody sent for a day out of Redis: the queries in use
 // are read all the time, and each read restarts their TTL.
@@ -39,17 +39,22 @@ func NewRedisAPQCache(rdb redis.UniversalClient, prefix string, ttl time.Duratio
 	if ttl <= 0 {
 		ttl = DefaultAPQTTL
 	}
-	return &RedisAPQCache{rdb: rdb, prefix: prefix + "apq:", ttl: ttl, failures: newRatelimitLog(log)}
+	return &RedisAPQCache{rdb: rdb, prefix: prefix + "apq:", ttl: ttl, failures: breaker.NewLog(log),
+		breaker: breaker.New(breaker.Options{Harmless: isMiss})}
 }
 
 // Get returns the query of hash and restarts its TTL, so that queries in use never expire.
 func (c *RedisAPQCache) Get(ctx context.Context, hash string) (string, bool) {
-	if !apqHashValid(hash) || c.pause.active() {
+	if !apqHashValid(hash) {
 		return "", false
 	}
-	query, err := c.rdb.GetEx(ctx, c.prefix+hash, c.ttl).Result()
+	var query string
+	err := c.breaker.Do(ctx, func(ctx context.Context) (err error) {
+		query, err = c.rdb.GetEx(ctx, c.prefix+hash, c.ttl).Result()
+		return err
+	})
 	if err != nil {
-		if !errors.Is(err, redis.Nil) {
+		if !isMiss(err) {
 			c.fail(ctx, "persisted query lookup failed", err)
 		}
 		return "", false
@@ -57,37 +62,28 @@ func (c *RedisAPQCache) Get(ctx context.Context, hash string) (string, bool) {
 	return query, true
 }
 
-// Add stores query under hash. PersistedQueries has checked that hash is the query's hash.
+// Add stores query under hash, which the extension has checked is the query's hash.
 func (c *RedisAPQCache) Add(ctx context.Context, hash, query string) {
-	if c.pause.active() {
-		return
-	}
-	if err := c.rdb.Set(ctx, c.prefix+hash, query, c.ttl).Err(); err != nil {
+	err := c.breaker.Do(ctx, func(ctx context.Context) error {
+		return c.rdb.Set(ctx, c.prefix+hash, query, c.ttl).Err()
+	})
+	if err != nil {
 		c.fail(ctx, "persisted query store failed", err)
 	}
 }
 
-// fail pauses Redis and logs, unless the failure is the request's own: a client that hangs
-// up must not switch the cache off for everyone.
+// fail logs a failure of Redis, unless it is the request's own (a client that hung up, which
+// the breaker does not count either) or the breaker's, which skips Redis for a second
+// after a failure.
 func (c *RedisAPQCache) fail(ctx context.Context, msg string, err error) {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, breaker.ErrOpen) {
 		return
 	}
-	c.pause.start()
-	c.failures.warn(ctx, msg, err)
+	c.failures.Warn(ctx, msg, err)
 }
 
-// NewMemoryAPQCache returns the in-process query store: the embedded default without Redis,
-// for a single server instance. It keeps the size most recently used queries.
-func NewMemoryAPQCache(size int) *lru.LRU[string] {
-	return lru.New[string](size)
-}
-
-// apqHash is the hash of a query in the persisted query protocol: hex SHA-256.
-func apqHash(query string) string {
-	sum := sha256.Sum256([]byte(query))
-	return hex.EncodeToString(sum[:])
-}
+// isMiss tells a key that is not there from a failure.
+func isMiss(err error) bool { return errors.Is(err, redis.Nil) }
 
 // apqHashValid reports whether hash can be a hex SHA-256, so that clients cannot choose
 // arbitrary keys.
@@ -97,4 +93,42 @@ func apqHashValid(hash string) bool {
 	}
 	_, err := hex.DecodeString(hash)
 	return err == nil
+}
+
+// RedisOperations is the registry of an allowlist of operations shared by every server
+// instance: the Redis hash prefix+"apq:allowlist" (hash → query).
+type RedisOperations struct {
+	rdb redis.UniversalClient
+	key string
+}
+
+// NewRedisOperations returns the registry under prefix.
+func NewRedisOperations(rdb redis.UniversalClient, prefix string) *RedisOperations {
+	return &RedisOperations{rdb: rdb, key: prefix + "apq:allowlist"}
+}
+
+// All returns every registered operation by hash.
+func (o *RedisOperations) All(ctx context.Context) (map[string]string, error) {
+	return o.rdb.HGetAll(ctx, o.key).Result()
+}
+
+// Put registers query under hash.
+func (o *RedisOperations) Put(ctx context.Context, hash, query string) error {
+	return o.rdb.HSet(ctx, o.key, hash, query).Err()
+}
+
+// Get returns the query registered under hash; a hash that is not a hex SHA-256 is never
+// looked up, so that clients cannot choose arbitrary keys.
+func (o *RedisOperations) Get(ctx context.Context, hash string) (string, bool, error) {
+	if !apqHashValid(hash) {
+		return "", false, nil
+	}
+	query, err := o.rdb.HGet(ctx, o.key, hash).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	}
+	return query, true, nil
 }

@@ -3,10 +3,6 @@ package cache
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"math"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -48,63 +44,4 @@ func (l RateLimit) period() time.Duration {
 // cost is what Allow charges: at least 1, at most the burst.
 func (l RateLimit) cost(cost int) int {
 	return min(max(cost, 1), l.Burst)
-}
-
-// ratelimitLog is a log that is itself rate limited: when Redis is down every request
-// fails the same way, and one line per interval says so as well as thousands would.
-type ratelimitLog struct {
-	log   *slog.Logger
-	every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// ratelimitLogEvery is how often a repeated failure is logged.
-const ratelimitLogEvery = time.Minute
-
-func newRatelimitLog(log *slog.Logger) *ratelimitLog {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &ratelimitLog{log: log, every: ratelimitLogEvery}
-}
-
-// warn logs msg and err unless it logged less than an interval ago; then it counts them,
-// and the next line reports how many were left out.
-func (l *ratelimitLog) warn(ctx context.Context, msg string, err error) {
-	l.mu.Lock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
-		l.suppressed++
-		l.mu.Unlock()
-		return
-	}
-	suppressed := l.suppressed
-	l.last, l.suppressed = now, 0
-	l.mu.Unlock()
-	l.log.WarnContext(ctx, msg, "err", err, "suppressed", suppressed)
-}
-
-// ratelimitPause lets callers skip Redis for a moment after it failed. A Redis that is down
-// or unreachable fails each call only after its dial attempts or timeouts, and paying that
-// on every request would turn the outage into slowness everywhere; one call per pause
-// finds out when Redis is back.
-type ratelimitPause struct {
-	until atomic.Int64 // Unix nanoseconds
-}
-
-// ratelimitPauseFor is how long calls skip Redis after a failure.
-const ratelimitPauseFor = time.Second
-
-// active reports whether calls should skip Redis now.
-func (p *ratelimitPause) active() bool { return time.Now().UnixNano() < p.until.Load() }
-
-// start makes calls skip Redis for ratelimitPauseFor.
-func (p *ratelimitPause) start() { p.until.Store(time.Now().Add(ratelimitPauseFor).UnixNano()) }
-
-// ratelimitSeconds is d in whole seconds rounded up, at least 1: what a client should wait.
-func ratelimitSeconds(d time.Duration) int {
-	return max(1, int(math.Ceil(d.Seconds())))
 }

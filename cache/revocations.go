@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/homegoods/storefront/breaker"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -91,7 +92,7 @@ type RedisRevocations struct {
 	rdb          redis.UniversalClient
 	key, version string
 	every        time.Duration
-	failures     *ratelimitLog
+	failures     *breaker.Log
 
 	seen string // the version last read; "" before the first read
 }
@@ -103,7 +104,7 @@ const RevocationRefresh = 250 * time.Millisecond
 // instance's copy current.
 func NewRedisRevocations(rdb redis.UniversalClient, prefix string, log *slog.Logger) *RedisRevocations {
 	return &RedisRevocations{revokedSet: newRevokedSet(), rdb: rdb, key: prefix + "{revoked}",
-		version: prefix + "{revoked}:version", every: RevocationRefresh, failures: newRatelimitLog(log)}
+		version: prefix + "{revoked}:version", every: RevocationRefresh, failures: breaker.NewLog(log)}
 }
 
 // revokeScript adds an id (ARGV[1]) until a Unix second (ARGV[2]), never shortening an
@@ -134,7 +135,7 @@ func (r *RedisRevocations) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		if err := r.refresh(ctx); err != nil && ctx.Err() == nil {
-			r.failures.warn(ctx, "revoked tokens: cannot read the list; honouring the copy in memory", err)
+			r.failures.Warn(ctx, "revoked tokens: cannot read the list; honouring the copy in memory", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -44,7 +44,7 @@ func sessionBackends() []sessionBackend {
 		return func(t *testing.T) func(cache.SessionConfig) sessionStore {
 			rdb, prefix := client(t)
 			return func(cfg cache.SessionConfig) sessionStore {
-				return cache.NewRedisSessions(sessionReopen(t, rdb), prefix, cfg)
+				return cache.NewRedisSessions(cachetest.Reopen(t, rdb), prefix, cfg)
 			}
 		}
 	}
@@ -55,22 +55,6 @@ func sessionBackends() []sessionBackend {
 		{name: "redis", shared: true, setup: onRedis(cachetest.Client)},
 		{name: "cluster", shared: true, setup: onRedis(cachetest.ClusterClient)},
 	}
-}
-
-// sessionReopen returns a new client object on the server of rdb, closed when t ends.
-func sessionReopen(t *testing.T, rdb redis.UniversalClient) redis.UniversalClient {
-	t.Helper()
-	var c redis.UniversalClient
-	switch r := rdb.(type) {
-	case *redis.Client:
-		c = redis.NewClient(r.Options())
-	case *redis.ClusterClient:
-		c = redis.NewClusterClient(r.Options())
-	default:
-		t.Fatalf("unexpected client type %T", rdb)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
 }
 
 func TestSessionsLifecycle(t *testing.T) {

@@ -1,18 +1,17 @@
-package cache
+package resolvers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/redis/go-redis/v9"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
 
+	"github.com/homegoods/storefront/breaker"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -24,12 +23,12 @@ import (
 // instead of extension.AutomaticPersistedQuery, not with it.
 //
 // Registered operations are kept in memory, loaded with Load at start; a hash this instance
-// does not know yet (registered through another instance since) is looked up in Redis once.
+// does not know yet (registered through another instance since) is looked up in the shared
+// registry once.
 type Allowlist struct {
-	rdb      redis.UniversalClient // nil for the in-memory allowlist
-	key      string
+	registry OperationRegistry // nil for the in-memory allowlist
 	allowAny func(ctx context.Context) bool
-	failures *ratelimitLog
+	failures *breaker.Log
 
 	mu    sync.RWMutex
 	known map[string]string // query by hash
@@ -49,11 +48,21 @@ type AllowlistOptions struct {
 	Log *slog.Logger
 }
 
-// NewRedisAllowlist returns an allowlist shared by every server instance, registered in the
-// Redis hash prefix+"apq:allowlist" (hash → query).
-func NewRedisAllowlist(rdb redis.UniversalClient, prefix string, opts AllowlistOptions) *Allowlist {
+// OperationRegistry is where an allowlist shared by every server instance keeps the
+// registered operations by hash (cache.RedisOperations).
+type OperationRegistry interface {
+	// All returns every registered operation by hash.
+	All(ctx context.Context) (map[string]string, error)
+	// Put registers query under hash.
+	Put(ctx context.Context, hash, query string) error
+	// Get returns the query registered under hash, and whether there is one.
+	Get(ctx context.Context, hash string) (string, bool, error)
+}
+
+// NewSharedAllowlist returns an allowlist shared by every server instance through registry.
+func NewSharedAllowlist(registry OperationRegistry, opts AllowlistOptions) *Allowlist {
 	a := NewMemoryAllowlist(opts)
-	a.rdb, a.key = rdb, prefix+"apq:allowlist"
+	a.registry = registry
 	return a
 }
 
@@ -64,15 +73,15 @@ func NewMemoryAllowlist(opts AllowlistOptions) *Allowlist {
 	if allowAny == nil {
 		allowAny = func(context.Context) bool { return false }
 	}
-	return &Allowlist{allowAny: allowAny, failures: newRatelimitLog(opts.Log), known: map[string]string{}}
+	return &Allowlist{allowAny: allowAny, failures: breaker.NewLog(opts.Log), known: map[string]string{}}
 }
 
-// Load reads every registered operation from Redis, replacing what the instance knew.
+// Load reads every registered operation from the registry, replacing what the instance knew.
 func (a *Allowlist) Load(ctx context.Context) error {
-	if a.rdb == nil {
+	if a.registry == nil {
 		return nil
 	}
-	all, err := a.rdb.HGetAll(ctx, a.key).Result()
+	all, err := a.registry.All(ctx)
 	if err != nil {
 		return fmt.Errorf("load allowlist: %w", err)
 	}
@@ -88,9 +97,9 @@ func (a *Allowlist) Register(ctx context.Context, query string) (string, error) 
 	if _, err := parser.ParseQuery(&ast.Source{Input: query}); err != nil {
 		return "", fmt.Errorf("register operation: %w", err)
 	}
-	hash := apqHash(query)
-	if a.rdb != nil {
-		if err := a.rdb.HSet(ctx, a.key, hash, query).Err(); err != nil {
+	hash := queryHash(query)
+	if a.registry != nil {
+		if err := a.registry.Put(ctx, hash, query); err != nil {
 			return "", fmt.Errorf("register operation: %w", err)
 		}
 	}
@@ -119,34 +128,27 @@ func (a *Allowlist) MutateOperationParameters(ctx context.Context, raw *graphql.
 	case raw.Query != "" && a.allowAny(ctx):
 		return nil
 	case err != nil:
-		a.failures.warn(ctx, "allowlist lookup failed", err)
+		a.failures.Warn(ctx, "allowlist lookup failed", err)
 		return requestError(model.CodeInternal, "the operation registry is unavailable: try again")
 	}
 	return requestError(model.CodeForbidden,
 		"this server runs registered operations only, and operation %s is not registered", hash)
 }
 
-// lookup returns the registered query of hash, asking Redis when the instance does not know
-// it yet.
+// lookup returns the registered query of hash, asking the registry when the instance does
+// not know it yet.
 func (a *Allowlist) lookup(ctx context.Context, hash string) (string, bool, error) {
-	if !apqHashValid(hash) {
-		return "", false, nil
-	}
 	a.mu.RLock()
 	query, ok := a.known[hash]
 	a.mu.RUnlock()
-	if ok || a.rdb == nil {
+	if ok || a.registry == nil {
 		return query, ok, nil
 	}
-	query, err := a.rdb.HGet(ctx, a.key, hash).Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return "", false, nil
-	case err != nil:
-		return "", false, err
+	query, ok, err := a.registry.Get(ctx, hash)
+	if ok {
+		a.remember(hash, query)
 	}
-	a.remember(hash, query)
-	return query, true, nil
+	return query, ok, err
 }
 
 func (a *Allowlist) remember(hash, query string) {
@@ -162,8 +164,8 @@ func allowlistRequestHash(raw *graphql.RawParams) (string, *gqlerror.Error) {
 	hash, _ := pq["sha256Hash"].(string)
 	switch {
 	case hash == "":
-		return apqHash(raw.Query), nil
-	case raw.Query != "" && apqHash(raw.Query) != hash:
+		return queryHash(raw.Query), nil
+	case raw.Query != "" && queryHash(raw.Query) != hash:
 		return "", requestError(model.CodeBadUserInput, "the persisted query hash is not the hash of the query")
 	}
 	return hash, nil

@@ -1,4 +1,4 @@
-package cache_test
+package resolvers_test
 
 import (
 	"bytes"

@@ -1,12 +1,15 @@
-package cache
+package resolvers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/homegoods/storefront/graph/model"
@@ -55,7 +58,7 @@ const DefaultPersistedQueryMaxBytes = 16 << 10
 // so that a client's budget stores a few MB a day at most.
 const StoreCostPerKiB = 40
 
-// NewPersistedQueries returns the extension storing queries in store (NewRedisAPQCache,
+// NewPersistedQueries returns the extension storing queries in store (cache.RedisAPQCache,
 // shared by every instance, or NewMemoryAPQCache).
 func NewPersistedQueries(store graphql.Cache[string], opts PersistedQueryOptions) *PersistedQueries {
 	p := &PersistedQueries{store: store, maxBytes: opts.MaxBytes}
@@ -116,7 +119,7 @@ func (p *PersistedQueries) MutateOperationParameters(ctx context.Context, raw *g
 		raw.Query = query
 		return nil
 	}
-	if apqHash(raw.Query) != hash {
+	if queryHash(raw.Query) != hash {
 		return requestError(model.CodeBadUserInput, "the persisted query hash is not the hash of the query")
 	}
 	if len(raw.Query) <= p.maxBytes {
@@ -148,4 +151,16 @@ func isVersion1(v any) bool {
 		return n == 1
 	}
 	return false
+}
+
+// NewMemoryAPQCache returns the in-process query store: the embedded default without Redis,
+// for a single server instance. It keeps the size most recently used queries.
+func NewMemoryAPQCache(size int) *lru.LRU[string] {
+	return lru.New[string](size)
+}
+
+// queryHash is the hash of a query in the persisted query protocol: hex SHA-256.
+func queryHash(query string) string {
+	sum := sha256.Sum256([]byte(query))
+	return hex.EncodeToString(sum[:])
 }

@@ -1,4 +1,4 @@
-package cache_test
+package resolvers_test
 
 import (
 	"bytes"
@@ -17,11 +17,12 @@ import (
 
 	"github.com/homegoods/storefront/cache"
 	"github.com/homegoods/storefront/cache/cachetest"
+	"github.com/homegoods/storefront/resolvers"
 )
 
 var (
 	_ graphql.Cache[string] = (*cache.RedisAPQCache)(nil)
-	_ graphql.Cache[string] = cache.NewMemoryAPQCache(1)
+	_ graphql.Cache[string] = resolvers.NewMemoryAPQCache(1)
 )
 
 // apqBackend is one query store under test. setup returns a function that opens a server
@@ -38,13 +39,13 @@ func apqBackends() []apqBackend {
 		return func(t *testing.T) func() graphql.Cache[string] {
 			rdb, prefix := client(t)
 			return func() graphql.Cache[string] {
-				return cache.NewRedisAPQCache(sessionReopen(t, rdb), prefix, 0, nil)
+				return cache.NewRedisAPQCache(cachetest.Reopen(t, rdb), prefix, 0, nil)
 			}
 		}
 	}
 	return []apqBackend{
 		{name: "memory", setup: func(*testing.T) func() graphql.Cache[string] {
-			return func() graphql.Cache[string] { return cache.NewMemoryAPQCache(100) }
+			return func() graphql.Cache[string] { return resolvers.NewMemoryAPQCache(100) }
 		}},
 		{name: "redis", shared: true, setup: onRedis(cachetest.Client)},
 		{name: "cluster", shared: true, setup: onRedis(cachetest.ClusterClient)},
@@ -88,7 +89,7 @@ func TestAPQThroughHandler(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			open := b.setup(t)
-			one := apqTestHandler(cache.NewPersistedQueries(open(), cache.PersistedQueryOptions{}))
+			one := apqTestHandler(resolvers.NewPersistedQueries(open(), resolvers.PersistedQueryOptions{}))
 			if got := apqPost(t, one, apqRequest{hash: hash}); got.code() != "PERSISTED_QUERY_NOT_FOUND" {
 				t.Fatalf("unknown hash: %+v; want PERSISTED_QUERY_NOT_FOUND", got)
 			}
@@ -101,7 +102,7 @@ func TestAPQThroughHandler(t *testing.T) {
 			if !b.shared {
 				return
 			}
-			two := apqTestHandler(cache.NewPersistedQueries(open(), cache.PersistedQueryOptions{}))
+			two := apqTestHandler(resolvers.NewPersistedQueries(open(), resolvers.PersistedQueryOptions{}))
 			if got := apqPost(t, two, apqRequest{hash: hash}); !got.ok() {
 				t.Fatalf("hash known to another instance: %+v; want it to run", got)
 			}
@@ -118,12 +119,12 @@ func TestAPQStoresOnlyWhatRuns(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			store := b.setup(t)()
-			limiter, err := cache.NewMemoryRateLimiter(cache.RateLimit{PerSecond: 1, Burst: 3 * cache.StoreCostPerKiB})
+			limiter, err := cache.NewMemoryRateLimiter(cache.RateLimit{PerSecond: 1, Burst: 3 * resolvers.StoreCostPerKiB})
 			if err != nil {
 				t.Fatal(err)
 			}
 			h := apqTestHandler(extension.FixedComplexityLimit(50),
-				cache.NewPersistedQueries(store, cache.PersistedQueryOptions{MaxBytes: 2048, Limiter: limiter, Key: apqClientOf}))
+				resolvers.NewPersistedQueries(store, resolvers.PersistedQueryOptions{MaxBytes: 2048, Limiter: limiter, Key: apqClientOf}))
 			long := "{ cheap " + strings.Repeat("# padding\n", 300) + "}"
 			refused := []struct{ name, query, code string }{
 				{"text that does not parse", "{ cheap", "GRAPHQL_PARSE_FAILED"},
@@ -160,33 +161,6 @@ func TestAPQStoresOnlyWhatRuns(t *testing.T) {
 	}
 }
 
-// TestRedisAPQCacheTTL checks that a query expires when unused and that each use restarts
-// its TTL.
-func TestRedisAPQCacheTTL(t *testing.T) {
-	const query = "{ cheap }"
-	hash := apqHashOf(query)
-	ctx := context.Background()
-	rdb, prefix := cachetest.Client(t)
-	key := prefix + "apq:" + hash
-	c := cache.NewRedisAPQCache(rdb, prefix, time.Hour, nil)
-	c.Add(ctx, hash, query)
-	if got := rdb.PTTL(ctx, key).Val(); got <= 59*time.Minute || got > time.Hour {
-		t.Fatalf("TTL after Add = %v; want 1h", got)
-	}
-	rdb.PExpire(ctx, key, time.Minute)
-	if _, ok := c.Get(ctx, hash); !ok {
-		t.Fatal("Get missed")
-	}
-	if got := rdb.PTTL(ctx, key).Val(); got <= 59*time.Minute {
-		t.Fatalf("TTL after Get = %v; want 1h again", got)
-	}
-	rdb.PExpire(ctx, key, 20*time.Millisecond)
-	time.Sleep(50 * time.Millisecond)
-	if got, ok := c.Get(ctx, hash); ok {
-		t.Fatalf("Get after expiry = %q; want a miss", got)
-	}
-}
-
 // TestRedisAPQCacheRedisDown stops Redis: the hash alone misses, the full query still runs,
 // and the failures are logged once.
 func TestRedisAPQCacheRedisDown(t *testing.T) {
@@ -196,7 +170,7 @@ func TestRedisAPQCacheRedisDown(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	var logs bytes.Buffer
 	c := cache.NewRedisAPQCache(rdb, "t:", 0, slog.New(slog.NewTextHandler(&logs, nil)))
-	h := apqTestHandler(cache.NewPersistedQueries(c, cache.PersistedQueryOptions{}))
+	h := apqTestHandler(resolvers.NewPersistedQueries(c, resolvers.PersistedQueryOptions{}))
 	srv.Stop()
 
 	for range 3 {
@@ -226,21 +200,21 @@ type allowlistBackend struct {
 	name   string
 	shared bool
 	// setup returns a function that opens a server instance's allowlist.
-	setup func(t *testing.T) func(cache.AllowlistOptions) *cache.Allowlist
+	setup func(t *testing.T) func(resolvers.AllowlistOptions) *resolvers.Allowlist
 }
 
 func allowlistBackends() []allowlistBackend {
-	onRedis := func(client func(testing.TB) (redis.UniversalClient, string)) func(*testing.T) func(cache.AllowlistOptions) *cache.Allowlist {
-		return func(t *testing.T) func(cache.AllowlistOptions) *cache.Allowlist {
+	onRedis := func(client func(testing.TB) (redis.UniversalClient, string)) func(*testing.T) func(resolvers.AllowlistOptions) *resolvers.Allowlist {
+		return func(t *testing.T) func(resolvers.AllowlistOptions) *resolvers.Allowlist {
 			rdb, prefix := client(t)
-			return func(opts cache.AllowlistOptions) *cache.Allowlist {
-				return cache.NewRedisAllowlist(sessionReopen(t, rdb), prefix, opts)
+			return func(opts resolvers.AllowlistOptions) *resolvers.Allowlist {
+				return resolvers.NewSharedAllowlist(cache.NewRedisOperations(cachetest.Reopen(t, rdb), prefix), opts)
 			}
 		}
 	}
 	return []allowlistBackend{
-		{name: "memory", setup: func(*testing.T) func(cache.AllowlistOptions) *cache.Allowlist {
-			return cache.NewMemoryAllowlist
+		{name: "memory", setup: func(*testing.T) func(resolvers.AllowlistOptions) *resolvers.Allowlist {
+			return resolvers.NewMemoryAllowlist
 		}},
 		{name: "redis", shared: true, setup: onRedis(cachetest.Client)},
 		{name: "cluster", shared: true, setup: onRedis(cachetest.ClusterClient)},
@@ -269,7 +243,7 @@ func TestAllowlist(t *testing.T) {
 	for _, b := range allowlistBackends() {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			a := b.setup(t)(cache.AllowlistOptions{
+			a := b.setup(t)(resolvers.AllowlistOptions{
 				AllowAny: func(ctx context.Context) bool { return apqClientOf(ctx) == "merchandiser" },
 			})
 			hash, err := a.Register(context.Background(), registered)
@@ -306,7 +280,7 @@ func TestAllowlistAcrossInstances(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			open := b.setup(t)
-			one, two := open(cache.AllowlistOptions{}), open(cache.AllowlistOptions{})
+			one, two := open(resolvers.AllowlistOptions{}), open(resolvers.AllowlistOptions{})
 			if err := two.Load(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -316,7 +290,7 @@ func TestAllowlistAcrossInstances(t *testing.T) {
 			if got := apqPost(t, apqTestHandler(two), apqRequest{hash: hash}); !got.ok() {
 				t.Fatalf("hash registered on another instance: %+v; want it to run", got)
 			}
-			three := open(cache.AllowlistOptions{})
+			three := open(resolvers.AllowlistOptions{})
 			if err := three.Load(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -336,7 +310,7 @@ func TestAllowlistRedisDown(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: time.Second})
 	t.Cleanup(func() { _ = rdb.Close() })
 	var logs bytes.Buffer
-	a := cache.NewRedisAllowlist(rdb, "t:", cache.AllowlistOptions{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	a := resolvers.NewSharedAllowlist(cache.NewRedisOperations(rdb, "t:"), resolvers.AllowlistOptions{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if _, err := a.Register(ctx, query); err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,17 @@
-package cache
+package resolvers
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/homegoods/storefront/breaker"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -34,8 +36,9 @@ type ComplexityRateLimit struct {
 	// refused remembers the clients refused lately, until they may retry.
 	refused *lru.Cache[string, time.Time]
 	// failures and misplaced log apart, so that one problem does not hide the other.
-	failures, misplaced *ratelimitLog
-	pause               ratelimitPause
+	failures, misplaced *breaker.Log
+	// breaker skips the limiter for a second after it failed.
+	breaker *breaker.Breaker
 }
 
 var _ interface {
@@ -54,7 +57,7 @@ const refusedClients = 10_000
 func NewComplexityRateLimit(limiter RateLimiter, key func(ctx context.Context) string, cost func(ctx context.Context) int, log *slog.Logger) *ComplexityRateLimit {
 	refused, _ := lru.New[string, time.Time](refusedClients) // fails for sizes below 1 only
 	return &ComplexityRateLimit{limiter: limiter, key: key, cost: cost, refused: refused,
-		failures: newRatelimitLog(log), misplaced: newRatelimitLog(log)}
+		failures: breaker.NewLog(log), misplaced: breaker.NewLog(log), breaker: breaker.New(breaker.Options{})}
 }
 
 // ExtensionName names the extension in gqlgen's stats.
@@ -112,16 +115,19 @@ func (e *ComplexityRateLimit) MutateOperationContext(ctx context.Context, _ *gra
 // charge charges cost to the client key, and refuses the operation when the budget cannot
 // pay.
 func (e *ComplexityRateLimit) charge(ctx context.Context, key string, cost int) *gqlerror.Error {
-	if e.pause.active() {
-		return nil
-	}
-	allowed, retryAfter, err := e.limiter.Allow(ctx, key, cost)
+	var allowed bool
+	var retryAfter time.Duration
+	err := e.breaker.Do(ctx, func(ctx context.Context) (err error) {
+		allowed, retryAfter, err = e.limiter.Allow(ctx, key, cost)
+		return err
+	})
 	switch {
+	case errors.Is(err, breaker.ErrOpen):
+		return nil // the limiter failed a moment ago: let operations through
 	case err != nil && ctx.Err() != nil:
 		return nil // the client is gone: not a failure of the limiter
 	case err != nil:
-		e.pause.start()
-		e.failures.warn(ctx, "rate limiter failed; letting operations through", err)
+		e.failures.Warn(ctx, "rate limiter failed; letting operations through", err)
 		return nil
 	case !allowed:
 		e.refused.Add(key, time.Now().Add(retryAfter))
@@ -136,7 +142,7 @@ func (e *ComplexityRateLimit) charge(ctx context.Context, key string, cost int) 
 func (e *ComplexityRateLimit) price(ctx context.Context) int {
 	cost := e.cost(ctx)
 	if cost <= 0 {
-		e.misplaced.warn(ctx, "operation not priced: add ComplexityRateLimit after the extension that prices operations", nil)
+		e.misplaced.Warn(ctx, "operation not priced: add ComplexityRateLimit after the extension that prices operations", nil)
 		return 1
 	}
 	return cost
@@ -148,4 +154,9 @@ func rateLimited(wait time.Duration) *gqlerror.Error {
 	gqlErr := gqlerror.Errorf("too many requests: retry in %d seconds", seconds)
 	gqlErr.Extensions = map[string]any{"code": string(model.CodeRateLimited), "retryAfter": seconds}
 	return gqlErr
+}
+
+// ratelimitSeconds is d in whole seconds rounded up, at least 1: what a client should wait.
+func ratelimitSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
 }

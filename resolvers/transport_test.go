@@ -168,7 +168,7 @@ func TestChunkedBodyOverTheLimit(t *testing.T) {
 func TestClientMistakesAreNeverInternal(t *testing.T) {
 	a := newAPI(t, 3, func(c *resolvers.Config) {
 		c.Commerce = c.Catalog.(*store.Store)
-		c.Extensions = append(c.Extensions, cache.NewPersistedQueries(lru.New[string](100), cache.PersistedQueryOptions{}))
+		c.Extensions = append(c.Extensions, resolvers.NewPersistedQueries(lru.New[string](100), resolvers.PersistedQueryOptions{}))
 	})
 	product := a.text(`SELECT id::text FROM products ORDER BY sku LIMIT 1`)
 	warehouse := a.text(`SELECT id::text FROM warehouses ORDER BY code LIMIT 1`)
@@ -240,7 +240,7 @@ func TestRateLimitedCarriesRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newAPI(t, 0, func(c *resolvers.Config) {
-		c.Extensions = append(c.Extensions, cache.NewComplexityRateLimit(limiter, resolvers.ClientKey, resolvers.OperationCost, c.Log))
+		c.Extensions = append(c.Extensions, resolvers.NewComplexityRateLimit(limiter, resolvers.ClientKey, resolvers.OperationCost, c.Log))
 	})
 	send(t, a.srv.URL, "POST", acceptJSON, "application/json", `{"query":"{ __typename }"}`)
 	for accept, want := range map[string]int{acceptJSON: 200, acceptResponse: 429} {

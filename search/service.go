@@ -10,8 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
-
+	"github.com/homegoods/storefront/breaker"
 	"github.com/homegoods/storefront/graph/model"
 )
 
@@ -55,7 +54,7 @@ type ResultCache interface {
 type Service struct {
 	primary  Engine // nil without Elasticsearch
 	fallback Engine
-	breaker  *gobreaker.CircuitBreaker[any]
+	breaker  *breaker.Breaker
 	controls controlSource
 	cfg      Config
 	opts     ServiceOptions
@@ -87,14 +86,13 @@ func NewService(primary, fallback Engine, controls controlSource, cfg Config, op
 	}
 	s := &Service{primary: primary, fallback: fallback, controls: controls, cfg: cfg, opts: opts,
 		log: log.With("component", "search"), counts: map[string]searchCount{}}
-	s.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
-		Name:        "search",
-		Timeout:     opts.OpenFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= opts.Failures },
+	s.breaker = breaker.New(breaker.Options{
+		Failures: int(opts.Failures),
+		CoolDown: opts.OpenFor,
+		Timeout:  opts.Timeout,
 		// A refused query says nothing about the engine's health.
-		IsSuccessful: func(err error) bool { return err == nil || model.ErrorCodeOf(err) == model.CodeBadUserInput },
-		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
-		OnStateChange: func(_ string, from, to gobreaker.State) {
+		Harmless: func(err error) bool { return model.ErrorCodeOf(err) == model.CodeBadUserInput },
+		OnChange: func(from, to breaker.State, _ error) {
 			s.log.Warn("search breaker", "from", from.String(), "to", to.String())
 		},
 	})
@@ -229,20 +227,20 @@ func call[T any](ctx context.Context, s *Service, fn func(context.Context, Engin
 		s.answered(s.fallback, false)
 		return v, err
 	}
-	got, err := s.breaker.Execute(func() (any, error) {
-		pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-		defer cancel()
-		return fn(pctx, s.primary)
+	var got T
+	err := s.breaker.Do(ctx, func(ctx context.Context) (err error) {
+		got, err = fn(ctx, s.primary)
+		return err
 	})
 	if err == nil {
 		s.answered(s.primary, false)
-		return got.(T), nil
+		return got, nil
 	}
 	if model.ErrorCodeOf(err) == model.CodeBadUserInput || ctx.Err() != nil {
 		var zero T
 		return zero, err
 	}
-	if !errors.Is(err, gobreaker.ErrOpenState) {
+	if !errors.Is(err, breaker.ErrOpen) {
 		s.log.Warn("search: primary engine failed, answering from the fallback", "engine", s.primary.Name(), "err", err)
 	}
 	v, ferr := fn(ctx, s.fallback)

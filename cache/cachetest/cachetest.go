@@ -187,3 +187,20 @@ func DeletePrefix(ctx context.Context, c *redis.Client, prefix string) error {
 	}
 	return unlink()
 }
+
+// Reopen returns a new client object on the server of rdb, closed when tb ends: what a
+// second server instance would use.
+func Reopen(tb testing.TB, rdb redis.UniversalClient) redis.UniversalClient {
+	tb.Helper()
+	var c redis.UniversalClient
+	switch r := rdb.(type) {
+	case *redis.Client:
+		c = redis.NewClient(r.Options())
+	case *redis.ClusterClient:
+		c = redis.NewClusterClient(r.Options())
+	default:
+		tb.Fatalf("unexpected client type %T", rdb)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
