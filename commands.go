@@ -85,8 +85,8 @@ func seedCatalog(ctx context.Context, cfg config, log *slog.Logger, args []strin
 // seedOrders loads a year of orders ending now, unless ifEmpty and there are orders.
 func seedOrders(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, opts seed.OrderOptions, ifEmpty bool) error {
 	if ifEmpty {
-		var any bool
-		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sales_facts)`).Scan(&any); err != nil {
+		any, err := seed.HasSales(ctx, pool)
+		if err != nil {
 			return fmt.Errorf("seed orders: %w", err)
 		}
 		if any {

@@ -18,20 +18,6 @@ import (
 	"github.com/homegoods/storefront/resolvers"
 )
 
-// splitURLs splits DATABASE_READ_URL into its URLs, separated by spaces or commas; a part
-// that is no URL continues the one before (the hosts of a multi-host URL).
-func splitURLs(s string) []string {
-	var out []string
-	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
-		if len(out) > 0 && !strings.Contains(part, "://") {
-			out[len(out)-1] += "," + part
-			continue
-		}
-		out = append(out, part)
-	}
-	return out
-}
-
 // openReads opens a pool on each read replica (each as large as the primary's, with the same
 // session settings) and returns the routing of reads over them; with no replica every read
 // goes to primary.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -153,35 +152,14 @@ func isMerchandiser(ctx context.Context) bool {
 	return resolvers.PrincipalFrom(ctx).Role == model.RoleMerchandiser
 }
 
-// registerOperations loads the allowlist and registers the *.graphql files of dir, each
-// holding one document, so that every instance started with the same files runs them.
+// registerOperations loads the allowlist and registers the operations of dir.
 func (c *caching) registerOperations(ctx context.Context, dir string, log *slog.Logger) error {
 	if c.allowlist == nil {
 		return nil
 	}
-	if err := c.allowlist.Load(ctx); err != nil {
-		return err
-	}
-	if dir == "" {
-		return nil
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.graphql"))
-	if err != nil {
-		return err
-	}
-	for _, f := range files {
-		doc, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		hash, err := c.allowlist.Register(ctx, string(doc))
-		if err != nil {
-			return fmt.Errorf("register %s: %w", f, err)
-		}
-		log.Info("operation registered", "file", filepath.Base(f), "sha256", hash)
-		c.operationNames = append(c.operationNames, resolvers.OperationNames(string(doc))...)
-	}
-	return nil
+	names, err := c.allowlist.LoadAndRegisterDir(ctx, dir, log)
+	c.operationNames = names
+	return err
 }
 
 // start runs the cache's background work under g: the invalidation bus, the inventory
@@ -291,13 +269,6 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	for keyspace, s := range c.stats() {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.get(s)), keyspace)
 	}
-}
-
-func boolFloat(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // trustedRoots reads the PEM file of the authorities that signed a service's certificate when

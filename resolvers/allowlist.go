@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -105,6 +107,36 @@ func (a *Allowlist) Register(ctx context.Context, query string) (string, error) 
 	}
 	a.remember(hash, query)
 	return hash, nil
+}
+
+// LoadAndRegisterDir loads the registered operations (Load), then registers the *.graphql
+// files of dir, each holding one document, so that every instance started with the same
+// files runs them. It returns the names of the operations registered from dir.
+func (a *Allowlist) LoadAndRegisterDir(ctx context.Context, dir string, log *slog.Logger) ([]string, error) {
+	if err := a.Load(ctx); err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return nil, nil
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.graphql"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, f := range files {
+		doc, err := os.ReadFile(f)
+		if err != nil {
+			return names, err
+		}
+		hash, err := a.Register(ctx, string(doc))
+		if err != nil {
+			return names, fmt.Errorf("register %s: %w", f, err)
+		}
+		log.Info("operation registered", "file", filepath.Base(f), "sha256", hash)
+		names = append(names, OperationNames(string(doc))...)
+	}
+	return names, nil
 }
 
 // ExtensionName names the extension in gqlgen's stats.

@@ -164,3 +164,10 @@ func surge(day time.Time) float64 {
 // hourWeights is the relative volume of each hour of a day: quiet nights, a lunchtime and a
 // larger evening peak.
 var hourWeights = [24]float64{2, 1, 1, 1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 7, 6, 6, 6, 7, 9, 11, 12, 10, 6, 3}
+
+// HasSales tells whether the database holds sales already, such as a year of seeded orders.
+func HasSales(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var any bool
+	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sales_facts)`).Scan(&any)
+	return any, err
+}
