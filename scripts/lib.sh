@@ -1,5 +1,6 @@
-# lib.sh holds what the service scripts (pg.sh, redis.sh) share; they source it first, and
-# its messages carry the name of the script that sourced it.
+# lib.sh holds what the scripts share (messages, usage, ports, locks, logs, processes,
+# packages); pg.sh, redis.sh, search.sh, timescaledb.sh, tls.sh, haproxy.sh and chromium.sh
+# source it first, and its messages carry the name of the script that sourced it.
 # shellcheck shell=bash
 
 readonly SCRIPT_NAME=${0##*/}
@@ -16,6 +17,41 @@ usage() {
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 abs_path() { realpath -m -- "$1"; }
+
+# check_port PORT dies unless PORT is a TCP port number.
+check_port() {
+	case "$1" in '' | *[!0-9]*) die "PORT must be a number, got '$1'" ;; esac
+	if [ "$1" -lt 1 ] || [ "$1" -gt 65535 ]; then die "PORT must be between 1 and 65535, got $1"; fi
+}
+
+# port_in_use PORT succeeds when something accepts connections on 127.0.0.1:PORT.
+port_in_use() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# lock DIR [FD [SECONDS]] serialises start/stop/destroy on the server or cluster of DIR: an
+# flock on the file .NAME.lock beside DIR, held on file descriptor FD (default 9) until
+# unlock or the script's end, waiting at most SECONDS (default 600) for it.
+lock() {
+	local dir=$1 fd=${2:-9} wait=${3:-600} lockfile
+	lockfile="$(dirname "$dir")/.$(basename "$dir").lock"
+	mkdir -p "$(dirname "$dir")"
+	eval "exec $fd>\"\$lockfile\""
+	flock -w "$wait" "$fd" || die "timed out waiting for $lockfile"
+}
+
+# unlock releases the lock taken on file descriptor 9.
+unlock() { exec 9>&-; }
+
+# show_log FILE [LINES] prints the last LINES (default 30) of a server's log FILE to stderr,
+# when there is one: what a failed start or wait shows.
+show_log() {
+	local file=$1 lines=${2:-30}
+	if [ -f "$file" ]; then
+		echo "--- last lines of $file ---" >&2
+		tail -n "$lines" "$file" >&2 || true
+	fi
+}
 
 # stop_pid DIR PID [GRACE] stops the process PID of DIR: SIGTERM (servers save and close on
 # it), then SIGKILL when it has not exited within GRACE seconds (default 60). It fails if
@@ -55,6 +91,15 @@ apt_install() {
 	} >&2 || rc=$?
 	if [ -n "$ours" ]; then rm -f "$policy"; fi
 	return "$rc"
+}
+
+# install_packages PKG... installs Debian packages (root only), or dies saying what is
+# missing and why it cannot install it.
+install_packages() {
+	is_root || die "$* missing: install them (apt-get install $*)"
+	command -v apt-get >/dev/null || die "$* missing and apt-get is unavailable"
+	note "installing $* from Debian's packages"
+	apt_install "$@" || die "installing $* failed"
 }
 
 # package_bin VAR PATH LOCK PKG... prints the absolute path of the program that the environment

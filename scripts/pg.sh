@@ -146,7 +146,6 @@ as_pg() {
 
 hash_of() { printf '%s' "$1" | sha256sum | cut -c1-12; }
 
-
 # data_dir DIR prints the directory that really holds the cluster of DIR: DIR itself, or the
 # /tmp fallback when the server's OS user cannot traverse the directories above DIR.
 # It creates neither.
@@ -199,15 +198,6 @@ prepare_dir() {
 	fi
 	chmod 700 "$data"
 	echo "$data"
-}
-
-# lock DIR serialises start/stop/destroy on one cluster (flock on a file beside it).
-lock() {
-	local data=$1 lockfile
-	lockfile="$(dirname "$data")/.$(basename "$data").lock"
-	mkdir -p "$(dirname "$data")"
-	exec 9>"$lockfile"
-	flock -w 600 9 || die "timed out waiting for $lockfile"
 }
 
 is_running() { # DATA BIN
@@ -289,14 +279,6 @@ wait_ready() {
 	return 1
 }
 
-show_log() {
-	local data=$1
-	if [ -f "$data/log" ]; then
-		echo "--- last lines of $data/log ---" >&2
-		tail -n 30 "$data/log" >&2 || true
-	fi
-}
-
 cmd_start() {
 	if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
 	local dir=$1 port=$2 mode=${3:-durable} bin data version want_conf
@@ -360,7 +342,7 @@ cmd_start() {
 				;;
 			2) note "the cluster in $data went away while we waited for it; starting it" ;;
 			*)
-				show_log "$data"
+				show_log "$data/log"
 				die "cluster in $data runs but does not answer on port $port; try: scripts/pg.sh stop $dir"
 				;;
 			esac
@@ -381,11 +363,11 @@ cmd_start() {
 	printf '%s\n' "$want_conf" | as_pg tee "$data/storefront.conf" >/dev/null
 	note "starting $data on 127.0.0.1:$port ($mode)"
 	if ! as_pg "$bin/pg_ctl" start -D "$data" -l "$data/log" -w -t 300 >/dev/null; then
-		show_log "$data"
+		show_log "$data/log"
 		die "pg_ctl start failed for $data"
 	fi
 	if ! wait_ready "$bin" "$port"; then
-		show_log "$data"
+		show_log "$data/log"
 		die "cluster in $data started but does not accept connections on port $port"
 	fi
 	note "ready: $(url "$port" postgres)"
@@ -420,7 +402,7 @@ cmd_replica() {
 		[ -f "$data/standby.signal" ] || { rm -rf -- "${data:?}"/*; die "pg_basebackup from port $primary failed"; }
 	fi
 	[ -f "$data/standby.signal" ] || die "$data holds a cluster that is no replica"
-	exec 9>&-
+	unlock
 	cmd_start "$dir" "$port" "$mode"
 }
 

@@ -60,11 +60,6 @@ check_maxmemory() {
 		die "REDIS_MAXMEMORY must be a size such as 256mb or 2gb, got '${REDIS_MAXMEMORY}'"
 }
 
-check_port() {
-	case "$1" in '' | *[!0-9]*) die "PORT must be a number, got '$1'" ;; esac
-	if [ "$1" -lt 1 ] || [ "$1" -gt 65535 ]; then die "PORT must be between 1 and 65535, got $1"; fi
-}
-
 # find_bins prints the directory holding redis-server and redis-cli.
 find_bins() {
 	local d
@@ -153,26 +148,6 @@ bin_dir() {
 	find_bins || die "redis-server installed but not found in PATH or /usr/bin"
 }
 
-
-# lock DIR serialises start/stop on one server (flock on a file beside DIR), on fd 9.
-# lock_cluster DIR does the same for a whole cluster, on fd 7.
-lock() {
-	local dir=$1 lockfile
-	lockfile="$(dirname "$dir")/.$(basename "$dir").lock"
-	mkdir -p "$(dirname "$dir")"
-	exec 9>"$lockfile"
-	flock -w 600 9 || die "timed out waiting for $lockfile"
-}
-unlock() { exec 9>&-; }
-
-lock_cluster() {
-	local dir=$1 lockfile
-	lockfile="$(dirname "$dir")/.$(basename "$dir").lock"
-	mkdir -p "$(dirname "$dir")"
-	exec 7>"$lockfile"
-	flock -w 900 7 || die "timed out waiting for $lockfile"
-}
-
 # detached CMD... runs CMD with every file descriptor above 2 closed: a daemon must not hold
 # the locks of this script or of its callers (scripts/test.sh decides who stops the servers
 # by who can take its lock).
@@ -201,11 +176,6 @@ cli() {
 	local bin=$1 port=$2
 	shift 2
 	"$bin/redis-cli" -h 127.0.0.1 -p "$port" "$@"
-}
-
-# port_in_use PORT succeeds when something accepts connections on 127.0.0.1:PORT.
-port_in_use() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # render_conf DIR PORT MODE prints the configuration of a server (MODE: durable, fast or
@@ -249,14 +219,6 @@ render_conf() {
 	fi
 }
 
-show_log() {
-	local dir=$1
-	if [ -f "$dir/redis.log" ]; then
-		echo "--- last lines of $dir/redis.log ---" >&2
-		tail -n 30 "$dir/redis.log" >&2 || true
-	fi
-}
-
 # wait_ready BIN DIR PORT waits until the server of DIR answers PING with PONG on PORT; it
 # waits through the loading of a large append-only file, and gives up when the server exits.
 wait_ready() {
@@ -297,7 +259,7 @@ start_server() {
 				;;
 			2) note "the server in $dir went away while we waited for it; starting it" ;;
 			*)
-				show_log "$dir"
+				show_log "$dir/redis.log"
 				die "the server in $dir (pid $pid) runs but does not answer on port $port; try: scripts/redis.sh stop $dir"
 				;;
 			esac
@@ -316,11 +278,11 @@ start_server() {
 	printf '%s\n' "$want_conf" >"$dir/redis.conf"
 	note "starting $dir on 127.0.0.1:$port ($mode)"
 	detached "$bin/redis-server" "$dir/redis.conf" </dev/null >/dev/null 2>>"$dir/redis.log" ||
-		{ show_log "$dir"; die "redis-server failed to start in $dir"; }
+		{ show_log "$dir/redis.log"; die "redis-server failed to start in $dir"; }
 	rc=0
 	wait_ready "$bin" "$dir" "$port" || rc=$?
 	if [ "$rc" -ne 0 ]; then
-		show_log "$dir"
+		show_log "$dir/redis.log"
 		die "the server in $dir did not answer on port $port"
 	fi
 	unlock
@@ -447,7 +409,7 @@ cmd_cluster_start() {
 	dir=$(abs_path "$1")
 	mapfile -t ports < <(cluster_ports "$base")
 	bin=$(bin_dir)
-	lock_cluster "$dir"
+	lock "$dir" 7 900
 	for p in "${ports[@]}"; do
 		start_server "$bin" "$dir/node-$p" "$p" cluster
 	done
@@ -525,10 +487,10 @@ start_sentinel() {
 		sentinel parallel-syncs $SENTINEL_MASTER 1
 	EOF
 	detached "$bin/redis-server" "$dir/redis.conf" --sentinel </dev/null >/dev/null 2>>"$dir/redis.log" ||
-		{ show_log "$dir"; die "the Sentinel in $dir failed to start"; }
+		{ show_log "$dir/redis.log"; die "the Sentinel in $dir failed to start"; }
 	local deadline=$((SECONDS + 30))
 	until [ "$(timeout 5 "$bin/redis-cli" -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; do
-		[ "$SECONDS" -lt "$deadline" ] || { show_log "$dir"; die "the Sentinel in $dir does not answer on port $port"; }
+		[ "$SECONDS" -lt "$deadline" ] || { show_log "$dir/redis.log"; die "the Sentinel in $dir does not answer on port $port"; }
 		sleep 0.1
 	done
 }
@@ -546,7 +508,7 @@ cmd_sentinel_start() {
 	check_port "$base"
 	bin=$(bin_dir)
 	cmd_cluster_stop "$dir"
-	lock_cluster "$dir"
+	lock "$dir" 7 900
 	rm -rf -- "${dir:?}"/node-*
 	start_server "$bin" "$dir/node-$base" "$base" fast
 	start_server "$bin" "$dir/node-$((base + 1))" $((base + 1)) fast
@@ -587,7 +549,7 @@ cmd_cluster_stop() {
 		note "no cluster in $dir: nothing to stop"
 		return 0
 	fi
-	lock_cluster "$dir"
+	lock "$dir" 7 900
 	mapfile -t nodes < <(node_dirs "$dir")
 	for d in "${nodes[@]}"; do
 		any=1

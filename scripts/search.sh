@@ -49,29 +49,12 @@ readonly DEFAULT_JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-check_port() {
-	case "$1" in '' | *[!0-9]*) die "PORT must be a number, got '$1'" ;; esac
-	if [ "$1" -lt 1 ] || [ "$1" -gt 65535 ]; then die "PORT must be between 1 and 65535, got $1"; fi
-}
-
-# apt_install PACKAGES... installs Debian packages (root only).
-apt_install() {
-	is_root || die "$* missing: install them (apt-get install $*) or set JAVA_HOME"
-	command -v apt-get >/dev/null || die "$* missing and apt-get is unavailable"
-	note "installing $* from Debian's packages"
-	export DEBIAN_FRONTEND=noninteractive
-	{
-		apt-get -y -q -o DPkg::Lock::Timeout=600 update &&
-			apt-get -y -q -o DPkg::Lock::Timeout=600 install --no-install-recommends "$@"
-	} >&2 || die "installing $* failed"
-}
-
 # java_bin prints the java to run, installing Java 17 when there is none.
 java_bin() {
 	local home=${JAVA_HOME:-$DEFAULT_JAVA_HOME}
 	if [ ! -x "$home/bin/java" ]; then
 		[ -z "${JAVA_HOME:-}" ] || die "JAVA_HOME=$JAVA_HOME has no bin/java"
-		apt_install openjdk-17-jdk-headless
+		install_packages openjdk-17-jdk-headless
 		[ -x "$home/bin/java" ] || die "Java 17 installed but $home/bin/java is missing"
 	fi
 	echo "$home/bin/java"
@@ -88,7 +71,7 @@ build() {
 	up_to_date && return 0
 	local java
 	java=$(java_bin)
-	command -v mvn >/dev/null || apt_install maven
+	command -v mvn >/dev/null || install_packages maven
 	mkdir -p "$NODE_SRC/target"
 	exec 6>"$NODE_SRC/target/.build.lock"
 	flock -w 900 6 || die "timed out waiting for another build of $NODE_SRC"
@@ -100,16 +83,6 @@ build() {
 	exec 6>&-
 }
 
-# lock DIR serialises start/stop on one node (flock on a file beside DIR), on fd 9.
-lock() {
-	local dir=$1 lockfile
-	lockfile="$(dirname "$dir")/.$(basename "$dir").lock"
-	mkdir -p "$(dirname "$dir")"
-	exec 9>"$lockfile"
-	flock -w 600 9 || die "timed out waiting for $lockfile"
-}
-unlock() { exec 9>&-; }
-
 # node_pid DIR prints the pid of the node running in DIR, or fails. The pid must be a java
 # process working in DIR, so that a stale pid file or a recycled pid never counts.
 node_pid() {
@@ -120,10 +93,6 @@ node_pid() {
 	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = java ] || return 1
 	[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$dir" ] || return 1
 	echo "$pid"
-}
-
-port_in_use() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # http_get URL prints the body of a GET, failing on connection errors and HTTP errors.
@@ -150,14 +119,6 @@ wait_ready() {
 		[ "$SECONDS" -lt "$deadline" ] || return 1
 		sleep 0.5
 	done
-}
-
-show_log() {
-	local dir=$1
-	if [ -f "$dir/node.log" ]; then
-		echo "--- last lines of $dir/node.log ---" >&2
-		tail -n 40 "$dir/node.log" >&2 || true
-	fi
 }
 
 # spawn DIR CMD... starts CMD in the background in DIR, in a session of its own, with every
@@ -204,7 +165,7 @@ start_node() {
 	dir=$(abs_path "$1")
 	shift 3
 	check_port "$port"
-	command -v curl >/dev/null || apt_install curl
+	command -v curl >/dev/null || install_packages curl
 	build
 	java=$(java_bin)
 	lock "$dir"
@@ -237,11 +198,11 @@ start_node() {
 	case $rc in
 	0) ;;
 	2)
-		show_log "$dir"
+		show_log "$dir/node.log" 40
 		die "the node in $dir exited before it answered on port $port"
 		;;
 	*)
-		show_log "$dir"
+		show_log "$dir/node.log" 40
 		stop_pid "$dir" "$pid" || true
 		die "the node in $dir did not answer on port $port within ${SEARCH_START_TIMEOUT:-180} s"
 		;;
