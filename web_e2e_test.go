@@ -150,7 +150,9 @@ func TestDashboardAlertsAndStock(t *testing.T) {
 	b.typeInto("#stock-q", sku)
 	b.do(chromedp.KeyEvent("\r"))
 	row := fmt.Sprintf(`[data-testid=stock-table] tbody tr[data-product=%q]`, product)
-	b.waitFor("the product's row", fmt.Sprintf(`document.querySelector('%s') !== null`, row), 15*time.Second)
+	// The row alone: the product may be in the list shown before the search too, and a click
+	// there while the search's answer replaces that list lands where the row no longer is.
+	b.waitFor("the product's row alone", fmt.Sprintf(`document.querySelector('%s') !== null && document.querySelectorAll('[data-testid=stock-table] tbody tr').length === 1`, row), 15*time.Second)
 	b.click(row + ` td[data-warehouse="EWR1"] button`)
 	b.waitFor("the stock editor", `document.querySelector("dialog[open][data-testid=stock-editor]") !== null`, 10*time.Second)
 	b.setField("#edit-quantity", "17")
