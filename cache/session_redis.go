@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -223,11 +224,34 @@ func (s *RedisSessions) update(ctx context.Context, id string, fieldValues ...st
 	for _, v := range fieldValues {
 		args = append(args, v)
 	}
-	res, err := sessionUpdate.Run(ctx, s.rdb, []string{s.prefix + id}, args...).StringSlice()
+	var res []string
+	var err error
+	for deadline := time.Now().Add(failoverWindow); ; {
+		res, err = sessionUpdate.Run(ctx, s.rdb, []string{s.prefix + id}, args...).StringSlice()
+		if err == nil || !inFailover(err) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return model.Session{}, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return model.Session{}, err
 	}
 	return sessionFromFields(id, res)
+}
+
+// failoverWindow is how long a session's update waits out a Sentinel failover: the old
+// master refuses writes (READONLY) from its demotion until the clients learn of the new one,
+// about a second later. The cache has the database to fall back on; sessions have not.
+const failoverWindow = 2 * time.Second
+
+// inFailover tells whether err is what a Redis answers while a failover is under way.
+func inFailover(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "READONLY ") || strings.HasPrefix(msg, "LOADING ") || strings.HasPrefix(msg, "MASTERDOWN ")
 }
 
 // sessionFromFields decodes the flat field/value list of HGETALL.
