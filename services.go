@@ -227,6 +227,13 @@ func (c config) redisOptions() (*redis.UniversalOptions, error) {
 	opts.MaxRetries = -1
 	opts.DialerRetries = 1
 	opts.PoolSize = 32
+	if opts.MasterName != "" {
+		// go-redis moves its connections to a promoted master when Sentinel announces it or
+		// when it dials; an instance that missed the announcement would otherwise keep its
+		// pooled connections to the demoted master, reading stale values and refused every
+		// write. Renewed connections ask the Sentinels where the master is.
+		opts.ConnMaxLifetime = sentinelConnLifetime
+	}
 	return &opts, nil
 }
 
@@ -270,6 +277,10 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.get(s)), keyspace)
 	}
 }
+
+// sentinelConnLifetime bounds how long a client behind Sentinel may go on using the old
+// master after a failover it did not hear of.
+const sentinelConnLifetime = 2 * time.Second
 
 // trustedRoots reads the PEM file of the authorities that signed a service's certificate when
 // no public authority did (a managed service's own, or the private one of the fleet tests):

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -250,8 +249,7 @@ const failoverWindow = 2 * time.Second
 
 // inFailover tells whether err is what a Redis answers while a failover is under way.
 func inFailover(err error) bool {
-	msg := err.Error()
-	return strings.HasPrefix(msg, "READONLY ") || strings.HasPrefix(msg, "LOADING ") || strings.HasPrefix(msg, "MASTERDOWN ")
+	return redis.IsReadOnlyError(err) || redis.IsLoadingError(err) || redis.IsMasterDownError(err)
 }
 
 // sessionFromFields decodes the flat field/value list of HGETALL.
