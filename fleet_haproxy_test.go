@@ -182,7 +182,8 @@ func TestFleetBehindHAProxy(t *testing.T) {
 	env := withRedis(t, newTestEnv(t), cachetest.URL(t))
 	env["SHUTDOWN_DRAIN"] = "2s"
 	// A customer's budget holds 20 expensive queries and regains rate units a second: enough
-	// for the rolling restart's load, spread over 50 customers.
+	// for the rolling restart's load, spread over 200 customers (at 15,000 requests in 15 s on
+	// an idle machine, 50 customers' budgets ran dry).
 	const expensive = `{ products(first: 20) { edges { node { id sku name } } } }`
 	cost, rate := priceOf(t, expensive, nil), 1000
 	env["RATE_LIMIT_PER_SECOND"] = strconv.Itoa(rate)
@@ -241,7 +242,7 @@ func TestFleetBehindHAProxy(t *testing.T) {
 	}
 
 	// A rolling restart under load: no request fails.
-	tokens := make([]string, 50)
+	tokens := make([]string, 200)
 	for i := range tokens {
 		tokens[i] = strings.TrimSpace(runCommand(t, env, "token", "--role", "customer", "--customer", fmt.Sprint("load-", i)))
 	}
