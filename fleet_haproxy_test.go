@@ -87,19 +87,7 @@ func startHAProxy(t *testing.T, bases []string) *haproxy {
 	if err := os.WriteFile(cfg, fmt.Appendf(nil, haproxyConfig, port, servers.String(), statsPort), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("haproxy said:\n%s", out.String())
-		}
-	})
+	runUntilCleanup(t, exec.Command(bin, "-db", "-f", cfg), "haproxy")
 	h := &haproxy{base: fmt.Sprintf("http://127.0.0.1:%d", port), stats: fmt.Sprintf("http://127.0.0.1:%d/stats;csv", statsPort)}
 	for i := range bases {
 		h.awaitStatus(t, i, "UP")
