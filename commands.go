@@ -17,6 +17,7 @@ import (
 	"github.com/homegoods/storefront/db"
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/resolvers"
+	"github.com/homegoods/storefront/search/indexer"
 	"github.com/homegoods/storefront/seed"
 	"github.com/homegoods/storefront/store"
 )
@@ -110,25 +111,16 @@ func seedOrders(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, opts 
 
 // reindex rebuilds the search index behind its alias; searches go on meanwhile.
 func reindex(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
-	pool, err := openDB(ctx, cfg, cfg.DBMaxConns, nil, nil)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	ix, err := newIndexer(cfg, pool, log)
-	if err != nil {
-		return err
-	}
-	stats, err := ix.Reindex(ctx)
-	if err != nil {
-		return fmt.Errorf("reindex: %w", err)
-	}
-	_, err = fmt.Fprintf(stdout, "%+v\n", stats)
-	return err
+	return runIndexer(ctx, cfg, log, stdout, "reindex", (*indexer.Indexer).Reindex)
 }
 
 // reconcile repairs the drift between the search index and PostgreSQL and reports it.
 func reconcile(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer) error {
+	return runIndexer(ctx, cfg, log, stdout, "reconcile", (*indexer.Indexer).Reconcile)
+}
+
+// runIndexer runs one of the indexer's jobs as the command name and prints what it reports.
+func runIndexer[R any](ctx context.Context, cfg config, log *slog.Logger, stdout io.Writer, name string, job func(*indexer.Indexer, context.Context) (R, error)) error {
 	pool, err := openDB(ctx, cfg, cfg.DBMaxConns, nil, nil)
 	if err != nil {
 		return err
@@ -138,9 +130,9 @@ func reconcile(ctx context.Context, cfg config, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	report, err := ix.Reconcile(ctx)
+	report, err := job(ix, ctx)
 	if err != nil {
-		return fmt.Errorf("reconcile: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	_, err = fmt.Fprintf(stdout, "%+v\n", report)
 	return err

@@ -42,3 +42,16 @@ func DecodeCursor(q model.SearchQuery) (c Cursor, ok bool, err error) {
 	}
 	return c, true, nil
 }
+
+// Prepare validates q against c (filling its defaults) and reads its cursor: nil on the
+// first page. Engines call it first, since they may be used without the service.
+func (c Config) Prepare(q *model.SearchQuery) (after *Cursor, err error) {
+	if err := c.Validate(q); err != nil {
+		return nil, err
+	}
+	cursor, ok, err := DecodeCursor(*q)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &cursor, nil
+}

@@ -45,6 +45,17 @@ func (c Config) Validate(q *model.SearchQuery) error {
 	return validateRelevance(q)
 }
 
+// SuggestPrefix checks an autocomplete request and returns its prefix normalized.
+func SuggestPrefix(prefix string, limit int) (string, error) {
+	if n := utf8.RuneCountInString(prefix); n > MaxPrefixLength {
+		return "", BadInput("prefix", "the prefix is %d characters long: at most %d", n, MaxPrefixLength)
+	}
+	if limit < 1 || limit > MaxFirst {
+		return "", BadInput("first", "first must be between 1 and %d", MaxFirst)
+	}
+	return Normalize(prefix), nil
+}
+
 // validateRelevance checks what the service sets from the merchandisers' controls: an
 // excluded id that is not one would otherwise exclude everything (x <> ALL of a NULL).
 func validateRelevance(q *model.SearchQuery) error {

@@ -52,7 +52,7 @@ type Engine struct {
 	cfg      search.Config
 	timeout  time.Duration
 	replicas int
-	words    knownWords
+	words    search.WordCache[wordAnswer]
 }
 
 // New returns the engine of cfg. It makes no request: an unreachable cluster shows

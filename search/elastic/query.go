@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -19,13 +18,13 @@ import (
 // (search/postgres, text.go) so that both find the same products:
 //
 //  1. The text is split into words: runs of letters and digits, lowercase, at most
-//     esMaxQueryWords distinct ones; PostgreSQL's English stop words are dropped. A text
+//     search.MaxQueryWords distinct ones; PostgreSQL's English stop words are dropped. A text
 //     without words browses; a text of stop words only finds nothing.
 //  2. A word some document holds (after stemming, or through a synonym) is matched as it is.
 //     An unknown word of three letters or more is matched with fuzziness AUTO: by the index
 //     terms within one edit of it up to 5 letters, two from 6. Which words are known, and
 //     the corrections of the others (term suggesters), are asked of the index in one small
-//     request and remembered for esWordsTTL.
+//     request and remembered for search.WordsTTL.
 //  3. A product matches when every word matches somewhere in its name, brand, category or
 //     description (cross_fields); the known words go through the search analyzer together,
 //     so that multi-word synonyms apply. User text is only ever the query of a
@@ -40,28 +39,6 @@ type textPlan struct {
 	none    bool       // words, but only stop words: nothing matches
 	exact   string     // the known words (and the unfuzzable ones), space-separated
 	fuzzies [][]string // per unknown word, the index terms that correct it (none: no match)
-}
-
-// esMaxQueryWords bounds the distinct words of a query that are searched, and
-// esMaxWordsCached the words knownWords remembers.
-const (
-	esMaxQueryWords  = 32
-	esMaxWordsCached = 10_000
-)
-
-// esDistinctWords keeps the first max distinct words, in order: repeating a word in an AND
-// query changes nothing.
-func esDistinctWords(words []string, max int) []string {
-	out := words[:0:0]
-	for _, w := range words {
-		if len(out) == max {
-			break
-		}
-		if !slices.Contains(out, w) {
-			out = append(out, w)
-		}
-	}
-	return out
 }
 
 // esFuzzable says whether an unknown word is matched with fuzziness: words of letters
@@ -93,7 +70,7 @@ var stopWordSet = func() map[string]bool {
 // planText reads text into a plan, asking the index which words it knows and how it
 // would correct the others.
 func (e *Engine) planText(ctx context.Context, text string) (textPlan, error) {
-	words := esDistinctWords(search.Words(text), esMaxQueryWords)
+	words := search.QueryWords(text)
 	if len(words) == 0 {
 		return textPlan{browse: true}, nil
 	}
@@ -107,7 +84,7 @@ func (e *Engine) planText(ctx context.Context, text string) (textPlan, error) {
 			fuzzable = append(fuzzable, w)
 		}
 	}
-	info, err := e.words.lookup(ctx, fuzzable, e.askWords)
+	info, err := e.words.Lookup(ctx, fuzzable, e.askWords)
 	if err != nil {
 		return textPlan{}, err
 	}
@@ -124,56 +101,10 @@ func (e *Engine) planText(ctx context.Context, text string) (textPlan, error) {
 	return plan, nil
 }
 
-// wordsTTL is how long what the index says of a word is reused (as in the PostgreSQL
-// engine): new words are rare, and a stale answer only costs a typo correction.
-const esWordsTTL = 5 * time.Second
-
-// knownWords remembers what the index says of words.
-type knownWords struct {
-	mu    sync.Mutex
-	words map[string]wordAnswer
-}
-
 // wordAnswer is what the index says of a query word.
 type wordAnswer struct {
 	known bool     // some document holds it (or a synonym of it)
 	fixes []string // when unknown: the index terms within fuzziness AUTO of it
-	at    time.Time
-}
-
-// lookup says what the index says of each word, asking ask about the words it does not
-// remember.
-func (k *knownWords) lookup(ctx context.Context, words []string, ask func(context.Context, []string) (map[string]wordAnswer, error)) (map[string]wordAnswer, error) {
-	out := make(map[string]wordAnswer, len(words))
-	var missing []string
-	now := time.Now()
-	k.mu.Lock()
-	for _, w := range words {
-		if got, ok := k.words[w]; ok && now.Sub(got.at) < esWordsTTL {
-			out[w] = got
-		} else {
-			missing = append(missing, w)
-		}
-	}
-	k.mu.Unlock()
-	if len(missing) == 0 {
-		return out, nil
-	}
-	answers, err := ask(ctx, missing)
-	if err != nil {
-		return nil, err
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.words == nil || len(k.words)+len(missing) > esMaxWordsCached {
-		k.words = make(map[string]wordAnswer, len(missing))
-	}
-	for _, w := range missing {
-		a := answers[w]
-		a.at = now
-		out[w], k.words[w] = a, a
-	}
-	return out, nil
 }
 
 // suggestSize bounds the corrections of one word in one field, as max_expansions bounds a
@@ -587,11 +518,4 @@ func (e *Engine) facetAgg(facet string) obj {
 
 // ForgetWords drops what the engine remembers of which words the index holds, so that the
 // next search asks again: after a change that may have made new words known.
-func (e *Engine) ForgetWords() { e.words.reset() }
-
-// reset forgets every word, after a change that can make unknown words known.
-func (k *knownWords) reset() {
-	k.mu.Lock()
-	k.words = nil
-	k.mu.Unlock()
-}
+func (e *Engine) ForgetWords() { e.words.Forget() }

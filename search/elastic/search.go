@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/homegoods/storefront/graph/model"
 	"github.com/homegoods/storefront/search"
@@ -17,16 +16,9 @@ import (
 
 // Search implements search.Engine.
 func (e *Engine) Search(ctx context.Context, q model.SearchQuery) (*model.SearchResult, error) {
-	if err := e.cfg.Validate(&q); err != nil {
-		return nil, err
-	}
-	cursor, ok, err := search.DecodeCursor(q)
+	after, err := e.cfg.Prepare(&q)
 	if err != nil {
 		return nil, err
-	}
-	var after *search.Cursor
-	if ok {
-		after = &cursor
 	}
 	plan, err := e.planText(ctx, q.Text)
 	if err != nil {
@@ -241,13 +233,10 @@ func keyString(raw json.RawMessage) string {
 // ties by id), most popular first, among active products with a word of their name
 // starting with the prefix.
 func (e *Engine) Suggest(ctx context.Context, prefix string, limit int) ([]model.Suggestion, error) {
-	if n := utf8.RuneCountInString(prefix); n > search.MaxPrefixLength {
-		return nil, search.BadInput("prefix", "the prefix is %d characters long: at most %d", n, search.MaxPrefixLength)
+	prefix, err := search.SuggestPrefix(prefix, limit)
+	if err != nil {
+		return nil, err
 	}
-	if limit < 1 || limit > search.MaxFirst {
-		return nil, search.BadInput("first", "first must be between 1 and %d", search.MaxFirst)
-	}
-	prefix = search.Normalize(prefix)
 	out := []model.Suggestion{}
 	if prefix == "" {
 		return out, nil

@@ -45,7 +45,7 @@ type Engine struct {
 	reads    *db.Reads // nil: searches run on pool
 	cfg      search.Config
 	controls *relevance.Controls // nil: no synonyms
-	words    wordCache
+	words    search.WordCache[wordInfo]
 	sets     pgSets
 	// keysReady is set once search_facet_keys holds every attribute key of cfg.
 	keysReady atomic.Bool
@@ -77,16 +77,9 @@ func (e *Engine) Name() string { return "postgres" }
 
 // Search implements search.Engine.
 func (e *Engine) Search(ctx context.Context, q model.SearchQuery) (*model.SearchResult, error) {
-	if err := e.cfg.Validate(&q); err != nil {
-		return nil, err
-	}
-	cursor, ok, err := search.DecodeCursor(q)
+	after, err := e.cfg.Prepare(&q)
 	if err != nil {
 		return nil, err
-	}
-	var after *search.Cursor
-	if ok {
-		after = &cursor
 	}
 	if err := e.ensureFacetKeys(ctx); err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -54,13 +53,10 @@ type suggestion struct {
 
 // Suggest implements search.Engine.
 func (e *Engine) Suggest(ctx context.Context, prefix string, limit int) ([]model.Suggestion, error) {
-	if n := utf8.RuneCountInString(prefix); n > search.MaxPrefixLength {
-		return nil, search.BadInput("prefix", "the prefix is %d characters long: at most %d", n, search.MaxPrefixLength)
+	prefix, err := search.SuggestPrefix(prefix, limit)
+	if err != nil {
+		return nil, err
 	}
-	if limit < 1 || limit > search.MaxFirst {
-		return nil, search.BadInput("first", "first must be between 1 and %d", search.MaxFirst)
-	}
-	prefix = search.Normalize(prefix)
 	if prefix == "" {
 		return []model.Suggestion{}, nil
 	}

@@ -6,20 +6,17 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 	"unicode"
 
 	"github.com/homegoods/storefront/search"
 	"github.com/homegoods/storefront/search/relevance"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // How the PostgreSQL engine reads the words of a query:
 //
 //  1. The text is split into words: maximal runs of letters and digits, lowercase (at most
-//     maxQueryWords distinct words are searched). A query without words browses.
+//     search.MaxQueryWords distinct words are searched). A query without words browses.
 //  2. Synonyms: from left to right, the longest run of words that is a term of a synonym
 //     rule becomes one unit, matched by the words themselves or by any of the rule's other
 //     terms (EQUIVALENT) or synonyms (ONE_WAY), each as a phrase.
@@ -34,14 +31,9 @@ import (
 //     brand, category, description), which search_tsquery builds from the units in SQL:
 //     the text never reaches a tsquery parser.
 const (
-	maxQueryWords  = 32
 	maxCorrections = 5
 	// nearestWords is how many trigram-nearest vocabulary words are checked for edit distance.
 	nearestWords = 40
-	// wordsTTL is how long what the vocabulary says of a word is reused: new products add
-	// words rarely, and a stale answer only misses a typo correction.
-	wordsTTL      = 5 * time.Second
-	maxWordsCache = 10_000
 )
 
 // tsAlt is one alternative of a unit: words matched anywhere (Phrase false) or as a phrase.
@@ -58,12 +50,11 @@ type wordInfo struct {
 	stop    bool     // no lexeme: never matched
 	known   bool     // its stem occurs in the catalog
 	nearest []string // trigram-nearest vocabulary words, when unknown
-	at      time.Time
 }
 
 // textUnits reads the words of text into tsquery units; nil when text has no words.
 func (e *Engine) textUnits(ctx context.Context, text string) ([]tsUnit, error) {
-	words := distinctPrefix(search.Words(text), maxQueryWords)
+	words := search.QueryWords(text)
 	if len(words) == 0 {
 		return nil, nil
 	}
@@ -75,7 +66,7 @@ func (e *Engine) textUnits(ctx context.Context, text string) ([]tsUnit, error) {
 		}
 	}
 	spans := syn.Spans(words)
-	info, err := e.words.lookup(ctx, e.pool, unspannedWords(words, spans))
+	info, err := e.words.Lookup(ctx, unspannedWords(words, spans), e.askWords)
 	if err != nil {
 		return nil, err
 	}
@@ -92,21 +83,6 @@ func (e *Engine) textUnits(ctx context.Context, text string) ([]tsUnit, error) {
 		i++
 	}
 	return units, nil
-}
-
-// distinctPrefix keeps the first max distinct words, in order: repeating a word in an AND
-// query changes nothing.
-func distinctPrefix(words []string, max int) []string {
-	out := words[:0:0]
-	for _, w := range words {
-		if len(out) == max {
-			break
-		}
-		if !slices.Contains(out, w) {
-			out = append(out, w)
-		}
-	}
-	return out
 }
 
 // unspannedWords returns the words that no synonym span covers.
@@ -237,12 +213,6 @@ func editDistance(a, b string, limit int) int {
 	return prev[len(rb)]
 }
 
-// wordCache remembers what the vocabulary says of words for wordsTTL.
-type wordCache struct {
-	mu    sync.Mutex
-	words map[string]wordInfo
-}
-
 // resolveWordsSQL looks words up in the vocabulary: the English stem of each (none for a
 // stop word), whether the catalog has it, and for an unknown word of letters the nearest
 // vocabulary words by trigram distance (a KNN scan of the GiST index), whose edit distance
@@ -256,51 +226,23 @@ SELECT w.word, l.lexeme IS NULL AS stop, k.known,
  CROSS JOIN LATERAL (SELECT (tsvector_to_array(to_tsvector('english', w.word)))[1] AS lexeme) l
  CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM search_words s WHERE s.lexeme = l.lexeme) AS known) k`
 
-// lookup returns what the vocabulary says of each word, asking the database only about
-// words it does not remember.
-func (c *wordCache) lookup(ctx context.Context, pool *pgxpool.Pool, words []string) (map[string]wordInfo, error) {
-	out := make(map[string]wordInfo, len(words))
-	var missing []string
-	now := time.Now()
-	c.mu.Lock()
-	for _, w := range words {
-		if info, ok := c.words[w]; ok && now.Sub(info.at) < wordsTTL {
-			out[w] = info
-		} else {
-			missing = append(missing, w)
-		}
-	}
-	c.mu.Unlock()
-	if len(missing) == 0 {
-		return out, nil
-	}
-	rows, err := pool.Query(ctx, resolveWordsSQL, missing, nearestWords)
+// askWords looks words up in the vocabulary.
+func (e *Engine) askWords(ctx context.Context, words []string) (map[string]wordInfo, error) {
+	rows, err := e.pool.Query(ctx, resolveWordsSQL, words, nearestWords)
 	if err != nil {
 		return nil, fmt.Errorf("look up query words: %w", err)
 	}
+	out := make(map[string]wordInfo, len(words))
 	var word string
 	var info wordInfo
 	_, err = pgx.ForEachRow(rows, []any{&word, &info.stop, &info.known, &info.nearest}, func() error {
-		info.at = now
 		out[word] = info
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("look up query words: %w", err)
 	}
-	c.remember(missing, out)
 	return out, nil
-}
-
-func (c *wordCache) remember(words []string, info map[string]wordInfo) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.words == nil || len(c.words)+len(words) > maxWordsCache {
-		c.words = make(map[string]wordInfo, len(words))
-	}
-	for _, w := range words {
-		c.words[w] = info[w]
-	}
 }
 
 // unitsJSON is the argument of search_tsquery.
