@@ -68,9 +68,7 @@ func NewHandler(cfg Config) http.Handler {
 		cfg.Batches = cfg.Catalog
 	}
 	c := graph.Config{
-		Resolvers: &Resolver{Catalog: cfg.Catalog, Commerce: cfg.Commerce, Sessions: cfg.Sessions, Rankings: cfg.Rankings, Alerts: cfg.Alerts,
-			Searcher: cfg.Searcher, Analytics: cfg.Analytics, Ticker: cfg.Ticker, SearchControls: cfg.SearchControls,
-			Auth: cfg.Auth, accounts: newAccounts(cfg), Log: cfg.Log},
+		Resolvers:  &Resolver{Config: cfg, accounts: newAccounts(cfg)},
 		Directives: graph.DirectiveRoot{HasRole: hasRole},
 	}
 	srv := handler.New(graph.NewExecutableSchema(c))

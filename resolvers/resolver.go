@@ -4,7 +4,6 @@ package resolvers
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/homegoods/storefront/graph/model"
 )
@@ -45,20 +44,10 @@ type Catalog interface {
 	WarehousesByIDs(ctx context.Context, ids []string) ([]*model.Warehouse, error)
 }
 
-// Resolver holds the dependencies of every resolver. gqlgen never regenerates this file.
+// Resolver is the root of the resolvers: what they call is the handler's Config (NewHandler
+// makes the one from the other), plus the accounts made from it. gqlgen never regenerates
+// this file.
 type Resolver struct {
-	Catalog   Catalog
-	Commerce  Commerce
-	Sessions  Sessions
-	Rankings  Rankings
-	Alerts    Alerts
-	Searcher  Searcher
-	Analytics Analytics
-	Ticker    SalesTicker
-	// SearchControls are the relevance controls; search works without them.
-	SearchControls SearchControls
-	// Auth signs, checks and revokes tokens.
-	Auth     *Auth
+	Config
 	accounts *accounts
-	Log      *slog.Logger
 }
