@@ -174,36 +174,9 @@ export function SalesSection({ api }: { api: Api }) {
             </div>
           </>
         )}
-        <div>
-          <label htmlFor="sales-bucket">Bucket</label>
-          <select id="sales-bucket" value={bucket} onChange={(e) => setBucket(e.target.value as Bucket)}>
-            {Object.entries(bucketLabels).map(([v, l]) => (
-              <option key={v} value={v}>
-                {l}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div>
-          <label htmlFor="sales-group">Group by</label>
-          <select id="sales-group" value={groupBy} onChange={(e) => setGroupBy(e.target.value as GroupBy)}>
-            {Object.entries(groupLabels).map(([v, l]) => (
-              <option key={v} value={v}>
-                {l}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div>
-          <label htmlFor="sales-metric">Chart</label>
-          <select id="sales-metric" value={metric} onChange={(e) => setMetric(e.target.value as Metric)}>
-            {Object.entries(metricLabels).map(([v, l]) => (
-              <option key={v} value={v}>
-                {l}
-              </option>
-            ))}
-          </select>
-        </div>
+        <Choice id="sales-bucket" label="Bucket" labels={bucketLabels} value={bucket} onChange={setBucket} />
+        <Choice id="sales-group" label="Group by" labels={groupLabels} value={groupBy} onChange={setGroupBy} />
+        <Choice id="sales-metric" label="Chart" labels={metricLabels} value={metric} onChange={setMetric} />
         <div>
           <label htmlFor="sales-zone">Time zone</label>
           <input id="sales-zone" list="sales-zones" value={timeZone} onChange={(e) => setTimeZone(e.target.value)} aria-describedby="sales-zone-help" />
@@ -319,6 +292,22 @@ function ReportView({ report, bucket, metric, top }: { report: Report; bucket: B
         </table>
       </div>
     </>
+  );
+}
+
+/** Choice is a labelled select among the keys of labels, each shown as its label. */
+function Choice<T extends string>({ id, label, labels, value, onChange }: { id: string; label: string; labels: Record<T, string>; value: T; onChange: (value: T) => void }) {
+  return (
+    <div>
+      <label htmlFor={id}>{label}</label>
+      <select id={id} value={value} onChange={(e) => onChange(e.target.value as T)}>
+        {(Object.entries(labels) as [T, string][]).map(([v, l]) => (
+          <option key={v} value={v}>
+            {l}
+          </option>
+        ))}
+      </select>
+    </div>
   );
 }
 

@@ -125,6 +125,15 @@ function QueryStats({ title, stats, testid }: { title: string; stats: QueryStat[
   );
 }
 
+/** DeleteButton deletes one rule of a list; label names the rule to screen readers. */
+function DeleteButton({ label, busy, onClick }: { label: string; busy: boolean; onClick: () => void }) {
+  return (
+    <button type="button" className="quiet" aria-label={label} disabled={busy} onClick={onClick}>
+      Delete
+    </button>
+  );
+}
+
 /** useMutation runs one mutation at a time and keeps its error for the form. */
 function useMutation(api: Api, onDone: () => void) {
   const [error, setError] = useState("");
@@ -177,15 +186,11 @@ function Synonyms({ api, rules, onChange }: { api: Api; rules: SynonymRule[]; on
         {rules.map((r) => (
           <li key={r.id}>
             <span>{r.kind === "EQUIVALENT" ? r.terms.join(" = ") : `${r.terms.join(", ")} → ${r.synonyms.join(", ")}`}</span>
-            <button
-              type="button"
-              className="quiet"
-              aria-label={`Delete the synonym rule ${r.terms.join(", ")}`}
-              disabled={m.busy}
+            <DeleteButton
+              label={`Delete the synonym rule ${r.terms.join(", ")}`}
+              busy={m.busy}
               onClick={() => void m.run(`mutation DeleteSynonym($id: ID!) { deleteSynonymRule(id: $id) }`, { id: r.id })}
-            >
-              Delete
-            </button>
+            />
           </li>
         ))}
       </ul>
@@ -298,15 +303,11 @@ function Pins({ api, rules, onChange }: { api: Api; rules: QueryRule[]; onChange
               <strong>“{r.query}”</strong>: {r.pinnedProducts.map((p) => `${p.name} (${p.sku})`).join(", ") || "no pins"}
               {r.boosts.length > 0 && `, ${r.boosts.length} boosts`}
             </span>
-            <button
-              type="button"
-              className="quiet"
-              aria-label={`Delete the rule of “${r.query}”`}
-              disabled={m.busy}
+            <DeleteButton
+              label={`Delete the rule of “${r.query}”`}
+              busy={m.busy}
               onClick={() => void m.run(`mutation DeleteQueryRule($q: String!) { deleteQueryRule(query: $q) }`, { q: r.query })}
-            >
-              Delete
-            </button>
+            />
           </li>
         ))}
       </ul>

@@ -79,27 +79,9 @@ export function StockEditor({ api, product, warehouse, level: initial, onSaved, 
       </p>
       <label htmlFor="edit-reason">Reason (kept in the stock audit trail)</label>
       <input id="edit-reason" value={reason} onChange={(e) => setReason(e.target.value)} />
-      <form onSubmit={submit("set", quantity)} className="row" noValidate>
-        <label htmlFor="edit-quantity">Units on hand</label>
-        <input id="edit-quantity" type="number" inputMode="numeric" value={quantity} onChange={(e) => setQuantity(e.target.value)} />
-        <button type="submit" disabled={busy}>
-          Set
-        </button>
-      </form>
-      <form onSubmit={submit("adjust", delta)} className="row" noValidate>
-        <label htmlFor="edit-delta">Adjust by (negative removes)</label>
-        <input id="edit-delta" type="number" inputMode="numeric" value={delta} onChange={(e) => setDelta(e.target.value)} />
-        <button type="submit" disabled={busy}>
-          Adjust
-        </button>
-      </form>
-      <form onSubmit={submit("threshold", threshold)} className="row" noValidate>
-        <label htmlFor="edit-threshold">Low-stock threshold</label>
-        <input id="edit-threshold" type="number" inputMode="numeric" value={threshold} onChange={(e) => setThreshold(e.target.value)} />
-        <button type="submit" disabled={busy}>
-          Save threshold
-        </button>
-      </form>
+      <NumberForm id="edit-quantity" label="Units on hand" value={quantity} onChange={setQuantity} button="Set" busy={busy} onSubmit={submit("set", quantity)} />
+      <NumberForm id="edit-delta" label="Adjust by (negative removes)" value={delta} onChange={setDelta} button="Adjust" busy={busy} onSubmit={submit("adjust", delta)} />
+      <NumberForm id="edit-threshold" label="Low-stock threshold" value={threshold} onChange={setThreshold} button="Save threshold" busy={busy} onSubmit={submit("threshold", threshold)} />
       <div aria-live="assertive">
         {error && (
           <p className="error" role="alert" data-testid="editor-error">
@@ -116,5 +98,28 @@ export function StockEditor({ api, product, warehouse, level: initial, onSaved, 
         </button>
       </form>
     </dialog>
+  );
+}
+
+interface NumberFormProps {
+  id: string;
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  button: string;
+  busy: boolean;
+  onSubmit: (e: FormEvent) => void;
+}
+
+/** NumberForm is a form of one whole number: the value of one of the editor's actions. */
+function NumberForm({ id, label, value, onChange, button, busy, onSubmit }: NumberFormProps) {
+  return (
+    <form onSubmit={onSubmit} className="row" noValidate>
+      <label htmlFor={id}>{label}</label>
+      <input id={id} type="number" inputMode="numeric" value={value} onChange={(e) => onChange(e.target.value)} />
+      <button type="submit" disabled={busy}>
+        {button}
+      </button>
+    </form>
   );
 }
