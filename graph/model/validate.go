@@ -72,13 +72,7 @@ func (in *UpdateProductInput) Validate() error {
 }
 
 // Normalize trims the name and fills the slug from it when it is missing.
-func (in *CreateCategoryInput) Normalize() {
-	in.Name = strings.TrimSpace(in.Name)
-	if in.Slug == nil {
-		slug := Slugify(in.Name)
-		in.Slug = &slug
-	}
-}
+func (in *CreateCategoryInput) Normalize() { normalizeName(&in.Name, &in.Slug) }
 
 // Validate reports the first invalid field.
 func (in *CreateCategoryInput) Validate() error {
@@ -94,13 +88,7 @@ func (in *UpdateCategoryInput) Validate() error {
 }
 
 // Normalize trims the name and fills the slug from it when it is missing.
-func (in *BrandInput) Normalize() {
-	in.Name = strings.TrimSpace(in.Name)
-	if in.Slug == nil {
-		slug := Slugify(in.Name)
-		in.Slug = &slug
-	}
-}
+func (in *BrandInput) Normalize() { normalizeName(&in.Name, &in.Slug) }
 
 // Validate reports the first invalid field.
 func (in *BrandInput) Validate() error {
@@ -110,6 +98,15 @@ func (in *BrandInput) Validate() error {
 // Validate reports the first invalid field given.
 func (in *UpdateBrandInput) Validate() error {
 	return firstError(checkName(in.Name), checkSlug(in.Slug))
+}
+
+// normalizeName trims name and fills a missing slug from it.
+func normalizeName(name *string, slug **string) {
+	*name = strings.TrimSpace(*name)
+	if *slug == nil {
+		s := Slugify(*name)
+		*slug = &s
+	}
 }
 
 func firstError(errs ...error) error {
