@@ -37,8 +37,22 @@ func applyMigrations(ctx context.Context, pool *pgxpool.Pool, analytics string, 
 	return nil
 }
 
-// migrate applies the migrations and exits.
-func migrate(ctx context.Context, cfg config, log *slog.Logger) error {
+// migrate applies the migrations and exits; with -print FILE it prints the SQL a migration
+// file runs instead (the file rendered, see db.SQL), without connecting.
+func migrate(ctx context.Context, cfg config, log *slog.Logger, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	file := fs.String("print", "", "print the SQL of this migration file (as named in db/migrations) and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file != "" {
+		sql, err := db.SQL(db.Migrations, "migrations/"+*file)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, sql)
+		return err
+	}
 	pool, err := openDB(ctx, cfg, cfg.DBMaxConns, nil, nil)
 	if err != nil {
 		return err

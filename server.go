@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, cfg, log)
 	case "migrate":
-		return migrate(ctx, cfg, log)
+		return migrate(ctx, cfg, log, args, stdout)
 	case "seed":
 		return seedCatalog(ctx, cfg, log, args, stderr)
 	case "token":
@@ -98,7 +98,7 @@ const usage = `usage: storefront [command] [flags]
 
 commands:
   serve     serve the GraphQL API (the default)
-  migrate   apply the database migrations
+  migrate   apply the database migrations (-print FILE: print the SQL of one instead)
   seed      load a demo catalog: --products N --seed S [--if-empty] [--orders N [--facts-only]]
   reindex   rebuild the Elasticsearch index from PostgreSQL behind its alias (ELASTICSEARCH_URL)
   reconcile compare the Elasticsearch index with PostgreSQL and repair drift (ELASTICSEARCH_URL)

@@ -29,7 +29,10 @@ import (
 // on 0004_analytics's TimescaleDB relations must not take the plain variant, nor the reverse,
 // whatever the server offers now).
 //
-//go:embed migrations/*.sql
+// The files are rendered before they run (see SQL), with the shared templates of
+// migrations/*.tmpl.
+//
+//go:embed migrations/*.sql migrations/*.tmpl
 var Migrations embed.FS
 
 // FallbackVariant is the variant applied when the server offers none of a version's
@@ -176,11 +179,11 @@ func applyOne(ctx context.Context, conn *pgx.Conn, fsys fs.FS, m Migration, earl
 			return nil, fmt.Errorf("migration %s: %w", m.Version, err)
 		}
 	}
-	sql, err := fs.ReadFile(fsys, m.Variants[variant])
+	sql, err := SQL(fsys, m.Variants[variant])
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, string(sql)); err != nil {
+	if _, err := tx.Exec(ctx, sql); err != nil {
 		return nil, fmt.Errorf("migration %s: %w", path.Base(m.Variants[variant]), err)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, variant) VALUES ($1, nullif($2, ''))`, m.Version, variant); err != nil {

@@ -1076,25 +1076,32 @@ func runRollupsOverExistingHistory(t *testing.T, pool *pgxpool.Pool, mode string
 	w.check("after a refresh", 40, nil)
 }
 
-// migrationsBefore returns the embedded migrations older than version.
+// migrationsBefore returns the embedded migrations older than version, with the shared
+// templates they are rendered with.
 func migrationsBefore(t *testing.T, version string) fstest.MapFS {
 	t.Helper()
 	versions, err := db.Versions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := fstest.MapFS{}
+	names, err := fs.Glob(db.Migrations, "migrations/*.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range versions {
-		if m.Version >= version {
-			continue
-		}
-		for _, name := range m.Variants {
-			data, err := fs.ReadFile(db.Migrations, name)
-			if err != nil {
-				t.Fatal(err)
+		if m.Version < version {
+			for _, name := range m.Variants {
+				names = append(names, name)
 			}
-			out[name] = &fstest.MapFile{Data: data}
 		}
+	}
+	out := fstest.MapFS{}
+	for _, name := range names {
+		data, err := fs.ReadFile(db.Migrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = &fstest.MapFile{Data: data}
 	}
 	return out
 }

@@ -2,6 +2,7 @@
 -- Replaced in 0009: analytics_create_partitions (it no longer moves rows under live inserts).
 -- The definitions below are those of databases migrated to 0005 only; read the later ones
 -- for what runs.
+-- A template: rendered with the shared templates of analytics.tmpl before it runs (db/render.go).
 --
 -- Sales analytics on plain PostgreSQL (the server offers no TimescaleDB): the same relations,
 -- columns and semantics as 0004_analytics.timescaledb.sql, built by hand.
@@ -27,22 +28,7 @@
 -- writers never block.
 
 CREATE TABLE sales_facts (
-    time           timestamptz NOT NULL CHECK (isfinite(time)),
-    order_id       uuid NOT NULL,
-    product_id     uuid NOT NULL,
-    category_id    uuid NOT NULL,     -- the line's (leaf) category when sold
-    brand_id       uuid,
-    warehouse_id   uuid NOT NULL,
-    units          integer NOT NULL,  -- negative on the copy a cancellation writes
-    revenue_cents  bigint NOT NULL,
-    cost_cents     bigint NOT NULL,
-    -- 1 on exactly one fact of each order, (order, category), (order, brand) and
-    -- (order, product); -1 on its cancellation's copy; else 0. Their sums count distinct
-    -- orders, and they add up across any rollup.
-    order_first    smallint NOT NULL DEFAULT 0 CHECK (order_first BETWEEN -1 AND 1),
-    category_first smallint NOT NULL DEFAULT 0 CHECK (category_first BETWEEN -1 AND 1),
-    brand_first    smallint NOT NULL DEFAULT 0 CHECK (brand_first BETWEEN -1 AND 1),
-    product_first  smallint NOT NULL DEFAULT 0 CHECK (product_first BETWEEN -1 AND 1)
+{{- template "sales_facts_columns"}}
 ) PARTITION BY RANGE (time);
 CREATE INDEX sales_facts_time_idx ON sales_facts (time);
 CREATE INDEX sales_facts_order_idx ON sales_facts (order_id);
@@ -93,19 +79,7 @@ CREATE TABLE sales_invalidations (
     hi timestamptz NOT NULL   -- the range [lo, hi] of the changed facts' times
 );
 
-CREATE TABLE sales_hourly_mat (
-    bucket          timestamptz NOT NULL,
-    product_id      uuid NOT NULL,
-    category_id     uuid NOT NULL,
-    brand_id        uuid,
-    revenue_cents   bigint NOT NULL,
-    cost_cents      bigint NOT NULL,
-    units           bigint NOT NULL,
-    orders          bigint NOT NULL,
-    category_orders bigint NOT NULL,
-    brand_orders    bigint NOT NULL,
-    product_orders  bigint NOT NULL
-);
+{{template "mat_table" (level "sales_hourly" "sales_facts")}}
 CREATE INDEX sales_hourly_mat_bucket_idx ON sales_hourly_mat (bucket);
 CREATE TABLE sales_daily_mat (LIKE sales_hourly_mat);
 CREATE INDEX sales_daily_mat_bucket_idx ON sales_daily_mat (bucket);
@@ -119,30 +93,8 @@ CREATE FUNCTION analytics_views(live_from timestamptz) RETURNS void
 LANGUAGE plpgsql AS $fn$
 BEGIN
     EXECUTE format($sql$
-        CREATE OR REPLACE VIEW sales_hourly AS
-        SELECT bucket, product_id, category_id, brand_id, revenue_cents, cost_cents, units,
-               orders, category_orders, brand_orders, product_orders
-        FROM sales_hourly_mat
-        WHERE bucket < (SELECT watermark FROM analytics_watermark)
-        UNION ALL
-        SELECT analytics_hour(time), product_id, category_id, brand_id,
-               sum(revenue_cents)::bigint, sum(cost_cents)::bigint, sum(units)::bigint,
-               sum(order_first)::bigint, sum(category_first)::bigint, sum(brand_first)::bigint, sum(product_first)::bigint
-        FROM sales_facts
-        WHERE time >= (SELECT watermark FROM analytics_watermark) AND time >= %L::timestamptz
-        GROUP BY 1, 2, 3, 4$sql$, live_from);
-    CREATE OR REPLACE VIEW sales_daily AS
-    SELECT bucket, product_id, category_id, brand_id, revenue_cents, cost_cents, units,
-           orders, category_orders, brand_orders, product_orders
-    FROM sales_daily_mat
-    WHERE bucket < (SELECT analytics_day(watermark) FROM analytics_watermark)
-    UNION ALL
-    SELECT analytics_day(bucket), product_id, category_id, brand_id,
-           sum(revenue_cents)::bigint, sum(cost_cents)::bigint, sum(units)::bigint,
-           sum(orders)::bigint, sum(category_orders)::bigint, sum(brand_orders)::bigint, sum(product_orders)::bigint
-    FROM sales_hourly
-    WHERE bucket >= (SELECT analytics_day(watermark) FROM analytics_watermark)
-    GROUP BY 1, 2, 3, 4;
+{{template "view" (level "sales_hourly" "sales_facts")}}$sql$, live_from);
+{{template "view" (level "sales_daily" "sales_hourly")}};
     UPDATE analytics_watermark SET live_from = analytics_views.live_from;
 END $fn$;
 SELECT analytics_views('-infinity');
@@ -227,93 +179,16 @@ $$;
 CREATE PROCEDURE analytics_refresh()
 LANGUAGE plpgsql AS $$
 DECLARE
-    cfg       analytics_settings;
-    target    timestamptz;
-    writers   text[];
-    deadline  timestamptz;
-    w_old     timestamptz;
-    w_new     timestamptz;
-    win_start timestamptz;
-    hour_lo   timestamptz[];
-    hour_hi   timestamptz[];
-    day_lo    timestamptz[];
-    day_hi    timestamptz[];
+{{- template "refresh_variables"}}
 BEGIN
-    SELECT * INTO cfg FROM analytics_settings;
-    target := analytics_hour(now() - cfg.end_offset);
-
-    -- 1. Writers log their changes below the target from now on.
-    UPDATE analytics_watermark SET threshold = greatest(threshold, target);
-    COMMIT;
-
-    -- 2. Wait for the transactions that were writing facts before that, as they may have read
-    -- the old threshold: every transaction holding a write lock on sales_facts now.
-    SELECT coalesce(array_agg(DISTINCT virtualtransaction), '{}') INTO writers
-    FROM pg_locks
-    WHERE locktype = 'relation' AND relation = 'sales_facts'::regclass AND mode = 'RowExclusiveLock'
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND pid <> pg_backend_pid();
-    deadline := clock_timestamp() + cfg.writer_wait;
-    WHILE EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'virtualxid' AND virtualxid = ANY (writers)) LOOP
-        IF clock_timestamp() > deadline THEN
-            RAISE EXCEPTION 'analytics refresh: a transaction writing sales_facts has been open for over %', cfg.writer_wait
-                USING HINT = 'see pg_stat_activity; the next refresh tries again';
-        END IF;
-        PERFORM pg_sleep(0.002);
-    END LOOP;
-    COMMIT;
-
-    -- 3. One transaction, whose statements all see every fact committed before it began.
-    PERFORM pg_advisory_xact_lock(7246, 4);
-    SELECT watermark INTO w_old FROM analytics_watermark;
-    w_new := greatest(w_old, target);
-    win_start := coalesce(now() - cfg.start_offset, '-infinity');
-
-    -- The log first: what it holds now was committed with its facts, all of them visible to
-    -- the aggregations below; what it gains meanwhile stays for the next refresh.
-    WITH consumed AS (
-        DELETE FROM sales_invalidations RETURNING lo, hi
-    ), kept AS (
-        INSERT INTO sales_invalidations (lo, hi)
-        SELECT lo, least(hi, win_start) FROM consumed WHERE lo < win_start
-    ), ranges AS (
-        SELECT analytics_hour(greatest(lo, win_start)) AS a,
-               least(analytics_hour(hi) + interval '1 hour', w_new) AS b
-        FROM consumed WHERE hi >= win_start
-        UNION ALL
-        SELECT w_old, w_new
-    )
-    SELECT m.lo, m.hi INTO hour_lo, hour_hi
-    FROM (SELECT array_agg(a) AS a, array_agg(b) AS b FROM ranges) r, analytics_merge(r.a, r.b) m;
+{{- template "refresh_hours"}}
 
     FOR i IN 1 .. coalesce(array_length(hour_lo, 1), 0) LOOP
-        DELETE FROM sales_hourly_mat WHERE bucket >= hour_lo[i] AND bucket < hour_hi[i];
-        INSERT INTO sales_hourly_mat
-        SELECT analytics_hour(time), product_id, category_id, brand_id,
-               sum(revenue_cents), sum(cost_cents), sum(units),
-               sum(order_first), sum(category_first), sum(brand_first), sum(product_first)
-        FROM sales_facts
-        WHERE time >= hour_lo[i] AND time < hour_hi[i]
-        GROUP BY 1, 2, 3, 4;
+{{- template "rollup" ((level "sales_hourly" "sales_facts").Over "hour_lo[i]" "hour_hi[i]")}}
     END LOOP;
-
-    -- The days those hours touch, complete below the new watermark, from the hourly rollup.
-    SELECT m.lo, m.hi INTO day_lo, day_hi
-    FROM (SELECT array_agg(analytics_day(u.a)) AS a,
-                 array_agg(least(CASE WHEN isfinite(u.b) THEN analytics_day(u.b - interval '1 microsecond') + interval '24 hours'
-                                      ELSE u.b END,
-                                 analytics_day(w_new))) AS b
-          FROM unnest(hour_lo, hour_hi) AS u(a, b)) r,
-         analytics_merge(r.a, r.b) m;
+{{- template "refresh_days"}}
     FOR i IN 1 .. coalesce(array_length(day_lo, 1), 0) LOOP
-        DELETE FROM sales_daily_mat WHERE bucket >= day_lo[i] AND bucket < day_hi[i];
-        INSERT INTO sales_daily_mat
-        SELECT analytics_day(bucket), product_id, category_id, brand_id,
-               sum(revenue_cents), sum(cost_cents), sum(units),
-               sum(orders), sum(category_orders), sum(brand_orders), sum(product_orders)
-        FROM sales_hourly_mat
-        WHERE bucket >= day_lo[i] AND bucket < day_hi[i]
-        GROUP BY 1, 2, 3, 4;
+{{- template "rollup" ((level "sales_daily" "sales_hourly").Over "day_lo[i]" "day_hi[i]")}}
     END LOOP;
 
     UPDATE analytics_watermark SET watermark = w_new, refreshed_at = now();
@@ -342,17 +217,7 @@ END $$;
 CREATE PROCEDURE analytics_create_partitions(INOUT created integer DEFAULT 0, INOUT dropped integer DEFAULT 0,
                                              from_day timestamptz DEFAULT NULL, to_day timestamptz DEFAULT NULL)
 LANGUAGE plpgsql AS $$
-DECLARE
-    cfg   analytics_settings;
-    today timestamptz := analytics_day(now());
-    days  timestamptz[];
-    d     timestamptz;
-    part  text;
-    horizon timestamptz;
-BEGIN
-    created := 0;
-    dropped := 0;
-    SELECT * INTO cfg FROM analytics_settings;
+{{- template "partitions_begin"}}
     days := ARRAY(
         SELECT today + n * interval '24 hours' FROM generate_series(0, cfg.partitions_ahead) n
         UNION
@@ -361,10 +226,7 @@ BEGIN
         SELECT g FROM generate_series(analytics_day(from_day), to_day - interval '1 microsecond', interval '24 hours') g
         WHERE from_day IS NOT NULL AND to_day IS NOT NULL
         ORDER BY 1);
-    FOREACH d IN ARRAY days LOOP
-        part := 'sales_facts_p' || to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD');
-        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                              WHERE i.inhparent = 'sales_facts'::regclass AND c.relname = part);
+{{- template "partitions_each_day"}}
         SET LOCAL lock_timeout = '2s';
         EXECUTE format('CREATE TABLE %I (LIKE sales_facts INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
         -- The bound as a constraint spares ATTACH a scan of the new table.
@@ -373,28 +235,7 @@ BEGIN
         -- Moved, not changed: straight from partition to table, so no trigger logs it.
         EXECUTE format('WITH moved AS (DELETE FROM sales_facts_default WHERE time >= %L AND time < %L RETURNING *)
                         INSERT INTO %I SELECT * FROM moved', d, d + interval '24 hours', part);
-        EXECUTE format('ALTER TABLE sales_facts ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
-                       part, d, d + interval '24 hours');
-        created := created + 1;
-        COMMIT;
-    END LOOP;
-
-    IF cfg.retain_for IS NULL THEN
-        RETURN;
-    END IF;
-    -- Only what the rollups hold already: below the watermark.
-    SELECT least(analytics_day(now() - cfg.retain_for), analytics_day(watermark)) INTO horizon FROM analytics_watermark;
-    FOR part IN
-        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent = 'sales_facts'::regclass AND c.relname ~ '^sales_facts_p[0-9]{8}$'
-          AND to_date(substr(c.relname, 14), 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC' + interval '24 hours' <= horizon
-        ORDER BY c.relname
-    LOOP
-        SET LOCAL lock_timeout = '2s';
-        EXECUTE format('DROP TABLE %I', part);
-        dropped := dropped + 1;
-        COMMIT;
-    END LOOP;
+{{- template "partitions_attach"}}
 END $$;
 
 -- analytics_configure applies the settings of AnalyticsSettings: retention drops raw

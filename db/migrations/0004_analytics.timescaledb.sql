@@ -2,6 +2,7 @@
 -- Replaced in 0010: analytics_policies.
 -- The definitions below are those of databases migrated to 0005 only; read the later ones
 -- for what runs.
+-- A template: rendered with the shared templates of analytics.tmpl before it runs (db/render.go).
 --
 -- Sales analytics on TimescaleDB: the facts in a hypertable of one-day chunks, hourly and
 -- daily continuous aggregates with real-time aggregation, refresh, compression and retention
@@ -11,22 +12,7 @@
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 
 CREATE TABLE sales_facts (
-    time           timestamptz NOT NULL CHECK (isfinite(time)),
-    order_id       uuid NOT NULL,
-    product_id     uuid NOT NULL,
-    category_id    uuid NOT NULL,     -- the line's (leaf) category when sold
-    brand_id       uuid,
-    warehouse_id   uuid NOT NULL,
-    units          integer NOT NULL,  -- negative on the copy a cancellation writes
-    revenue_cents  bigint NOT NULL,
-    cost_cents     bigint NOT NULL,
-    -- 1 on exactly one fact of each order, (order, category), (order, brand) and
-    -- (order, product); -1 on its cancellation's copy; else 0. Their sums count distinct
-    -- orders, and they add up across any rollup.
-    order_first    smallint NOT NULL DEFAULT 0 CHECK (order_first BETWEEN -1 AND 1),
-    category_first smallint NOT NULL DEFAULT 0 CHECK (category_first BETWEEN -1 AND 1),
-    brand_first    smallint NOT NULL DEFAULT 0 CHECK (brand_first BETWEEN -1 AND 1),
-    product_first  smallint NOT NULL DEFAULT 0 CHECK (product_first BETWEEN -1 AND 1)
+{{- template "sales_facts_columns"}}
 );
 SELECT create_hypertable('sales_facts', by_range('time', INTERVAL '1 day'));
 CREATE INDEX sales_facts_order_idx ON sales_facts (order_id, time);
@@ -35,33 +21,9 @@ CREATE INDEX sales_facts_order_idx ON sales_facts (order_id, time);
 ALTER TABLE sales_facts SET (timescaledb.compress, timescaledb.compress_segmentby = 'product_id',
                              timescaledb.compress_orderby = 'time DESC');
 
-CREATE MATERIALIZED VIEW sales_hourly
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '1 hour', time) AS bucket, product_id, category_id, brand_id,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(order_first)::bigint AS orders,
-       sum(category_first)::bigint AS category_orders,
-       sum(brand_first)::bigint AS brand_orders,
-       sum(product_first)::bigint AS product_orders
-FROM sales_facts
-GROUP BY bucket, product_id, category_id, brand_id
-WITH NO DATA;
+{{template "cagg" (level "sales_hourly" "sales_facts")}}
 
-CREATE MATERIALIZED VIEW sales_daily
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket, product_id, category_id, brand_id,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders,
-       sum(category_orders)::bigint AS category_orders,
-       sum(brand_orders)::bigint AS brand_orders,
-       sum(product_orders)::bigint AS product_orders
-FROM sales_hourly
-GROUP BY 1, product_id, category_id, brand_id
-WITH NO DATA;
+{{template "cagg" (level "sales_daily" "sales_hourly")}}
 
 -- analytics_policies (re)creates the refresh policies. start_offset NULL: a refresh
 -- re-aggregates invalidated ranges of any age (TimescaleDB refreshes only what the
@@ -72,10 +34,7 @@ WITH NO DATA;
 CREATE FUNCTION analytics_policies(start_offset interval) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    batched boolean := EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'add_continuous_aggregate_policy'
-                                 AND 'buckets_per_batch' = ANY (proargnames));
-    add text := 'SELECT add_continuous_aggregate_policy($1, start_offset => $2, end_offset => $3, schedule_interval => $4'
-                || CASE WHEN batched THEN ', buckets_per_batch => $5)' ELSE ') WHERE $5 IS NOT NULL' END;
+{{- template "policies_variables"}}
 BEGIN
     PERFORM remove_continuous_aggregate_policy('sales_hourly', if_exists => true);
     PERFORM remove_continuous_aggregate_policy('sales_daily', if_exists => true);

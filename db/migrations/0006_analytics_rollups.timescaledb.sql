@@ -1,4 +1,5 @@
 -- Replaces 0004: analytics_refresh, analytics_policies (they cover the new levels too).
+-- A template: rendered with the shared templates of analytics.tmpl before it runs (db/render.go).
 --
 -- Coarser sales rollups on TimescaleDB; 0006_analytics_rollups.postgres.sql builds the same
 -- relations and columns on plain PostgreSQL (see there for what each level keeps and why).
@@ -10,75 +11,12 @@
 -- retention drops raw chunks; and a new level over existing history materializes all of it
 -- at its first refresh (created WITH NO DATA, everything is invalid).
 
-CREATE MATERIALIZED VIEW sales_hourly_totals
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '1 hour', bucket) AS bucket,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders
-FROM sales_hourly
-GROUP BY 1
-WITH NO DATA;
+{{range slice (family "hourly" "sales_facts") 1}}{{template "cagg" .}}
 
-CREATE MATERIALIZED VIEW sales_hourly_by_category
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '1 hour', bucket) AS bucket, category_id,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders,
-       sum(category_orders)::bigint AS category_orders
-FROM sales_hourly
-GROUP BY 1, category_id
-WITH NO DATA;
+{{end -}}
+{{range $i, $l := slice (family "daily" "sales_hourly") 1}}{{if $i}}
 
-CREATE MATERIALIZED VIEW sales_hourly_by_brand
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '1 hour', bucket) AS bucket, brand_id,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders,
-       sum(brand_orders)::bigint AS brand_orders
-FROM sales_hourly
-GROUP BY 1, brand_id
-WITH NO DATA;
-
-CREATE MATERIALIZED VIEW sales_daily_totals
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders
-FROM sales_hourly_totals
-GROUP BY 1
-WITH NO DATA;
-
-CREATE MATERIALIZED VIEW sales_daily_by_category
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket, category_id,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders,
-       sum(category_orders)::bigint AS category_orders
-FROM sales_hourly_by_category
-GROUP BY 1, category_id
-WITH NO DATA;
-
-CREATE MATERIALIZED VIEW sales_daily_by_brand
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket, brand_id,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders,
-       sum(brand_orders)::bigint AS brand_orders
-FROM sales_hourly_by_brand
-GROUP BY 1, brand_id
-WITH NO DATA;
+{{end}}{{template "cagg" $l}}{{end}}
 
 -- analytics_caggs lists the analytics continuous aggregates with their depth in the hierarchy
 -- (0: on the hypertable; 1: on one of those; ...): ordered by depth, sources come first.
@@ -104,10 +42,7 @@ $$;
 CREATE OR REPLACE FUNCTION analytics_policies(start_offset interval) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    batched boolean := EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'add_continuous_aggregate_policy'
-                                 AND 'buckets_per_batch' = ANY (proargnames));
-    add text := 'SELECT add_continuous_aggregate_policy($1, start_offset => $2, end_offset => $3, schedule_interval => $4'
-                || CASE WHEN batched THEN ', buckets_per_batch => $5)' ELSE ') WHERE $5 IS NOT NULL' END;
+{{- template "policies_variables"}}
     agg record;
     daily boolean;
 BEGIN
@@ -121,13 +56,7 @@ BEGIN
             CASE WHEN daily THEN 31 ELSE 7 * 24 END;
     END LOOP;
 END $$;
--- Keep the retention-bound start_offset that analytics_configure may have set.
-SELECT analytics_policies((SELECT (j.config ->> 'start_offset')::interval
-                           FROM _timescaledb_config.bgw_job j
-                           JOIN _timescaledb_catalog.continuous_agg c
-                             ON c.mat_hypertable_id = (j.config ->> 'mat_hypertable_id')::integer
-                           WHERE j.proc_name = 'policy_refresh_continuous_aggregate'
-                             AND c.user_view_schema = current_schema() AND c.user_view_name = 'sales_hourly'));
+{{template "policies_again"}}
 
 -- analytics_refresh runs every refresh policy now, each after those of its sources, so that a
 -- level built on another sees it refreshed. CALL it outside a transaction. The COMMIT after

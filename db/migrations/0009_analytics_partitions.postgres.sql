@@ -1,5 +1,6 @@
 -- Replaces 0004: analytics_create_partitions (dropped and created again below, attaching
 -- only the partitions of days nobody writes yet).
+-- A template: rendered with the shared templates of analytics.tmpl before it runs (db/render.go).
 --
 -- Daily partitions without a race with checkouts (plain PostgreSQL).
 --
@@ -25,53 +26,19 @@ DROP PROCEDURE analytics_create_partitions(integer, integer, timestamptz, timest
 CREATE PROCEDURE analytics_create_partitions(INOUT created integer DEFAULT 0, INOUT dropped integer DEFAULT 0,
                                              from_day timestamptz DEFAULT NULL, to_day timestamptz DEFAULT NULL)
 LANGUAGE plpgsql AS $$
-DECLARE
-    cfg   analytics_settings;
-    today timestamptz := analytics_day(now());
-    days  timestamptz[];
-    d     timestamptz;
-    part  text;
-    horizon timestamptz;
-BEGIN
-    created := 0;
-    dropped := 0;
-    SELECT * INTO cfg FROM analytics_settings;
+{{- template "partitions_begin"}}
     days := ARRAY(
         SELECT today + n * interval '24 hours' FROM generate_series(1, cfg.partitions_ahead) n
         UNION
         SELECT g FROM generate_series(analytics_day(from_day), to_day - interval '1 microsecond', interval '24 hours') g
         WHERE from_day IS NOT NULL AND to_day IS NOT NULL
         ORDER BY 1);
-    FOREACH d IN ARRAY days LOOP
-        part := 'sales_facts_p' || to_char(d AT TIME ZONE 'UTC', 'YYYYMMDD');
-        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                              WHERE i.inhparent = 'sales_facts'::regclass AND c.relname = part);
+{{- template "partitions_each_day"}}
         CONTINUE WHEN EXISTS (SELECT 1 FROM sales_facts_default WHERE time >= d AND time < d + interval '24 hours');
         SET LOCAL lock_timeout = '2s';
         EXECUTE format('CREATE TABLE %I (LIKE sales_facts INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
         -- The bound as a constraint spares ATTACH a scan of the new table.
         EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I CHECK (time >= %L AND time < %L)',
                        part, part || '_bound', d, d + interval '24 hours');
-        EXECUTE format('ALTER TABLE sales_facts ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
-                       part, d, d + interval '24 hours');
-        created := created + 1;
-        COMMIT;
-    END LOOP;
-
-    IF cfg.retain_for IS NULL THEN
-        RETURN;
-    END IF;
-    -- Only what the rollups hold already: below the watermark.
-    SELECT least(analytics_day(now() - cfg.retain_for), analytics_day(watermark)) INTO horizon FROM analytics_watermark;
-    FOR part IN
-        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent = 'sales_facts'::regclass AND c.relname ~ '^sales_facts_p[0-9]{8}$'
-          AND to_date(substr(c.relname, 14), 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC' + interval '24 hours' <= horizon
-        ORDER BY c.relname
-    LOOP
-        SET LOCAL lock_timeout = '2s';
-        EXECUTE format('DROP TABLE %I', part);
-        dropped := dropped + 1;
-        COMMIT;
-    END LOOP;
+{{- template "partitions_attach"}}
 END $$;

@@ -1,5 +1,6 @@
 -- Replaces 0006: analytics_rollup_hours, analytics_live_views (renamed
 -- analytics_hourly_live_views).
+-- A template: rendered with the shared templates of analytics.tmpl before it runs (db/render.go).
 --
 -- Quarter-hour sales rollups on plain PostgreSQL, the counterpart of
 -- 0010_analytics_quarter_hours.timescaledb.sql (see there for why), built like 0006's levels:
@@ -13,80 +14,23 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN isfinite(t) THEN date_bin('15 minutes', t, TIMESTAMPTZ '2000-01-03 00:00:00+00') ELSE t END
 $$;
 
-CREATE TABLE sales_15min_mat (LIKE sales_hourly_mat);
-CREATE TABLE sales_15min_totals_mat (LIKE sales_hourly_totals_mat);
-CREATE TABLE sales_15min_by_category_mat (LIKE sales_hourly_by_category_mat);
-CREATE TABLE sales_15min_by_brand_mat (LIKE sales_hourly_by_brand_mat);
-CREATE INDEX sales_15min_mat_bucket_idx ON sales_15min_mat (bucket);
-CREATE INDEX sales_15min_totals_mat_bucket_idx ON sales_15min_totals_mat (bucket);
-CREATE INDEX sales_15min_by_category_mat_bucket_idx ON sales_15min_by_category_mat (bucket);
-CREATE INDEX sales_15min_by_brand_mat_bucket_idx ON sales_15min_by_brand_mat (bucket);
+{{range dims}}CREATE TABLE sales_15min{{.}}_mat (LIKE sales_hourly{{.}}_mat);
+{{end -}}
+{{range dims}}CREATE INDEX sales_15min{{.}}_mat_bucket_idx ON sales_15min{{.}}_mat (bucket);
+{{end -}}
 
 -- analytics_rollup_quarters replaces the quarter-hour rollups' rows of [lo, hi): the product
 -- level from the facts, the coarser levels from it.
 CREATE FUNCTION analytics_rollup_quarters(lo timestamptz, hi timestamptz) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM sales_15min_mat WHERE bucket >= lo AND bucket < hi;
-    INSERT INTO sales_15min_mat
-    SELECT analytics_quarter(time), product_id, category_id, brand_id,
-           sum(revenue_cents), sum(cost_cents), sum(units),
-           sum(order_first), sum(category_first), sum(brand_first), sum(product_first)
-    FROM sales_facts
-    WHERE time >= lo AND time < hi
-    GROUP BY 1, 2, 3, 4;
-
-    DELETE FROM sales_15min_totals_mat WHERE bucket >= lo AND bucket < hi;
-    INSERT INTO sales_15min_totals_mat
-    SELECT bucket, sum(revenue_cents), sum(cost_cents), sum(units), sum(orders)
-    FROM sales_15min_mat WHERE bucket >= lo AND bucket < hi
-    GROUP BY bucket;
-
-    DELETE FROM sales_15min_by_category_mat WHERE bucket >= lo AND bucket < hi;
-    INSERT INTO sales_15min_by_category_mat
-    SELECT bucket, category_id, sum(revenue_cents), sum(cost_cents), sum(units), sum(orders), sum(category_orders)
-    FROM sales_15min_mat WHERE bucket >= lo AND bucket < hi
-    GROUP BY bucket, category_id;
-
-    DELETE FROM sales_15min_by_brand_mat WHERE bucket >= lo AND bucket < hi;
-    INSERT INTO sales_15min_by_brand_mat
-    SELECT bucket, brand_id, sum(revenue_cents), sum(cost_cents), sum(units), sum(orders), sum(brand_orders)
-    FROM sales_15min_mat WHERE bucket >= lo AND bucket < hi
-    GROUP BY bucket, brand_id;
-END $$;
+{{template "rollup_body" (family "15min" "sales_facts")}}
 
 -- analytics_rollup_hours (see 0006) now starts from the quarter hours: one pass over the facts.
 CREATE OR REPLACE FUNCTION analytics_rollup_hours(lo timestamptz, hi timestamptz) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM analytics_rollup_quarters(lo, hi);
-
-    DELETE FROM sales_hourly_mat WHERE bucket >= lo AND bucket < hi;
-    INSERT INTO sales_hourly_mat
-    SELECT analytics_hour(bucket), product_id, category_id, brand_id,
-           sum(revenue_cents), sum(cost_cents), sum(units),
-           sum(orders), sum(category_orders), sum(brand_orders), sum(product_orders)
-    FROM sales_15min_mat
-    WHERE bucket >= lo AND bucket < hi
-    GROUP BY 1, 2, 3, 4;
-
-    DELETE FROM sales_hourly_totals_mat WHERE bucket >= lo AND bucket < hi;
-    INSERT INTO sales_hourly_totals_mat
-    SELECT analytics_hour(bucket), sum(revenue_cents), sum(cost_cents), sum(units), sum(orders)
-    FROM sales_15min_totals_mat WHERE bucket >= lo AND bucket < hi
-    GROUP BY 1;
-
-    DELETE FROM sales_hourly_by_category_mat WHERE bucket >= lo AND bucket < hi;
-    INSERT INTO sales_hourly_by_category_mat
-    SELECT analytics_hour(bucket), category_id, sum(revenue_cents), sum(cost_cents), sum(units), sum(orders), sum(category_orders)
-    FROM sales_15min_by_category_mat WHERE bucket >= lo AND bucket < hi
-    GROUP BY 1, 2;
-
-    DELETE FROM sales_hourly_by_brand_mat WHERE bucket >= lo AND bucket < hi;
-    INSERT INTO sales_hourly_by_brand_mat
-    SELECT analytics_hour(bucket), brand_id, sum(revenue_cents), sum(cost_cents), sum(units), sum(orders), sum(brand_orders)
-    FROM sales_15min_by_brand_mat WHERE bucket >= lo AND bucket < hi
-    GROUP BY 1, 2;
+{{- range family "hourly" "sales_15min"}}{{template "rollup" (.Over "lo" "hi")}}
+{{end -}}
 END $$;
 
 -- The quarter hours of the history materialized already, as far as the raw facts reach (under
@@ -100,52 +44,7 @@ ALTER FUNCTION analytics_live_views(timestamptz) RENAME TO analytics_hourly_live
 CREATE FUNCTION analytics_live_views(live_from timestamptz) RETURNS text[]
 LANGUAGE sql STABLE AS $fn$
     SELECT analytics_hourly_live_views(live_from) || ARRAY[
-        format($sql$
-            CREATE OR REPLACE VIEW sales_15min AS
-            SELECT bucket, product_id, category_id, brand_id, revenue_cents, cost_cents, units,
-                   orders, category_orders, brand_orders, product_orders
-            FROM sales_15min_mat
-            WHERE bucket < (SELECT watermark FROM analytics_watermark)
-            UNION ALL
-            SELECT analytics_quarter(time), product_id, category_id, brand_id,
-                   sum(revenue_cents)::bigint, sum(cost_cents)::bigint, sum(units)::bigint,
-                   sum(order_first)::bigint, sum(category_first)::bigint, sum(brand_first)::bigint, sum(product_first)::bigint
-            FROM sales_facts
-            WHERE time >= (SELECT watermark FROM analytics_watermark) AND time >= %1$L::timestamptz
-            GROUP BY 1, 2, 3, 4$sql$, live_from),
-        format($sql$
-            CREATE OR REPLACE VIEW sales_15min_totals AS
-            SELECT bucket, revenue_cents, cost_cents, units, orders
-            FROM sales_15min_totals_mat
-            WHERE bucket < (SELECT watermark FROM analytics_watermark)
-            UNION ALL
-            SELECT analytics_quarter(time), sum(revenue_cents)::bigint, sum(cost_cents)::bigint, sum(units)::bigint,
-                   sum(order_first)::bigint
-            FROM sales_facts
-            WHERE time >= (SELECT watermark FROM analytics_watermark) AND time >= %1$L::timestamptz
-            GROUP BY 1$sql$, live_from),
-        format($sql$
-            CREATE OR REPLACE VIEW sales_15min_by_category AS
-            SELECT bucket, category_id, revenue_cents, cost_cents, units, orders, category_orders
-            FROM sales_15min_by_category_mat
-            WHERE bucket < (SELECT watermark FROM analytics_watermark)
-            UNION ALL
-            SELECT analytics_quarter(time), category_id, sum(revenue_cents)::bigint, sum(cost_cents)::bigint, sum(units)::bigint,
-                   sum(order_first)::bigint, sum(category_first)::bigint
-            FROM sales_facts
-            WHERE time >= (SELECT watermark FROM analytics_watermark) AND time >= %1$L::timestamptz
-            GROUP BY 1, 2$sql$, live_from),
-        format($sql$
-            CREATE OR REPLACE VIEW sales_15min_by_brand AS
-            SELECT bucket, brand_id, revenue_cents, cost_cents, units, orders, brand_orders
-            FROM sales_15min_by_brand_mat
-            WHERE bucket < (SELECT watermark FROM analytics_watermark)
-            UNION ALL
-            SELECT analytics_quarter(time), brand_id, sum(revenue_cents)::bigint, sum(cost_cents)::bigint, sum(units)::bigint,
-                   sum(order_first)::bigint, sum(brand_first)::bigint
-            FROM sales_facts
-            WHERE time >= (SELECT watermark FROM analytics_watermark) AND time >= %1$L::timestamptz
-            GROUP BY 1, 2$sql$, live_from)
+{{- template "live_views" "15min"}}
     ]
 $fn$;
 SELECT analytics_views(live_from) FROM analytics_watermark;

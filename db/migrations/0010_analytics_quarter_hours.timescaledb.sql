@@ -1,4 +1,5 @@
 -- Replaces 0004: analytics_policies (as replaced in 0006, plus the quarter-hour levels).
+-- A template: rendered with the shared templates of analytics.tmpl before it runs (db/render.go).
 --
 -- Quarter-hour sales rollups on TimescaleDB; 0010_analytics_quarter_hours.postgres.sql builds
 -- the same relations and columns on plain PostgreSQL.
@@ -18,54 +19,9 @@
 -- level over existing history materializes all of it at its first refresh, as far as the raw
 -- facts reach (retention may have dropped older ones: their quarter hours are not known).
 
-CREATE MATERIALIZED VIEW sales_15min
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '15 minutes', time) AS bucket, product_id, category_id, brand_id,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(order_first)::bigint AS orders,
-       sum(category_first)::bigint AS category_orders,
-       sum(brand_first)::bigint AS brand_orders,
-       sum(product_first)::bigint AS product_orders
-FROM sales_facts
-GROUP BY bucket, product_id, category_id, brand_id
-WITH NO DATA;
+{{range $i, $l := family "15min" "sales_facts"}}{{if $i}}
 
-CREATE MATERIALIZED VIEW sales_15min_totals
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '15 minutes', bucket) AS bucket,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders
-FROM sales_15min
-GROUP BY 1
-WITH NO DATA;
-
-CREATE MATERIALIZED VIEW sales_15min_by_category
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '15 minutes', bucket) AS bucket, category_id,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders,
-       sum(category_orders)::bigint AS category_orders
-FROM sales_15min
-GROUP BY 1, category_id
-WITH NO DATA;
-
-CREATE MATERIALIZED VIEW sales_15min_by_brand
-WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-SELECT time_bucket(INTERVAL '15 minutes', bucket) AS bucket, brand_id,
-       sum(revenue_cents)::bigint AS revenue_cents,
-       sum(cost_cents)::bigint AS cost_cents,
-       sum(units)::bigint AS units,
-       sum(orders)::bigint AS orders,
-       sum(brand_orders)::bigint AS brand_orders
-FROM sales_15min
-GROUP BY 1, brand_id
-WITH NO DATA;
+{{end}}{{template "cagg" $l}}{{end}}
 
 -- The refresh policies run in one job of TimescaleDB's scheduler, analytics_refresh_job, in
 -- the order of the hierarchy (analytics_refresh), rather than each on its own schedule: run by
@@ -85,10 +41,7 @@ END $$;
 CREATE OR REPLACE FUNCTION analytics_policies(start_offset interval) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    batched boolean := EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'add_continuous_aggregate_policy'
-                                 AND 'buckets_per_batch' = ANY (proargnames));
-    add text := 'SELECT add_continuous_aggregate_policy($1, start_offset => $2, end_offset => $3, schedule_interval => $4'
-                || CASE WHEN batched THEN ', buckets_per_batch => $5)' ELSE ') WHERE $5 IS NOT NULL' END;
+{{- template "policies_variables"}}
     agg record;
     daily boolean;
     quarter boolean;
@@ -109,9 +62,4 @@ BEGIN
         PERFORM add_job('analytics_refresh_job', INTERVAL '5 minutes');
     END IF;
 END $$;
-SELECT analytics_policies((SELECT (j.config ->> 'start_offset')::interval
-                           FROM _timescaledb_config.bgw_job j
-                           JOIN _timescaledb_catalog.continuous_agg c
-                             ON c.mat_hypertable_id = (j.config ->> 'mat_hypertable_id')::integer
-                           WHERE j.proc_name = 'policy_refresh_continuous_aggregate'
-                             AND c.user_view_schema = current_schema() AND c.user_view_name = 'sales_hourly'));
+{{template "policies_again"}}
