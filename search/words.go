@@ -39,6 +39,7 @@ const (
 type WordCache[A any] struct {
 	mu    sync.Mutex
 	words map[string]rememberedWord[A]
+	gen   uint64 // bumped by every Forget
 }
 
 type rememberedWord[A any] struct {
@@ -50,7 +51,7 @@ type rememberedWord[A any] struct {
 // does not remember. A word ask leaves out gets the zero A.
 func (c *WordCache[A]) Lookup(ctx context.Context, words []string, ask func(context.Context, []string) (map[string]A, error)) (map[string]A, error) {
 	now := time.Now()
-	out, missing := c.recall(words, now)
+	out, missing, gen := c.recall(words, now)
 	if len(missing) == 0 {
 		return out, nil
 	}
@@ -61,12 +62,13 @@ func (c *WordCache[A]) Lookup(ctx context.Context, words []string, ask func(cont
 	for _, w := range missing {
 		out[w] = answers[w]
 	}
-	c.remember(missing, out, now)
+	c.remember(gen, missing, out, now)
 	return out, nil
 }
 
-// recall returns the answers it remembers from before WordsTTL, and the other words.
-func (c *WordCache[A]) recall(words []string, now time.Time) (map[string]A, []string) {
+// recall returns the answers it remembers from before WordsTTL, the other words, and the
+// generation the answers to those must be of to be remembered.
+func (c *WordCache[A]) recall(words []string, now time.Time) (map[string]A, []string, uint64) {
 	out := make(map[string]A, len(words))
 	var missing []string
 	c.mu.Lock()
@@ -78,12 +80,18 @@ func (c *WordCache[A]) recall(words []string, now time.Time) (map[string]A, []st
 			missing = append(missing, w)
 		}
 	}
-	return out, missing
+	return out, missing, c.gen
 }
 
-func (c *WordCache[A]) remember(words []string, answers map[string]A, at time.Time) {
+// remember keeps the answers unless Forget ran since gen was taken: they may have been
+// asked before the change that made it forget, and kept, they would outlive it by WordsTTL
+// (and a result computed from them would be cached for longer).
+func (c *WordCache[A]) remember(gen uint64, words []string, answers map[string]A, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
 	if c.words == nil || len(c.words)+len(words) > maxWordsCached {
 		c.words = make(map[string]rememberedWord[A], len(words))
 	}
@@ -96,5 +104,6 @@ func (c *WordCache[A]) remember(words []string, answers map[string]A, at time.Ti
 func (c *WordCache[A]) Forget() {
 	c.mu.Lock()
 	c.words = nil
+	c.gen++
 	c.mu.Unlock()
 }
