@@ -30,6 +30,14 @@ func (b *browser) pasteInto(editor, text string) {
 	})()`, text, area))
 }
 
+// pasteHeaders pastes an Authorization header with token into GraphiQL's headers pane and
+// waits until the pane shows it: a run started before would go without it.
+func (b *browser) pasteHeaders(token string) {
+	b.t.Helper()
+	b.pasteInto(".graphiql-editor-tool", fmt.Sprintf(`{"Authorization": "Bearer %s"}`, token))
+	b.waitFor("the pasted token in the headers pane", fmt.Sprintf(`%s.includes(%q)`, editorText(".graphiql-editor-tool"), "Bearer "+token[:16]), 10*time.Second)
+}
+
 // editorText is the JavaScript for the text a GraphiQL editor shows (Monaco draws spaces as
 // non-breaking ones).
 func editorText(selector string) string {
@@ -51,7 +59,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	// The hint of the headers pane says where a token comes from.
 	b.waitFor("the headers pane's hint", editorText(".graphiql-editor-tool")+`.includes("bin/storefront token --role merchandiser")`, 10*time.Second)
 
-	b.pasteInto(".graphiql-editor-tool", fmt.Sprintf(`{"Authorization": "Bearer %s"}`, s.merchandiser))
+	b.pasteHeaders(s.merchandiser)
 	b.click(".graphiql-execute-button")
 	b.waitFor("the Stock query's result", resultText+`.includes('"totalCount"')`, 30*time.Second)
 	result := eval[string](b, resultText)
@@ -62,8 +70,10 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	// The second tab holds the alert subscription.
 	b.do(chromedp.Click(chromedp.Search(`//button[contains(@class,"graphiql-tab-button")][normalize-space()="Alerts"]`)))
 	b.waitFor("the Alerts tab", editorText(".graphiql-query-editor")+`.includes("inventoryAlerts")`, 10*time.Second)
-	// Each tab has headers of its own.
-	b.pasteInto(".graphiql-editor-tool", fmt.Sprintf(`{"Authorization": "Bearer %s"}`, s.merchandiser))
+	// Each tab has headers of its own: the tab's (the hint) are shown before the token goes in,
+	// or switching tabs could put them back over it.
+	b.waitFor("the Alerts tab's headers", editorText(".graphiql-editor-tool")+`.includes("bin/storefront token --role merchandiser")`, 10*time.Second)
+	b.pasteHeaders(s.merchandiser)
 	b.click(".graphiql-execute-button")
 	b.waitFor("the subscription to start", `document.querySelector(".graphiql-execute-button[aria-label^='Stop']") !== null`, 15*time.Second)
 	waitUntil(t, "the websocket to acknowledge the connection", func() bool { return len(b.framesWith("connection_ack")) > 0 })
