@@ -100,14 +100,23 @@ generate: ## Regenerate gqlgen code (go generate ./...).
 	go generate ./...
 
 check-generated: generate ## Fail if go generate changed or added files under graph/ or resolvers/.
-	@changed="$$(git status --porcelain --untracked-files=all -- $(GENERATED_DIRS))"; \
+check-generated: REMADE := $(GENERATED_DIRS)
+check-generated: REMAKE := generate
+check-web: web ## Fail if web/dist differs from a fresh build of its sources.
+check-web: REMADE := web/dist
+check-web: REMAKE := web
+
+# check-generated and check-web: once their prerequisite REMAKE has rebuilt REMADE from its
+# sources, git must see no changed or new file there.
+check-generated check-web:
+	@changed="$$(git status --porcelain --untracked-files=all -- $(REMADE))"; \
 	if [ -n "$$changed" ]; then \
-		echo "check-generated: after go generate, git sees changed or new files under $(GENERATED_DIRS):" >&2; \
+		echo "$@: after make $(REMAKE), git sees changed or new files under $(REMADE):" >&2; \
 		echo "$$changed" >&2; \
-		echo "check-generated: run 'make generate' and commit the result." >&2; \
+		echo "$@: run 'make $(REMAKE)' and commit the result." >&2; \
 		exit 1; \
 	fi; \
-	echo "check-generated: generated code is up to date"
+	echo "$@: make $(REMAKE) left $(REMADE) as committed"
 
 lint: ## Fail on files gofmt would change, then run go vet ./...
 	@unformatted="$$(gofmt -l .)"; \
@@ -124,16 +133,6 @@ $(WEB_DEPS): web/package.json web/package-lock.json
 
 web: $(WEB_DEPS) ## Build the playground and dashboard from web/ into web/dist (commit the result).
 	cd web && npm run build --silent
-
-check-web: web ## Fail if web/dist differs from a fresh build of its sources.
-	@changed="$$(git status --porcelain --untracked-files=all -- web/dist)"; \
-	if [ -n "$$changed" ]; then \
-		echo "check-web: a fresh build of web/ differs from the committed web/dist:" >&2; \
-		echo "$$changed" >&2; \
-		echo "check-web: run 'make web' and commit web/dist." >&2; \
-		exit 1; \
-	fi; \
-	echo "check-web: web/dist is the build of its sources"
 
 check: ## Run lint, check-generated and check-web (what CI checks before the tests).
 	$(MAKE) lint

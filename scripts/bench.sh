@@ -67,6 +67,8 @@ shopt -s inherit_errexit
 export LC_ALL=C
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # TEST_PORT_OFFSET (default 0) moves every port, as in scripts/test.sh.
 readonly OFFSET=${TEST_PORT_OFFSET:-0}
@@ -121,12 +123,6 @@ abuse_rows=()
 abuse_notes=()
 client_pids=()
 
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
-note() { echo "bench: $*" >&2; }
-
 # cleanup runs on every exit, failure included: the server, Redis and the cluster must not
 # outlive the benchmark.
 cleanup() {
@@ -146,12 +142,9 @@ cleanup() {
 
 stop_server() {
 	[ -n "$server_pid" ] || return 0
-	kill -TERM "$server_pid" 2>/dev/null || true
 	# Graceful shutdown gets 15 s; a server stuck past that is killed, so that the cluster
 	# can still stop.
-	local deadline=$((SECONDS + 15))
-	while kill -0 "$server_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-	kill -KILL "$server_pid" 2>/dev/null || true
+	stop_pid "the server" "$server_pid" 15 || true
 	wait "$server_pid" 2>/dev/null || true
 	server_pid=""
 }
@@ -190,31 +183,26 @@ start_redis() {
 # start_server [VAR=value...] starts the server with extra environment.
 start_server() {
 	# Another server on the port would be benchmarked in place of ours.
-	if (exec 3<>"/dev/tcp/${ADDR%:*}/${ADDR#*:}") 2>/dev/null; then
-		die "$ADDR is already in use; stop whatever listens there"
-	fi
+	claim_port "${ADDR#*:}"
 	env HTTP_ADDR=$ADDR DEBUG_ADDR=$DEBUG LOG_LEVEL=warn RATE_LIMIT_PER_SECOND=0 "$@" bin/storefront serve >"$SERVER_LOG" 2>&1 &
 	server_pid=$!
-	local deadline=$((SECONDS + 30))
-	until curl -sf -o /dev/null --max-time 2 "http://$ADDR/readyz"; do
-		kill -0 "$server_pid" 2>/dev/null || server_failed "the server exited while starting"
-		((SECONDS < deadline)) || server_failed "the server was not ready within 30 s"
-		sleep 0.2
-	done
+	local rc=0
+	WAIT_PID=$server_pid wait_until 30 0.2 curl -sf -o /dev/null --max-time 2 "http://$ADDR/readyz" || rc=$?
+	case $rc in
+	0) ;;
+	2) server_failed "the server exited while starting" ;;
+	*) server_failed "the server was not ready within 30 s" ;;
+	esac
 }
 
 server_failed() {
-	tail -n 30 "$SERVER_LOG" >&2 || true
+	show_log "$SERVER_LOG"
 	die "$1 (log: $SERVER_LOG)"
 }
 
 # first_product_id prints the id of the first product of the default sort.
 first_product_id() {
-	local body re='"id":"([^"]+)"'
-	body=$(curl -sSf --max-time 10 -H 'Content-Type: application/json' \
-		--data '{"query":"{ products(first: 1) { edges { node { id } } } }"}' "http://$ADDR/graphql")
-	[[ $body =~ $re ]] || die "no product id in the products response: ${body:0:300}"
-	echo "${BASH_REMATCH[1]}"
+	graphql '{"query":"{ products(first: 1) { edges { node { id } } } }"}' '"id":"([^"]+)"'
 }
 
 # counters prints the server's totals of cache hits (in-process and backend), misses,
@@ -495,22 +483,22 @@ engine_alone() {
 # wait_for_backend ENGINE waits until searches are answered by ENGINE: with Elasticsearch,
 # the server first builds the index from PostgreSQL.
 wait_for_backend() {
-	local deadline=$((SECONDS + 600)) body
-	until body=$(curl -sf --max-time 10 -H 'Content-Type: application/json' \
-		--data '{"query":"{ search(query: \"lamp\", first: 1) { backend } }"}' "http://$ADDR/graphql") &&
-		[[ $body == *"\"backend\":\"$1\""* ]]; do
-		((SECONDS < deadline)) || server_failed "searches were not answered by $1 within 600 s: ${body:0:300}"
-		sleep 1
-	done
+	wait_until 600 1 answered_by "$1" ||
+		server_failed "searches were not answered by $1 within 600 s: $(search_answer | head -c 300)"
 }
+
+# search_answer prints the server's answer to a search that asks which engine answered.
+search_answer() {
+	curl -sf --max-time 10 -H 'Content-Type: application/json' \
+		--data '{"query":"{ search(query: \"lamp\", first: 1) { backend } }"}' "http://$ADDR/graphql"
+}
+
+# answered_by ENGINE succeeds when ENGINE answers searches.
+answered_by() { [[ $(search_answer) == *"\"backend\":\"$1\""* ]]; }
 
 # category_id SLUG prints the global id of a top-level category.
 category_id() {
-	local body re="\"id\":\"([^\"]+)\",\"slug\":\"$1\""
-	body=$(curl -sSf --max-time 10 -H 'Content-Type: application/json' \
-		--data '{"query":"{ categories { id slug } }"}' "http://$ADDR/graphql")
-	[[ $body =~ $re ]] || die "no category $1 in: ${body:0:300}"
-	echo "${BASH_REMATCH[1]}"
+	graphql '{"query":"{ categories { id slug } }"}' "\"id\":\"([^\"]+)\",\"slug\":\"$1\""
 }
 
 # search_bench runs both engines at each catalog size, each size in a database of its own

@@ -14,7 +14,9 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case "${1:-}" in
-bin) package_bin CHROMIUM_BIN /usr/bin/chromium /run/lock/storefront-chromium-install.lock chromium fonts-liberation ;;
-*) usage ;;
-esac
+cmd_bin() {
+	[ $# -eq 0 ] || usage
+	package_bin CHROMIUM_BIN /usr/bin/chromium /run/lock/storefront-chromium-install.lock chromium fonts-liberation
+}
+
+run_command "$@"

@@ -13,8 +13,9 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case "${1:-}" in
-bin) package_bin HAPROXY_BIN /usr/sbin/haproxy /run/lock/storefront-haproxy-install.lock haproxy ;;
--h | --help | help) usage 0 ;;
-*) usage ;;
-esac
+cmd_bin() {
+	[ $# -eq 0 ] || usage
+	package_bin HAPROXY_BIN /usr/sbin/haproxy /run/lock/storefront-haproxy-install.lock haproxy
+}
+
+run_command "$@"

@@ -60,7 +60,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # has_bins DIR succeeds when DIR holds every program we use.
 has_bins() {
 	local d=$1 p
-	for p in initdb pg_ctl postgres psql pg_isready; do
+	for p in initdb pg_ctl postgres psql; do
 		[ -x "$d/$p" ] || return 1
 	done
 }
@@ -70,7 +70,7 @@ has_bins() {
 find_bin_dir() {
 	local want=${1:-} v
 	if [ -n "${PG_BIN:-}" ]; then
-		has_bins "$PG_BIN" || die "PG_BIN=$PG_BIN lacks initdb, pg_ctl, postgres, psql or pg_isready"
+		has_bins "$PG_BIN" || die "PG_BIN=$PG_BIN lacks initdb, pg_ctl, postgres or psql"
 		echo "$PG_BIN"
 		return
 	fi
@@ -263,26 +263,30 @@ binaries_replaced() {
 	return 1
 }
 
-# wait_ready BIN PORT [DATA] waits until the server on PORT answers a query as the superuser.
-# With DATA it gives up early (status 2) when the cluster in DATA stops running.
+# stop_cluster BIN DATA stops the cluster in DATA: a fast shutdown, else an immediate one.
+stop_cluster() {
+	as_pg "$1/pg_ctl" stop -D "$2" -m fast -w -t 120 >/dev/null && return 0
+	note "fast shutdown did not finish; shutting down immediately"
+	as_pg "$1/pg_ctl" stop -D "$2" -m immediate -w -t 60 >/dev/null
+}
+
+# answers BIN PORT succeeds when the server on PORT answers a query as the superuser.
+answers() {
+	PGCONNECT_TIMEOUT=2 "$1/psql" -X -q -At -d "$(url "$2" postgres)" -c 'SELECT 1' >/dev/null 2>&1
+}
+
+# wait_ready BIN PORT DATA waits until the server on PORT answers (2 minutes at most); it gives
+# up early (status 2) when the postmaster of the cluster in DATA exits.
 wait_ready() {
-	local bin=$1 port=$2 data=${3:-} _
-	for _ in $(seq 1 240); do
-		if PGCONNECT_TIMEOUT=2 "$bin/psql" -X -q -At -d "$(url "$port" postgres)" -c 'SELECT 1' >/dev/null 2>&1; then
-			return 0
-		fi
-		if [ -n "$data" ] && ! is_running "$data" "$bin"; then
-			return 2
-		fi
-		sleep 0.5
-	done
-	return 1
+	local pid
+	pid=$(head -n 1 "$3/postmaster.pid" 2>/dev/null) || return 2
+	WAIT_PID=$pid wait_until 120 0.5 answers "$1" "$2"
 }
 
 cmd_start() {
 	if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
 	local dir=$1 port=$2 mode=${3:-durable} bin data version want_conf
-	case "$port" in '' | *[!0-9]*) die "PORT must be a number, got '$port'" ;; esac
+	check_port "$port"
 	case "$mode" in durable | fast) ;; *) die "mode must be durable or fast, got '$mode'" ;; esac
 
 	bin=$(bin_dir)
@@ -328,37 +332,19 @@ cmd_start() {
 	want_conf=$(render_conf "$port" "$mode" "$data" "$(timescaledb "$bin")")
 	if is_running "$data" "$bin" && binaries_replaced "$data"; then
 		note "the server binaries changed since $data started (a package upgrade): restarting it"
-		as_pg "$bin/pg_ctl" stop -D "$data" -m fast -w -t 120 >/dev/null ||
-			die "could not stop $data to restart it on the new binaries"
+		stop_cluster "$bin" "$data" || die "could not stop $data to restart it on the new binaries"
 	fi
 	if is_running "$data" "$bin"; then
-		if [ "$(cat "$data/storefront.conf" 2>/dev/null)" = "$want_conf" ]; then
-			local ready=0
-			wait_ready "$bin" "$port" "$data" || ready=$?
-			case $ready in
-			0)
-				note "already running: $data on 127.0.0.1:$port ($mode)"
-				return 0
-				;;
-			2) note "the cluster in $data went away while we waited for it; starting it" ;;
-			*)
-				show_log "$data/log"
-				die "cluster in $data runs but does not answer on port $port; try: scripts/pg.sh stop $dir"
-				;;
-			esac
-		else
+		if [ "$(cat "$data/storefront.conf" 2>/dev/null)" != "$want_conf" ]; then
 			note "settings changed: restarting $data"
-			as_pg "$bin/pg_ctl" stop -D "$data" -m fast -w -t 120 >/dev/null ||
-				die "could not stop $data to apply new settings"
+			stop_cluster "$bin" "$data" || die "could not stop $data to apply new settings"
+		elif reuse "$data on 127.0.0.1:$port ($mode)" "$data/log" "scripts/pg.sh stop $dir" \
+			wait_ready "$bin" "$port" "$data"; then
+			return 0
 		fi
 	fi
 
-	# Refuse to start when another server already holds the port.
-	local ready_rc=0
-	"$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -t 2 || ready_rc=$?
-	if [ "$ready_rc" -eq 0 ] || [ "$ready_rc" -eq 1 ]; then
-		die "port $port on 127.0.0.1 is already used by another server; stop it or pick another port"
-	fi
+	claim_port "$port"
 
 	printf '%s\n' "$want_conf" | as_pg tee "$data/storefront.conf" >/dev/null
 	note "starting $data on 127.0.0.1:$port ($mode)"
@@ -366,7 +352,7 @@ cmd_start() {
 		show_log "$data/log"
 		die "pg_ctl start failed for $data"
 	fi
-	if ! wait_ready "$bin" "$port"; then
+	if ! wait_ready "$bin" "$port" "$data"; then
 		show_log "$data/log"
 		die "cluster in $data started but does not accept connections on port $port"
 	fi
@@ -382,7 +368,8 @@ cmd_start() {
 cmd_replica() {
 	if [ $# -lt 3 ] || [ $# -gt 4 ]; then usage; fi
 	local dir=$1 port=$2 primary=$3 mode=${4:-durable} bin data
-	case "$port$primary" in '' | *[!0-9]*) die "PORT and PRIMARY_PORT must be numbers" ;; esac
+	check_port "$port"
+	check_port "$primary"
 	bin=$(bin_dir)
 	ensure_os_user
 	data=$(prepare_dir "$dir")
@@ -420,11 +407,7 @@ cmd_stop() {
 		note "not running: $data"
 		return 0
 	fi
-	if ! as_pg "$bin/pg_ctl" stop -D "$data" -m fast -w -t 120 >/dev/null; then
-		note "fast shutdown did not finish; shutting down immediately"
-		as_pg "$bin/pg_ctl" stop -D "$data" -m immediate -w -t 60 >/dev/null ||
-			die "could not stop the cluster in $data"
-	fi
+	stop_cluster "$bin" "$data" || die "could not stop the cluster in $data"
 	note "stopped: $data"
 }
 
@@ -444,19 +427,21 @@ cmd_status() {
 # release_slot DATA drops the replication slot through which the replica in DATA streams
 # from its primary (when the primary runs), so that the primary keeps no WAL for it.
 release_slot() {
-	local data=$1 slot port bin _
+	local data=$1 slot port
 	slot=$(sed -n "s/^primary_slot_name = '\(.*\)'$/\1/p" "$data/postgresql.auto.conf" 2>/dev/null)
 	port=$(sed -n "s/^primary_conninfo = .* port=\([0-9]*\) .*/\1/p" "$data/postgresql.auto.conf" 2>/dev/null)
 	[ -n "$slot" ] && [ -n "$port" ] || return 0
-	bin=$(bin_dir)
-	for _ in $(seq 1 50); do # the primary's walsender ends a moment after the replica stops
-		"$bin/psql" -X -q -At -d "$(url "$port" postgres)" -v slot="$slot" >/dev/null 2>&1 <<-'EOF' && return 0
-			SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = :'slot' AND NOT active;
-			SELECT 1/(NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = :'slot'))::int;
-		EOF
-		sleep 0.2
-	done
-	note "could not drop replication slot $slot on port $port"
+	# The primary's walsender ends a moment after the replica stops.
+	wait_until 10 0.2 drop_slot "$(bin_dir)" "$port" "$slot" || note "could not drop replication slot $slot on port $port"
+}
+
+# drop_slot BIN PORT SLOT drops the inactive replication slot SLOT of the server on PORT and
+# succeeds once there is no such slot.
+drop_slot() {
+	"$1/psql" -X -q -At -d "$(url "$2" postgres)" -v slot="$3" >/dev/null 2>&1 <<-'EOF'
+		SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = :'slot' AND NOT active;
+		SELECT 1/(NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = :'slot'))::int;
+	EOF
 }
 
 cmd_destroy() {
@@ -466,7 +451,7 @@ cmd_destroy() {
 	data=$(data_dir "$dir")
 	cmd_stop "$dir"
 	if [ -f "$data/standby.signal" ]; then release_slot "$data"; fi
-	rm -rf -- "$data" "$(dirname "$data")/.$(basename "$data").lock"
+	remove_dir "$data"
 	if [ "$data" != "$dir" ]; then
 		rm -rf -- "$dir"
 		rmdir -- "$(dirname "$data")" 2>/dev/null || true
@@ -480,49 +465,35 @@ url() {
 
 cmd_url() {
 	if [ $# -lt 1 ] || [ $# -gt 2 ]; then usage; fi
-	case "$1" in '' | *[!0-9]*) die "PORT must be a number, got '$1'" ;; esac
+	check_port "$1"
 	url "$@"
 }
 
 cmd_createdb() {
 	[ $# -eq 2 ] || usage
-	local port=$1 db=$2 bin
-	case "$port" in '' | *[!0-9]*) die "PORT must be a number, got '$port'" ;; esac
+	local port=$1 db=$2
+	check_port "$port"
 	[ -n "$db" ] || die "DBNAME is empty"
-	bin=$(bin_dir)
-	local sql="SELECT format('CREATE DATABASE %I', :'db')
-		WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \\gexec"
-	local _
-	for _ in 1 2 3; do
-		if printf '%s\n' "$sql" | "$bin/psql" -X -q -v ON_ERROR_STOP=1 -v db="$db" \
-			-d "$(url "$port" postgres)" >/dev/null; then
-			return 0
-		fi
-		sleep 1 # a concurrent createdb may have won the race; check again
-	done
-	die "could not create database $db on port $port"
+	# A concurrent createdb may win the race: then the next try finds the database.
+	wait_until 3 1 create_db "$(bin_dir)" "$port" "$db" || die "could not create database $db on port $port"
 }
 
-main() {
-	[ $# -ge 1 ] || usage
-	local cmd=$1
-	shift
-	case "$cmd" in
-	start) cmd_start "$@" ;;
-	replica) cmd_replica "$@" ;;
-	stop) cmd_stop "$@" ;;
-	status) cmd_status "$@" ;;
-	destroy) cmd_destroy "$@" ;;
-	datadir) [ $# -eq 1 ] || usage; data_dir "$1" ;;
-	ca) [ $# -eq 1 ] || usage; echo "$(data_dir "$1")/tls/ca.pem" ;;
-	url) cmd_url "$@" ;;
-	createdb) cmd_createdb "$@" ;;
-	-h | --help | help) usage 0 ;;
-	*) usage ;;
-	esac
+# create_db BIN PORT DBNAME creates database DBNAME on PORT unless it exists.
+create_db() {
+	"$1/psql" -X -q -v ON_ERROR_STOP=1 -v db="$3" -d "$(url "$2" postgres)" >/dev/null <<-'EOF'
+		SELECT format('CREATE DATABASE %I', :'db')
+		WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+	EOF
 }
 
-# Run main unless sourced (tests of the helpers source this file).
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-	main "$@"
-fi
+cmd_datadir() {
+	[ $# -eq 1 ] || usage
+	data_dir "$1"
+}
+
+cmd_ca() {
+	[ $# -eq 1 ] || usage
+	echo "$(data_dir "$1")/tls/ca.pem"
+}
+
+run_command "$@"

@@ -93,51 +93,28 @@ redis_pids() {
 install_redis() {
 	is_root || die "redis-server not found; install it (apt-get install redis-server) or set REDIS_BIN"
 	command -v apt-get >/dev/null || die "redis-server not found and apt-get is unavailable; set REDIS_BIN"
-	mkdir -p "$(dirname "$INSTALL_LOCK")"
-	exec 8>"$INSTALL_LOCK"
-	flock -w 900 8 || die "timed out waiting for $INSTALL_LOCK"
-	if find_bins >/dev/null; then # a concurrent run installed it meanwhile
-		exec 8>&-
-		return 0
+	lock_file "$INSTALL_LOCK" 8 900
+	if ! find_bins >/dev/null; then # else a concurrent run installed it meanwhile
+		note "redis-server not found: installing it from Debian's packages"
+		local before rc=0
+		before=" $(redis_pids | tr '\n' ' ') "
+		apt_install redis-server || rc=$?
+		stop_started_service "$before"
+		[ "$rc" -eq 0 ] || die "installing redis-server failed (exit $rc)"
 	fi
-	note "redis-server not found: installing it from Debian's packages"
-	export DEBIAN_FRONTEND=noninteractive
-	local apt=(apt-get -y -q -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef
-		-o Dpkg::Options::=--force-confold)
-
-	# policy-rc.d exit 101 forbids maintainer scripts to start services (invoke-rc.d and
-	# deb-systemd-invoke honour it). Keep an existing one; remove ours afterwards.
-	local policy=/usr/sbin/policy-rc.d ours="" before rc=0
-	if [ ! -e "$policy" ]; then
-		printf '#!/bin/sh\n# temporary, from storefront scripts/redis.sh: start no service\nexit 101\n' >"$policy"
-		chmod 755 "$policy"
-		ours=1
-	fi
-	before=" $(redis_pids | tr '\n' ' ') "
-	{
-		"${apt[@]}" update &&
-			"${apt[@]}" install --no-install-recommends redis-server
-	} >&2 || rc=$?
-	if [ -n "$ours" ]; then rm -f "$policy"; fi
-	stop_started_service "$before"
 	exec 8>&-
-	[ "$rc" -eq 0 ] || die "installing redis-server failed (exit $rc)"
 }
 
 # stop_started_service BEFORE stops a redis-server that the package install started as the
 # system service: a process that did not run before the install (BEFORE lists the pids that
 # did) and works in the service's data directory. Nothing else is touched.
 stop_started_service() {
-	local before=$1 pid _
+	local before=$1 pid
 	for pid in $(redis_pids); do
 		case "$before" in *" $pid "*) continue ;; esac
 		[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$SYSTEM_DATA_DIR" ] || continue
 		note "the package started the system's redis-server (pid $pid) despite policy-rc.d: stopping it"
-		kill -TERM "$pid" 2>/dev/null || continue
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
+		stop_pid "$SYSTEM_DATA_DIR" "$pid" 10 || true
 	done
 }
 
@@ -148,28 +125,14 @@ bin_dir() {
 	find_bins || die "redis-server installed but not found in PATH or /usr/bin"
 }
 
-# detached CMD... runs CMD with every file descriptor above 2 closed: a daemon must not hold
-# the locks of this script or of its callers (scripts/test.sh decides who stops the servers
-# by who can take its lock).
+# detached CMD... runs CMD from / with every file descriptor above 2 closed (close_fds).
 detached() (
-	for fd in /proc/"$BASHPID"/fd/*; do
-		fd=${fd##*/}
-		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-	done
+	close_fds
 	cd / && exec "$@"
 )
 
-# server_pid DIR prints the pid of the redis-server running in DIR, or fails. The pid must be
-# a redis-server working in DIR, so a stale pidfile or a recycled pid never counts.
-server_pid() {
-	local dir=$1 pid
-	[ -f "$dir/redis.pid" ] || return 1
-	pid=$(tr -dc '0-9' <"$dir/redis.pid")
-	[ -n "$pid" ] || return 1
-	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ] || return 1
-	[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$dir" ] || return 1
-	echo "$pid"
-}
+# server_pid DIR prints the pid of the redis-server running in DIR, or fails.
+server_pid() { pid_of "$1" redis.pid redis-server; }
 
 # cli BIN PORT ARGS... runs redis-cli against 127.0.0.1:PORT.
 cli() {
@@ -178,19 +141,27 @@ cli() {
 	"$bin/redis-cli" -h 127.0.0.1 -p "$port" "$@"
 }
 
+# daemon_conf DIR PORT prints the settings of every server and Sentinel: on 127.0.0.1:PORT,
+# daemonized, everything in DIR.
+daemon_conf() {
+	cat <<-EOF
+		bind 127.0.0.1
+		port $2
+		daemonize yes
+		pidfile "$1/redis.pid"
+		logfile "$1/redis.log"
+		dir "$1"
+	EOF
+}
+
 # render_conf DIR PORT MODE prints the configuration of a server (MODE: durable, fast or
 # cluster).
 render_conf() {
 	local dir=$1 port=$2 mode=$3
+	echo "# Written by scripts/redis.sh at every start ($mode mode); edits here are overwritten."
+	daemon_conf "$dir" "$port"
 	cat <<-EOF
-		# Written by scripts/redis.sh at every start ($mode mode); edits here are overwritten.
-		bind 127.0.0.1
 		protected-mode yes
-		port $port
-		daemonize yes
-		pidfile "$dir/redis.pid"
-		logfile "$dir/redis.log"
-		dir "$dir"
 		loglevel notice
 		always-show-logo no
 		save ""
@@ -219,69 +190,55 @@ render_conf() {
 	fi
 }
 
-# wait_ready BIN DIR PORT waits until the server of DIR answers PING with PONG on PORT; it
-# waits through the loading of a large append-only file, and gives up when the server exits.
+# ping_reply BIN PORT prints what the server on PORT answers to PING (nothing when it does not).
+ping_reply() { timeout 5 "$1/redis-cli" -h 127.0.0.1 -p "$2" ping 2>/dev/null || true; }
+
+# pongs BIN PORT succeeds when the server on PORT answers PING with PONG.
+pongs() { [ "$(ping_reply "$1" "$2")" = PONG ]; }
+
+# wait_ready BIN DIR PORT waits until the server of DIR answers PING with PONG on PORT, for a
+# minute, or for ten while it loads a large append-only file; it gives up (status 2) when the
+# server exits.
 wait_ready() {
-	local bin=$1 dir=$2 port=$3 started=$SECONDS reply
-	while :; do
-		reply=$(timeout 5 "$bin/redis-cli" -h 127.0.0.1 -p "$port" ping 2>/dev/null || true)
-		[ "$reply" = PONG ] && return 0
-		if ! server_pid "$dir" >/dev/null; then
-			# The pidfile is written only once the server listens.
-			[ $((SECONDS - started)) -lt 10 ] || return 2
-		fi
-		case "$reply" in
-		*LOADING*) [ $((SECONDS - started)) -lt 600 ] || return 1 ;;
-		*) [ $((SECONDS - started)) -lt 60 ] || return 1 ;;
-		esac
-		sleep 0.1
-	done
+	local bin=$1 dir=$2 port=$3 pid rc=0
+	# The pidfile is written once the server listens.
+	pid=$(wait_until 10 0.1 server_pid "$dir") || return 2
+	WAIT_PID=$pid wait_until 60 0.1 pongs "$bin" "$port" || rc=$?
+	if [ "$rc" -eq 1 ] && [[ $(ping_reply "$bin" "$port") == *LOADING* ]]; then
+		rc=0
+		WAIT_PID=$pid wait_until 540 0.1 pongs "$bin" "$port" || rc=$?
+	fi
+	return "$rc"
 }
 
 # start_server BIN DIR PORT MODE starts (or keeps) the server of DIR; the caller holds no lock
 # on DIR.
 start_server() {
-	local bin=$1 dir=$2 port=$3 mode=$4 want_conf pid rc
+	local bin=$1 dir=$2 port=$3 mode=$4 want_conf pid
 	case "$dir" in *[\"\\$'\n']*) die "DIR must not contain quotes, backslashes or newlines: $dir" ;; esac
 	mkdir -p "$dir"
 	lock "$dir"
 	want_conf=$(render_conf "$dir" "$port" "$mode")
 
 	if pid=$(server_pid "$dir"); then
-		if [ "$(cat "$dir/redis.conf" 2>/dev/null)" = "$want_conf" ]; then
-			rc=0
-			wait_ready "$bin" "$dir" "$port" || rc=$?
-			case $rc in
-			0)
-				note "already running: $dir on 127.0.0.1:$port ($mode, pid $pid)"
-				unlock
-				return 0
-				;;
-			2) note "the server in $dir went away while we waited for it; starting it" ;;
-			*)
-				show_log "$dir/redis.log"
-				die "the server in $dir (pid $pid) runs but does not answer on port $port; try: scripts/redis.sh stop $dir"
-				;;
-			esac
-		else
+		if [ "$(cat "$dir/redis.conf" 2>/dev/null)" != "$want_conf" ]; then
 			note "settings changed: restarting $dir"
 			stop_pid "$dir" "$pid" || die "could not stop $dir to apply new settings"
+		elif reuse "$dir on 127.0.0.1:$port ($mode, pid $pid)" "$dir/redis.log" "scripts/redis.sh stop $dir" \
+			wait_ready "$bin" "$dir" "$port"; then
+			unlock
+			return 0
 		fi
 	fi
 
-	# Refuse to start when another server already holds the port.
-	if port_in_use "$port"; then
-		die "port $port on 127.0.0.1 is already used by another server; stop it or pick another port"
-	fi
+	claim_port "$port"
 
 	rm -f "$dir/redis.pid"
 	printf '%s\n' "$want_conf" >"$dir/redis.conf"
 	note "starting $dir on 127.0.0.1:$port ($mode)"
 	detached "$bin/redis-server" "$dir/redis.conf" </dev/null >/dev/null 2>>"$dir/redis.log" ||
 		{ show_log "$dir/redis.log"; die "redis-server failed to start in $dir"; }
-	rc=0
-	wait_ready "$bin" "$dir" "$port" || rc=$?
-	if [ "$rc" -ne 0 ]; then
+	if ! wait_ready "$bin" "$dir" "$port"; then
 		show_log "$dir/redis.log"
 		die "the server in $dir did not answer on port $port"
 	fi
@@ -291,22 +248,11 @@ start_server() {
 
 # stop_server DIR stops the server of DIR when it runs.
 stop_server() {
-	local dir=$1 pid
-	if [ ! -f "$dir/redis.conf" ]; then
-		note "no server in $dir: nothing to stop"
+	if [ ! -f "$1/redis.conf" ]; then
+		note "no server in $1: nothing to stop"
 		return 0
 	fi
-	lock "$dir"
-	if ! pid=$(server_pid "$dir"); then
-		note "not running: $dir"
-		rm -f "$dir/redis.pid"
-		unlock
-		return 0
-	fi
-	stop_pid "$dir" "$pid" || die "could not stop the server in $dir (pid $pid)"
-	rm -f "$dir/redis.pid"
-	unlock
-	note "stopped: $dir"
+	stop_server_in "$1" redis.pid redis-server
 }
 
 cmd_start() {
@@ -327,14 +273,7 @@ cmd_stop() {
 
 cmd_status() {
 	[ $# -eq 1 ] || usage
-	local dir pid
-	dir=$(abs_path "$1")
-	if pid=$(server_pid "$dir"); then
-		echo "running: $dir (pid $pid)"
-	else
-		echo "not running: $dir"
-		return 3
-	fi
+	status_in "$(abs_path "$1")" redis.pid redis-server
 }
 
 url() { echo "redis://127.0.0.1:$1/0"; }
@@ -355,10 +294,13 @@ cluster_ports() {
 
 cmd_cluster_addrs() {
 	[ $# -eq 1 ] || usage
-	local addrs=() p
-	for p in $(cluster_ports "$1"); do addrs+=("127.0.0.1:$p"); done
-	(IFS=,; echo "${addrs[*]}")
+	local ports
+	ports=$(cluster_ports "$1")
+	addrs <<<"$ports"
 }
+
+# addrs reads ports, one a line, and prints their addresses 127.0.0.1:PORT comma-separated.
+addrs() { sed 's/^/127.0.0.1:/' | paste -sd,; }
 
 # info_field BIN PORT FIELD prints a field of CLUSTER INFO on PORT (empty when it fails).
 info_field() {
@@ -391,13 +333,15 @@ cluster_shape() {
 	fi
 }
 
-# cluster_ok BIN PORTS... succeeds when every node says cluster_state:ok.
+# cluster_ok BIN PORTS... succeeds when every node says cluster_state:ok and redis-cli's
+# cluster check passes.
 cluster_ok() {
 	local bin=$1 p
 	shift
 	for p in "$@"; do
 		[ "$(info_field "$bin" "$p" cluster_state)" = ok ] || return 1
 	done
+	timeout 30 "$bin/redis-cli" --cluster check "127.0.0.1:$1" >/dev/null 2>&1
 }
 
 cmd_cluster_start() {
@@ -440,17 +384,12 @@ cmd_cluster_start() {
 		note "the cluster in $dir already exists"
 	fi
 
-	local deadline=$((SECONDS + 60))
-	until cluster_ok "$bin" "${ports[@]}" &&
-		timeout 30 "$bin/redis-cli" --cluster check "127.0.0.1:${ports[0]}" >/dev/null 2>&1; do
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			for p in "${ports[@]}"; do
-				echo "--- 127.0.0.1:$p: cluster_state:$(info_field "$bin" "$p" cluster_state)" >&2
-			done
-			die "the cluster on ports ${ports[*]} is not ok after 60 s"
-		fi
-		sleep 0.2
-	done
+	if ! wait_until 60 0.2 cluster_ok "$bin" "${ports[@]}"; then
+		for p in "${ports[@]}"; do
+			echo "--- 127.0.0.1:$p: cluster_state:$(info_field "$bin" "$p" cluster_state)" >&2
+		done
+		die "the cluster on ports ${ports[*]} is not ok after 60 s"
+	fi
 	note "cluster ready: $(cmd_cluster_addrs "$base") ($((SECONDS - started)) s)"
 }
 
@@ -463,9 +402,9 @@ sentinel_ports() {
 
 cmd_sentinel_addrs() {
 	[ $# -eq 1 ] || usage
-	local addrs=() p
-	for p in $(sentinel_ports "$1"); do addrs+=("127.0.0.1:$p"); done
-	(IFS=,; echo "${addrs[*]}")
+	local ports
+	ports=$(sentinel_ports "$1")
+	addrs <<<"$ports"
 }
 
 # start_sentinel BIN DIR PORT MASTER_PORT starts a Sentinel in DIR watching the master on
@@ -473,26 +412,22 @@ cmd_sentinel_addrs() {
 start_sentinel() {
 	local bin=$1 dir=$2 port=$3 master=$4
 	mkdir -p "$dir"
-	cat >"$dir/redis.conf" <<-EOF
-		# Written by scripts/redis.sh sentinel-start; the Sentinel rewrites it as it learns.
-		bind 127.0.0.1
-		port $port
-		daemonize yes
-		pidfile "$dir/redis.pid"
-		logfile "$dir/redis.log"
-		dir "$dir"
-		sentinel monitor $SENTINEL_MASTER 127.0.0.1 $master 2
-		sentinel down-after-milliseconds $SENTINEL_MASTER 1000
-		sentinel failover-timeout $SENTINEL_MASTER 10000
-		sentinel parallel-syncs $SENTINEL_MASTER 1
-	EOF
+	{
+		echo "# Written by scripts/redis.sh sentinel-start; the Sentinel rewrites it as it learns."
+		daemon_conf "$dir" "$port"
+		cat <<-EOF
+			sentinel monitor $SENTINEL_MASTER 127.0.0.1 $master 2
+			sentinel down-after-milliseconds $SENTINEL_MASTER 1000
+			sentinel failover-timeout $SENTINEL_MASTER 10000
+			sentinel parallel-syncs $SENTINEL_MASTER 1
+		EOF
+	} >"$dir/redis.conf"
 	detached "$bin/redis-server" "$dir/redis.conf" --sentinel </dev/null >/dev/null 2>>"$dir/redis.log" ||
 		{ show_log "$dir/redis.log"; die "the Sentinel in $dir failed to start"; }
-	local deadline=$((SECONDS + 30))
-	until [ "$(timeout 5 "$bin/redis-cli" -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; do
-		[ "$SECONDS" -lt "$deadline" ] || { show_log "$dir/redis.log"; die "the Sentinel in $dir does not answer on port $port"; }
-		sleep 0.1
-	done
+	wait_until 30 0.1 pongs "$bin" "$port" || {
+		show_log "$dir/redis.log"
+		die "the Sentinel in $dir does not answer on port $port"
+	}
 }
 
 # sentinel_field BIN PORT FIELD prints a field of what the Sentinel on PORT knows of the master.
@@ -500,6 +435,16 @@ sentinel_field() {
 	cli "$1" "$2" sentinel master "$SENTINEL_MASTER" 2>/dev/null | tr -d '\r' |
 		awk -v f="$3" 'prev == f { print; exit } { prev = $0 }' || true
 }
+
+# knows_group BIN PORT succeeds when the Sentinel on PORT knows the replica and the other
+# Sentinels.
+knows_group() {
+	[ "$(sentinel_field "$1" "$2" num-slaves)" = 1 ] &&
+		[ "$(sentinel_field "$1" "$2" num-other-sentinels)" = $((SENTINELS - 1)) ]
+}
+
+# linked BIN PORT succeeds when the replica on PORT is in sync with its master.
+linked() { cli "$1" "$2" info replication 2>/dev/null | grep -q '^master_link_status:up'; }
 
 cmd_sentinel_start() {
 	[ $# -eq 2 ] || usage
@@ -513,21 +458,13 @@ cmd_sentinel_start() {
 	start_server "$bin" "$dir/node-$base" "$base" fast
 	start_server "$bin" "$dir/node-$((base + 1))" $((base + 1)) fast
 	cli "$bin" $((base + 1)) replicaof 127.0.0.1 "$base" >/dev/null
-	local deadline=$((SECONDS + 60))
-	until cli "$bin" $((base + 1)) info replication 2>/dev/null | grep -q '^master_link_status:up'; do
-		[ "$SECONDS" -lt "$deadline" ] || die "the replica on port $((base + 1)) did not sync with its master"
-		sleep 0.1
-	done
+	wait_until 60 0.1 linked "$bin" $((base + 1)) || die "the replica on port $((base + 1)) did not sync with its master"
 	for p in $(sentinel_ports "$base"); do
 		start_sentinel "$bin" "$dir/node-$p" "$p" "$base"
 	done
 	# Ready once every Sentinel knows the replica and the other Sentinels.
 	for p in $(sentinel_ports "$base"); do
-		until [ "$(sentinel_field "$bin" "$p" num-slaves)" = 1 ] &&
-			[ "$(sentinel_field "$bin" "$p" num-other-sentinels)" = $((SENTINELS - 1)) ]; do
-			[ "$SECONDS" -lt "$deadline" ] || die "the Sentinel on port $p does not know the whole group after 60 s"
-			sleep 0.1
-		done
+		wait_until 60 0.1 knows_group "$bin" "$p" || die "the Sentinel on port $p does not know the whole group after 60 s"
 	done
 	note "sentinels ready: $(cmd_sentinel_addrs "$base") watching $SENTINEL_MASTER ($((SECONDS - started)) s)"
 }
@@ -573,7 +510,7 @@ cmd_destroy() {
 	else
 		return 0
 	fi
-	rm -rf -- "$dir" "$(dirname "$dir")/.$(basename "$dir").lock"
+	remove_dir "$dir"
 	note "deleted: $dir"
 }
 
@@ -584,29 +521,7 @@ cmd_bin() {
 	echo "$bin/redis-server"
 }
 
-main() {
-	[ $# -ge 1 ] || usage
-	local cmd=$1
-	shift
-	case "$cmd" in
-	start) cmd_start "$@" ;;
-	stop) cmd_stop "$@" ;;
-	status) cmd_status "$@" ;;
-	url) cmd_url "$@" ;;
-	cluster-start) cmd_cluster_start "$@" ;;
-	cluster-stop) cmd_cluster_stop "$@" ;;
-	cluster-addrs) cmd_cluster_addrs "$@" ;;
-	sentinel-start) cmd_sentinel_start "$@" ;;
-	sentinel-stop) cmd_cluster_stop "$@" ;;
-	sentinel-addrs) cmd_sentinel_addrs "$@" ;;
-	bin) cmd_bin "$@" ;;
-	destroy) cmd_destroy "$@" ;;
-	-h | --help | help) usage 0 ;;
-	*) usage ;;
-	esac
-}
+# cmd_sentinel_stop DIR stops a Sentinel group as cluster-stop stops a cluster: every node.
+cmd_sentinel_stop() { cmd_cluster_stop "$@"; }
 
-# Run main unless sourced.
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-	main "$@"
-fi
+run_command "$@"

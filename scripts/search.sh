@@ -72,9 +72,7 @@ build() {
 	local java
 	java=$(java_bin)
 	command -v mvn >/dev/null || install_packages maven
-	mkdir -p "$NODE_SRC/target"
-	exec 6>"$NODE_SRC/target/.build.lock"
-	flock -w 900 6 || die "timed out waiting for another build of $NODE_SRC"
+	lock_file "$NODE_SRC/target/.build.lock" 6 900
 	if ! up_to_date; then
 		note "building the search node launcher in $NODE_SRC (the first build downloads ~45 MB of jars)"
 		(cd "$NODE_SRC" && JAVA_HOME="$(dirname "$(dirname "$java")")" mvn -q -B package 6>&-) >&2 ||
@@ -83,17 +81,8 @@ build() {
 	exec 6>&-
 }
 
-# node_pid DIR prints the pid of the node running in DIR, or fails. The pid must be a java
-# process working in DIR, so that a stale pid file or a recycled pid never counts.
-node_pid() {
-	local dir=$1 pid
-	[ -f "$dir/node.pid" ] || return 1
-	pid=$(tr -dc '0-9' <"$dir/node.pid")
-	[ -n "$pid" ] || return 1
-	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = java ] || return 1
-	[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$dir" ] || return 1
-	echo "$pid"
-}
+# node_pid DIR prints the pid of the node running in DIR, or fails.
+node_pid() { pid_of "$1" node.pid java; }
 
 # http_get URL prints the body of a GET, failing on connection errors and HTTP errors.
 http_get() {
@@ -109,16 +98,9 @@ node_ready() {
 	return 1
 }
 
-# wait_ready DIR PORT PID waits until the node answers, giving up when it exits or after
-# SEARCH_START_TIMEOUT seconds.
-wait_ready() {
-	local dir=$1 port=$2 pid=$3 deadline
-	deadline=$((SECONDS + ${SEARCH_START_TIMEOUT:-180}))
-	until node_ready "$port"; do
-		kill -0 "$pid" 2>/dev/null || return 2
-		[ "$SECONDS" -lt "$deadline" ] || return 1
-		sleep 0.5
-	done
+# two_nodes PORT succeeds when the cluster of the node on PORT has two nodes.
+two_nodes() {
+	http_get "$(url "$1")/_cluster/health?wait_for_nodes=2&timeout=2s" | grep -q '"number_of_nodes":2'
 }
 
 # spawn DIR CMD... starts CMD in the background in DIR, in a session of its own, with every
@@ -128,10 +110,7 @@ spawn() {
 	local dir=$1
 	shift
 	(
-		for fd in /proc/"$BASHPID"/fd/*; do
-			fd=${fd##*/}
-			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-		done
+		close_fds
 		cd "$dir"
 		echo "$BASHPID" >"$dir/node.pid"
 		# Not a process group leader (no job control here), so setsid does not fork: the pid
@@ -140,18 +119,8 @@ spawn() {
 	) &
 }
 
-# wait_pid_file DIR prints the pid of the node just spawned in DIR once it has written it.
-wait_pid_file() {
-	local _
-	for _ in $(seq 1 100); do
-		if [ -s "$1/node.pid" ]; then
-			tr -dc '0-9' <"$1/node.pid"
-			return 0
-		fi
-		sleep 0.05
-	done
-	die "the node in $1 did not start"
-}
+# pid_file DIR prints the pid that the node spawned in DIR wrote, once it has.
+pid_file() { [ -s "$1/node.pid" ] && tr -dc '0-9' <"$1/node.pid"; }
 
 cmd_start() {
 	[ $# -eq 2 ] || usage
@@ -179,9 +148,7 @@ start_node() {
 		note "the node in $dir (pid $pid) does not serve port $port: restarting it"
 		stop_pid "$dir" "$pid" || die "could not stop the node in $dir (pid $pid)"
 	fi
-	if port_in_use "$port"; then
-		die "port $port on 127.0.0.1 is already used by another server; stop it or pick another port"
-	fi
+	claim_port "$port"
 
 	# shellcheck disable=SC2206 # the JVM options are a list
 	local opts=($java_opts)
@@ -192,9 +159,9 @@ start_node() {
 	note "starting $dir on 127.0.0.1:$port"
 	spawn "$dir" "$java" "${opts[@]}" -XX:+ExitOnOutOfMemoryError -Djava.io.tmpdir="$dir/tmp" \
 		-Dlog4j2.disable.jmx=true -Dfile.encoding=UTF-8 -jar "$NODE_JAR" "$dir" "$port" "$@"
-	pid=$(wait_pid_file "$dir")
+	pid=$(wait_until 5 0.05 pid_file "$dir") || die "the node in $dir did not start"
 	rc=0
-	wait_ready "$dir" "$port" "$pid" || rc=$?
+	WAIT_PID=$pid wait_until "${SEARCH_START_TIMEOUT:-180}" 0.5 node_ready "$port" || rc=$?
 	case $rc in
 	0) ;;
 	2)
@@ -213,33 +180,20 @@ start_node() {
 
 cmd_stop() {
 	[ $# -eq 1 ] || usage
-	local dir pid
+	local dir
 	dir=$(abs_path "$1")
 	if [ ! -d "$dir" ]; then
 		note "no node in $dir: nothing to stop"
 		return 0
 	fi
-	lock "$dir"
-	if ! pid=$(node_pid "$dir"); then
-		note "not running: $dir"
-		rm -f "$dir/node.pid"
-		return 0
-	fi
-	stop_pid "$dir" "$pid" || die "could not stop the node in $dir (pid $pid)"
-	rm -f "$dir/node.pid"
-	note "stopped: $dir"
+	stop_server_in "$dir" node.pid java
 }
 
 cmd_status() {
 	[ $# -eq 1 ] || usage
-	local dir pid
+	local dir
 	dir=$(abs_path "$1")
-	if pid=$(node_pid "$dir"); then
-		echo "running: $dir (pid $pid, port $(cat "$dir/node.port" 2>/dev/null || echo '?'))"
-	else
-		echo "not running: $dir"
-		return 3
-	fi
+	status_in "$dir" node.pid java "port $(cat "$dir/node.port" 2>/dev/null || echo '?')"
 }
 
 cmd_destroy() {
@@ -248,7 +202,7 @@ cmd_destroy() {
 	dir=$(abs_path "$1")
 	[ -f "$dir/node.port" ] || return 0 # not a node's directory: leave it alone
 	cmd_stop "$dir"
-	rm -rf -- "$dir" "$(dirname "$dir")/.$(basename "$dir").lock"
+	remove_dir "$dir"
 	note "deleted: $dir"
 }
 
@@ -265,11 +219,8 @@ cmd_cluster_start() {
 	opts=${SEARCH_JAVA_OPTS:--Xms256m -Xmx512m}
 	start_node "$dir/node-1" "$base" "$opts" "$name" node-1 $((base + 10)) node-1 $((base + 10))
 	start_node "$dir/node-2" $((base + 1)) "$opts" "$name" node-2 $((base + 11)) node-1 $((base + 10))
-	local deadline=$((SECONDS + ${SEARCH_START_TIMEOUT:-180}))
-	until http_get "$(url "$base")/_cluster/health?wait_for_nodes=2&timeout=2s" | grep -q '"number_of_nodes":2'; do
-		[ "$SECONDS" -lt "$deadline" ] || die "the cluster in $dir has not two nodes after ${SEARCH_START_TIMEOUT:-180} s"
-		sleep 0.5
-	done
+	wait_until "${SEARCH_START_TIMEOUT:-180}" 0.5 two_nodes "$base" ||
+		die "the cluster in $dir has not two nodes after ${SEARCH_START_TIMEOUT:-180} s"
 	note "cluster ready: $(cmd_cluster_urls "$base")"
 }
 
@@ -293,26 +244,9 @@ cmd_url() {
 	url "$1"
 }
 
-main() {
-	[ $# -ge 1 ] || usage
-	local cmd=$1
-	shift
-	case "$cmd" in
-	start) cmd_start "$@" ;;
-	stop) cmd_stop "$@" ;;
-	status) cmd_status "$@" ;;
-	url) cmd_url "$@" ;;
-	cluster-start) cmd_cluster_start "$@" ;;
-	cluster-stop) cmd_cluster_stop "$@" ;;
-	cluster-urls) cmd_cluster_urls "$@" ;;
-	build) [ $# -eq 0 ] || usage; build ;;
-	destroy) cmd_destroy "$@" ;;
-	-h | --help | help) usage 0 ;;
-	*) usage ;;
-	esac
+cmd_build() {
+	[ $# -eq 0 ] || usage
+	build
 }
 
-# Run main unless sourced.
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-	main "$@"
-fi
+run_command "$@"

@@ -139,8 +139,7 @@ build() {
 			make -C build install
 	) >"$log" 2>&1 || rc=$?
 	if [ "$rc" -ne 0 ]; then
-		echo "--- last lines of the TimescaleDB build log ---" >&2
-		tail -n 30 "$log" >&2 || true
+		show_log "$log"
 		rm -rf -- "$work"
 		note "building TimescaleDB from $tarball failed (exit $rc)"
 		return 1
@@ -165,11 +164,15 @@ patch_job_portal() {
 	}
 }
 
+# wanted BINDIR succeeds when TimescaleDB is installed for the server in BINDIR and
+# TIMESCALEDB_REBUILD does not ask to build it again.
+wanted() { [ "${TIMESCALEDB_REBUILD:-0}" != 1 ] && installed "$1"; }
+
 cmd_ensure() {
 	[ $# -eq 1 ] || usage
-	local bin=$1 m pkg tarball
+	local bin=$1 m
 	[ -x "$bin/postgres" ] || die "$bin holds no postgres binary"
-	if [ "${TIMESCALEDB_REBUILD:-0}" != 1 ] && installed "$bin"; then return 0; fi
+	if wanted "$bin"; then return 0; fi
 	m=$(major "$bin")
 	if [ "${TIMESCALEDB_INSTALL:-1}" = 0 ]; then
 		note "TimescaleDB is not installed for PostgreSQL $m and TIMESCALEDB_INSTALL=0: plain PostgreSQL analytics"
@@ -179,38 +182,34 @@ cmd_ensure() {
 		note "TimescaleDB is not installed for PostgreSQL $m and installing it needs root: plain PostgreSQL analytics"
 		return 1
 	fi
-	mkdir -p "$(dirname "$INSTALL_LOCK")"
-	exec 7>"$INSTALL_LOCK"
-	flock -w 1200 7 || die "timed out waiting for $INSTALL_LOCK"
-	if [ "${TIMESCALEDB_REBUILD:-0}" != 1 ] && installed "$bin"; then # a concurrent run installed it meanwhile
-		exec 7>&-
-		return 0
-	fi
+	# Held until the script ends, right after the install.
+	lock_file "$INSTALL_LOCK" 7 1200
+	if wanted "$bin"; then return 0; fi # a concurrent run installed it meanwhile
+	install_timescaledb "$bin" "$m"
+}
+
+# install_timescaledb BINDIR MAJOR installs TimescaleDB for the server in BINDIR: the distribution's
+# package, else a build from the source tarball.
+install_timescaledb() {
+	local bin=$1 m=$2 pkg tarball
 	if [ "${TIMESCALEDB_REBUILD:-0}" != 1 ] && pkg=$(package_name "$m"); then
 		note "installing TimescaleDB from the distribution's package $pkg"
-		if apt_install "$pkg" && installed "$bin"; then
-			exec 7>&-
-			return 0
-		fi
+		if apt_install "$pkg" && installed "$bin"; then return 0; fi
 		note "installing $pkg failed: trying the source tarball"
 	fi
 	if ! tarball=$(source_tarball); then
-		exec 7>&-
 		note "TimescaleDB is not installed, no package offers it and no source tarball was found" \
 			"(set TIMESCALEDB_SOURCE to $TARBALL): plain PostgreSQL analytics"
 		return 1
 	fi
 	if [ ! -f "$tarball" ]; then
-		exec 7>&-
 		note "TIMESCALEDB_SOURCE=$tarball does not exist: plain PostgreSQL analytics"
 		return 1
 	fi
 	if ! build "$tarball" "$bin" || ! installed "$bin"; then
-		exec 7>&-
 		note "TimescaleDB could not be installed (see above): plain PostgreSQL analytics"
 		return 1
 	fi
-	exec 7>&-
 	note "TimescaleDB installed into $LIBDIR"
 }
 
@@ -224,16 +223,4 @@ cmd_status() {
 	fi
 }
 
-main() {
-	[ $# -ge 1 ] || usage
-	local cmd=$1
-	shift
-	case "$cmd" in
-	ensure) cmd_ensure "$@" ;;
-	status) cmd_status "$@" ;;
-	-h | --help | help) usage 0 ;;
-	*) usage ;;
-	esac
-}
-
-main "$@"
+run_command "$@"

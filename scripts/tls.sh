@@ -17,9 +17,10 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# make_tls DIR writes the files into a fresh directory beside DIR and moves them in, so that
+# cmd_make DIR writes the files into a fresh directory beside DIR and moves them in, so that
 # a run interrupted halfway, or two at once, never leave a certificate without its key.
-make_tls() {
+cmd_make() {
+	[ $# -eq 1 ] || usage
 	local dir=$1 openssl work
 	[ -f "$dir/server.pem" ] && return 0
 	openssl=$(package_bin OPENSSL_BIN /usr/bin/openssl /run/lock/storefront-openssl-install.lock openssl)
@@ -48,11 +49,4 @@ make_tls() {
 	note "made a private certificate authority and a server certificate in $dir"
 }
 
-case "${1:-}" in
-make)
-	[ $# -eq 2 ] || usage
-	make_tls "$2"
-	;;
--h | --help | help) usage 0 ;;
-*) usage ;;
-esac
+run_command "$@"
