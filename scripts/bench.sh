@@ -645,7 +645,6 @@ abuse_bench() {
 	abusers_summary probe-suggests probe-nodes probe-garbage
 	abuse_notes+=("server peak RSS (VmHWM) over the whole part: $(peak_rss)")
 	stop_server
-	abuse_bench_rows=("${rows[@]}")
 	rows=("${catalog_rows[@]}")
 }
 
