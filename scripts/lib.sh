@@ -207,11 +207,20 @@ apt_install() {
 	return "$rc"
 }
 
+# may_install MISSING VAR PKG... dies unless this run may install the Debian packages PKG (it
+# runs as root and has apt-get), saying that MISSING is missing and what to do instead:
+# install PKG, or set the environment variable VAR (when not empty) to one there is.
+may_install() {
+	local missing=$1 var=$2
+	shift 2
+	is_root || die "$missing not found; install it (apt-get install $*)${var:+ or set $var}"
+	command -v apt-get >/dev/null || die "$missing not found and apt-get is unavailable${var:+; set $var}"
+}
+
 # install_packages PKG... installs Debian packages (root only), or dies saying what is
 # missing and why it cannot install it.
 install_packages() {
-	is_root || die "$* missing: install them (apt-get install $*)"
-	command -v apt-get >/dev/null || die "$* missing and apt-get is unavailable"
+	may_install "$*" "" "$@"
 	note "installing $* from Debian's packages"
 	apt_install "$@" || die "installing $* failed"
 }
@@ -228,8 +237,7 @@ package_bin() {
 		return
 	fi
 	if [ ! -x "$path" ]; then
-		is_root || die "$path not found; install it (apt-get install $*) or set $var"
-		command -v apt-get >/dev/null || die "$path not found and apt-get is unavailable; set $var"
+		may_install "$path" "$var" "$@"
 		(
 			lock_file "$lock" 8 900
 			if [ ! -x "$path" ]; then # else a concurrent run installed it meanwhile

@@ -87,8 +87,7 @@ find_bin_dir() {
 # install_postgres installs the PostgreSQL server from Debian's packages without letting the
 # package start its service or create its default cluster.
 install_postgres() {
-	is_root || die "PostgreSQL server binaries not found; install them (apt-get install postgresql) or set PG_BIN"
-	command -v apt-get >/dev/null || die "PostgreSQL server binaries not found and apt-get is unavailable; set PG_BIN"
+	may_install "PostgreSQL server binaries" PG_BIN postgresql
 	note "PostgreSQL server binaries not found: installing them from Debian's packages"
 	# postgresql-common first, so its createcluster.conf can say not to create the system's
 	# "main" cluster when the server package is configured.

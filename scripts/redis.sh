@@ -91,8 +91,7 @@ redis_pids() {
 # install_redis installs redis-server (and redis-tools, for redis-cli) from Debian's packages
 # without letting the package start its service. One install at a time on this machine.
 install_redis() {
-	is_root || die "redis-server not found; install it (apt-get install redis-server) or set REDIS_BIN"
-	command -v apt-get >/dev/null || die "redis-server not found and apt-get is unavailable; set REDIS_BIN"
+	may_install redis-server REDIS_BIN redis-server
 	lock_file "$INSTALL_LOCK" 8 900
 	if ! find_bins >/dev/null; then # else a concurrent run installed it meanwhile
 		note "redis-server not found: installing it from Debian's packages"
