@@ -723,6 +723,8 @@ mix_bench() {
 			fi
 			wait_for_backend "$engine"
 			note "running: mixed workload, $engine @ $size (load average $(load_average))"
+			# Into tee by process substitution, not a pipe: piped, the group would run in a
+			# subshell and its failed=1 be lost.
 			{
 				echo "### $engine @ $size products (load average $(load_average) at the start)"
 				echo
@@ -735,7 +737,7 @@ mix_bench() {
 				echo
 				echo "Server peak RSS $(peak_rss); load average at the end $(load_average); CPU profile of the first minute: $PROFILES/mix-$engine-$size.cpu.pprof ($(where_time_goes "$PROFILES/mix-$engine-$size"))."
 				echo
-			} | tee -a "$out"
+			} > >(tee -a "$out")
 			stop_server
 		done
 	done
