@@ -77,3 +77,17 @@ func TestAnalyticsModeChosenOnce(t *testing.T) {
 		t.Errorf("ANALYTICS=timescaledb on a plain database: %v; want a refusal saying what to do", err)
 	}
 }
+
+// `storefront migrate -print FILE` prints what a migration file runs, rendered, without a
+// database: the levels its templates name, and no template action left.
+func TestMigratePrintsRenderedSQL(t *testing.T) {
+	out := runCommand(t, testEnv{}, "migrate", "-print", "0010_analytics_quarter_hours.timescaledb.sql")
+	for _, level := range []string{"sales_15min", "sales_15min_totals", "sales_15min_by_category", "sales_15min_by_brand"} {
+		if !strings.Contains(out, "CREATE MATERIALIZED VIEW "+level+"\n") {
+			t.Errorf("no continuous aggregate %s in:\n%s", level, out)
+		}
+	}
+	if strings.Contains(out, "{{") {
+		t.Errorf("template actions left in:\n%s", out)
+	}
+}
